@@ -1,0 +1,455 @@
+//! Registered clients, with the metadata names of RFC 7591 (OAuth 2.0 Dynamic Client Registration).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::keys::Algorithm;
+use crate::scope::Scope;
+use crate::secret::SecretHash;
+
+/// A response type the authorization endpoint serves: a non-empty set of `code`, `id_token`, `token`.
+///
+/// `token` alone (the plain OAuth implicit grant) is not offered: OAuth 2.0 Security BCP
+/// (RFC 9700 §2.1.2) deprecates it, and OpenID Connect never needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResponseType {
+    /// An authorization code is returned.
+    pub code: bool,
+    /// An ID token is returned from the authorization endpoint.
+    pub id_token: bool,
+    /// An access token is returned from the authorization endpoint.
+    pub token: bool,
+}
+
+impl ResponseType {
+    /// `code`: the authorization code flow.
+    pub const CODE: Self = Self::new(true, false, false);
+    /// `id_token`: implicit, ID token only.
+    pub const ID_TOKEN: Self = Self::new(false, true, false);
+    /// `id_token token`: implicit with an access token.
+    pub const ID_TOKEN_TOKEN: Self = Self::new(false, true, true);
+    /// `code id_token`: hybrid.
+    pub const CODE_ID_TOKEN: Self = Self::new(true, true, false);
+    /// `code token`: hybrid.
+    pub const CODE_TOKEN: Self = Self::new(true, false, true);
+    /// `code id_token token`: hybrid.
+    pub const CODE_ID_TOKEN_TOKEN: Self = Self::new(true, true, true);
+    /// The six supported response types, in the order of OIDC Core's table (§3).
+    pub const ALL: [Self; 6] = [
+        Self::CODE,
+        Self::ID_TOKEN,
+        Self::ID_TOKEN_TOKEN,
+        Self::CODE_ID_TOKEN,
+        Self::CODE_TOKEN,
+        Self::CODE_ID_TOKEN_TOKEN,
+    ];
+
+    const fn new(code: bool, id_token: bool, token: bool) -> Self {
+        Self {
+            code,
+            id_token,
+            token,
+        }
+    }
+
+    /// Parses a space-separated response type, in any order (OAuth 2.0 Multiple Response Types §3).
+    /// Returns `None` for anything not among [`ResponseType::ALL`].
+    pub fn parse(input: &str) -> Option<Self> {
+        let mut rt = Self::new(false, false, false);
+        for part in input.split(' ') {
+            let slot = match part {
+                "code" => &mut rt.code,
+                "id_token" => &mut rt.id_token,
+                "token" => &mut rt.token,
+                _ => return None,
+            };
+            if *slot {
+                return None;
+            }
+            *slot = true;
+        }
+        Self::ALL.contains(&rt).then_some(rt)
+    }
+
+    /// The canonical spelling (`code id_token token` order).
+    pub fn as_str(self) -> &'static str {
+        match (self.code, self.id_token, self.token) {
+            (true, false, false) => "code",
+            (false, true, false) => "id_token",
+            (false, true, true) => "id_token token",
+            (true, true, false) => "code id_token",
+            (true, false, true) => "code token",
+            (true, true, true) => "code id_token token",
+            // Unreachable for values built by `parse` or the constants; named for safety.
+            (false, false, true) => "token",
+            (false, false, false) => "",
+        }
+    }
+
+    /// Whether anything but a code comes back through the front channel, which forbids
+    /// the query response mode and calls for the fragment by default.
+    pub fn returns_tokens(self) -> bool {
+        self.id_token || self.token
+    }
+
+    /// The default response mode (OAuth 2.0 Multiple Response Types §5).
+    pub fn default_mode(self) -> ResponseMode {
+        if self.returns_tokens() {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
+        }
+    }
+
+    /// The grant type RFC 7591 §2.1 pairs with this response type.
+    pub fn needs_grant_types(self) -> impl Iterator<Item = GrantType> {
+        let code = self.code.then_some(GrantType::AuthorizationCode);
+        let implicit = self.returns_tokens().then_some(GrantType::Implicit);
+        code.into_iter().chain(implicit)
+    }
+}
+
+impl fmt::Display for ResponseType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ResponseType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ResponseType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ResponseType::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unsupported response type `{s}`")))
+    }
+}
+
+/// How the authorization response travels back to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    /// Parameters in the redirect URI's query (codes only).
+    Query,
+    /// Parameters in the redirect URI's fragment.
+    Fragment,
+    /// An auto-submitting HTML form that POSTs the parameters (OAuth 2.0 Form Post Response Mode).
+    FormPost,
+}
+
+impl ResponseMode {
+    /// Parses a `response_mode` value.
+    pub fn parse(input: &str) -> Option<Self> {
+        match input {
+            "query" => Some(Self::Query),
+            "fragment" => Some(Self::Fragment),
+            "form_post" => Some(Self::FormPost),
+            _ => None,
+        }
+    }
+
+    /// The value's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Fragment => "fragment",
+            Self::FormPost => "form_post",
+        }
+    }
+}
+
+/// A grant type a client may use (RFC 7591 §2 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// The authorization code grant (RFC 6749 §4.1).
+    AuthorizationCode,
+    /// Tokens from the authorization endpoint (implicit and hybrid flows).
+    Implicit,
+    /// The refresh token grant (RFC 6749 §6).
+    RefreshToken,
+}
+
+impl GrantType {
+    /// The grant type's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::Implicit => "implicit",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// A public client: no secret, `client_id` in the form body.
+    None,
+}
+
+impl AuthMethod {
+    /// The method's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+/// A registered client, as the store keeps it.
+///
+/// Field names are those of RFC 7591, so a registration document deserializes directly.
+/// Build it, then call [`Client::validate`] before use.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// The client identifier.
+    pub client_id: String,
+    /// The secret in clear, kept only where it must be (HS* ID tokens are keyed with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// SHA-256 of a high-entropy secret, the usual way to keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_sha256: Option<SecretHash>,
+    /// Redirect URIs, compared as exact strings.
+    pub redirect_uris: Vec<String>,
+    /// Response types the client may use.
+    #[serde(default = "default_response_types")]
+    pub response_types: Vec<ResponseType>,
+    /// Grant types the client may use.
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<GrantType>,
+    /// The scopes the client may request.
+    #[serde(default = "default_scope")]
+    pub scope: Scope,
+    /// How the client authenticates at the token endpoint.
+    #[serde(default)]
+    pub token_endpoint_auth_method: AuthMethod,
+    /// The algorithm for this client's ID tokens; the provider's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<Algorithm>,
+    /// Whether every ID token must carry `auth_time` (OIDC Registration §2).
+    #[serde(default)]
+    pub require_auth_time: bool,
+    /// A `max_age` applied when the request sends none (OIDC Registration §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_max_age: Option<u64>,
+    /// A name to show the end-user on the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+}
+
+fn default_response_types() -> Vec<ResponseType> {
+    vec![ResponseType::CODE]
+}
+
+fn default_grant_types() -> Vec<GrantType> {
+    vec![GrantType::AuthorizationCode]
+}
+
+fn default_scope() -> Scope {
+    Scope::from_tokens(["openid", "profile", "email", "address", "phone"]).unwrap_or_default()
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("has_secret", &self.has_secret())
+            .field("redirect_uris", &self.redirect_uris)
+            .field("response_types", &self.response_types)
+            .field("grant_types", &self.grant_types)
+            .field("scope", &self.scope)
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
+            .field(
+                "id_token_signed_response_alg",
+                &self.id_token_signed_response_alg,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a client registration is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The client id is empty or too long.
+    #[error("client_id must be 1 to 255 printable ASCII characters")]
+    BadClientId,
+    /// No redirect URI is registered.
+    #[error("at least one redirect URI must be registered")]
+    NoRedirectUri,
+    /// A redirect URI is not an absolute URI without a fragment (RFC 6749 §3.1.2).
+    #[error("redirect URI `{0}` must be an absolute URI without a fragment")]
+    BadRedirectUri(String),
+    /// A confidential client has no secret, or a public client has one.
+    #[error("{0}")]
+    SecretMismatch(&'static str),
+    /// HS* ID tokens need the secret in clear.
+    #[error("an {0} ID token is keyed with the client secret, which must be kept in clear")]
+    HmacNeedsSecret(Algorithm),
+    /// A response type is registered without its grant type (RFC 7591 §2.1).
+    #[error("response type `{0}` needs grant type `{1}`")]
+    GrantTypeMissing(ResponseType, &'static str),
+}
+
+impl Client {
+    /// Checks the registration is coherent: redirect URIs, secret and auth method, alg and secret,
+    /// response types and grant types.
+    pub fn validate(self) -> Result<Self, ClientError> {
+        if self.client_id.is_empty()
+            || self.client_id.len() > 255
+            || !self.client_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ClientError::BadClientId);
+        }
+        if self.redirect_uris.is_empty() {
+            return Err(ClientError::NoRedirectUri);
+        }
+        for uri in &self.redirect_uris {
+            match url::Url::parse(uri) {
+                Ok(u) if u.fragment().is_none() && !u.cannot_be_a_base() => {}
+                _ => return Err(ClientError::BadRedirectUri(uri.clone())),
+            }
+        }
+        match (self.token_endpoint_auth_method, self.has_secret()) {
+            (AuthMethod::None, true) => {
+                return Err(ClientError::SecretMismatch(
+                    "a public client (token_endpoint_auth_method none) has no secret",
+                ));
+            }
+            (AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost, false) => {
+                return Err(ClientError::SecretMismatch(
+                    "a confidential client needs a client secret",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(alg) = self.id_token_signed_response_alg
+            && alg.is_symmetric()
+            && self.client_secret.is_none()
+        {
+            return Err(ClientError::HmacNeedsSecret(alg));
+        }
+        for rt in &self.response_types {
+            for needed in rt.needs_grant_types() {
+                if !self.grant_types.contains(&needed) {
+                    return Err(ClientError::GrantTypeMissing(*rt, needed.as_str()));
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Whether the client is public (no secret; RFC 6749 §2.1).
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == AuthMethod::None
+    }
+
+    /// Whether a secret of either form is registered.
+    pub fn has_secret(&self) -> bool {
+        self.client_secret.is_some() || self.client_secret_sha256.is_some()
+    }
+
+    /// Whether `uri` is registered, compared as an exact string.
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|u| u == uri)
+    }
+
+    /// Checks a presented secret in constant time.
+    ///
+    /// Digests of equal length are compared, so neither the secret's content nor its length leaks.
+    pub fn verify_secret(&self, presented: &str) -> bool {
+        let presented = SecretHash::of(presented);
+        if let Some(stored) = &self.client_secret_sha256 {
+            return presented.ct_eq(stored);
+        }
+        if let Some(clear) = &self.client_secret {
+            return presented.ct_eq(&SecretHash::of(clear));
+        }
+        false
+    }
+
+    /// Whether the client registered `grant`.
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_types_in_any_order() {
+        assert_eq!(
+            ResponseType::parse("token id_token code"),
+            Some(ResponseType::CODE_ID_TOKEN_TOKEN)
+        );
+        assert_eq!(ResponseType::parse("token"), None);
+        assert_eq!(ResponseType::parse("code code"), None);
+        assert_eq!(ResponseType::parse("code  token"), None);
+        assert_eq!(ResponseType::parse("none"), None);
+        for rt in ResponseType::ALL {
+            assert_eq!(ResponseType::parse(rt.as_str()), Some(rt));
+        }
+    }
+
+    #[test]
+    fn registration_json_uses_rfc7591_names() {
+        let c: Client = serde_json::from_str(
+            r#"{"client_id":"c1","client_secret":"s3cret","redirect_uris":["https://rp.example/cb"],
+                "response_types":["code","code id_token"],"grant_types":["authorization_code","implicit"],
+                "scope":"openid email","token_endpoint_auth_method":"client_secret_post",
+                "id_token_signed_response_alg":"HS256"}"#,
+        )
+        .unwrap();
+        let c = c.validate().unwrap();
+        assert!(c.verify_secret("s3cret"));
+        assert!(!c.verify_secret("s3cre"));
+        assert!(!c.verify_secret("s3cret "));
+        assert!(c.has_redirect_uri("https://rp.example/cb"));
+        assert!(!c.has_redirect_uri("https://rp.example/cb/"));
+    }
+
+    #[test]
+    fn rejects_incoherent_registrations() {
+        let base: Client = serde_json::from_str(
+            r#"{"client_id":"c1","client_secret":"s","redirect_uris":["https://rp.example/cb"]}"#,
+        )
+        .unwrap();
+        let mut c = base.clone();
+        c.redirect_uris = vec!["https://rp.example/cb#x".into()];
+        assert!(matches!(c.validate(), Err(ClientError::BadRedirectUri(_))));
+        let mut c = base.clone();
+        c.token_endpoint_auth_method = AuthMethod::None;
+        assert!(matches!(c.validate(), Err(ClientError::SecretMismatch(_))));
+        let mut c = base.clone();
+        c.response_types = vec![ResponseType::ID_TOKEN];
+        assert!(matches!(
+            c.validate(),
+            Err(ClientError::GrantTypeMissing(..))
+        ));
+        let mut c = base;
+        c.client_secret = None;
+        c.client_secret_sha256 = Some(SecretHash::of("s"));
+        c.id_token_signed_response_alg = Some(Algorithm::HS256);
+        assert!(matches!(c.validate(), Err(ClientError::HmacNeedsSecret(_))));
+    }
+}

@@ -1,0 +1,67 @@
+//! The discovery document (OpenID Connect Discovery 1.0 §3), built from the configuration.
+
+use serde_json::{Value, json};
+
+use crate::claims::SCOPE_CLAIMS;
+use crate::keys::Algorithm;
+use crate::provider::Provider;
+
+/// The `/.well-known/openid-configuration` document of `provider`.
+pub fn document(provider: &Provider) -> Value {
+    let mut algs: Vec<&str> = provider
+        .keys
+        .algorithms()
+        .into_iter()
+        .map(Algorithm::as_str)
+        .collect();
+    // HS* tokens are keyed with each client's secret, so they are always available.
+    algs.extend(["HS256", "HS384", "HS512"]);
+    let mut claims: Vec<&str> = vec![
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "acr",
+        "amr",
+        "at_hash",
+        "c_hash",
+    ];
+    for (_, scope_claims) in SCOPE_CLAIMS {
+        claims.extend(scope_claims.iter().copied());
+    }
+    for (_, custom) in &provider.custom_scope_claims {
+        claims.extend(custom.iter().map(String::as_str));
+    }
+    let response_types: Vec<&str> = provider
+        .response_types_supported()
+        .iter()
+        .map(|rt| rt.as_str())
+        .collect();
+    let e = &provider.endpoints;
+    json!({
+        "issuer": provider.issuer,
+        "authorization_endpoint": e.authorization,
+        "token_endpoint": e.token,
+        "userinfo_endpoint": e.userinfo,
+        "jwks_uri": e.jwks,
+        "scopes_supported": provider.scopes_supported.iter().collect::<Vec<_>>(),
+        "response_types_supported": response_types,
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "grant_types_supported": ["authorization_code", "implicit", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "claims_supported": claims,
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "code_challenge_methods_supported": ["S256", "plain"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "display_values_supported": ["page", "popup", "touch", "wap"],
+        "authorization_response_iss_parameter_supported": true,
+    })
+}

@@ -1,0 +1,173 @@
+//! Reading `application/x-www-form-urlencoded` parameters (query strings and form bodies)
+//! with the rules of RFC 6749 §3.1: no repeats, and an empty value counts as absent.
+
+use crate::error::ParseError;
+
+/// Most parameters one request may carry; a real request has fewer than 25.
+pub const MAX_PARAMETERS: usize = 64;
+
+/// Decoded parameters of one request, in the order they were sent.
+///
+/// Each name appears at most once: [`Params::parse`] rejects repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Parses form-urlencoded bytes of at most `limit` bytes.
+    ///
+    /// Parameters with an empty value are dropped before the repeat check, because
+    /// RFC 6749 §3.1 says they "MUST be treated as if they were omitted".
+    pub fn parse(input: &[u8], limit: usize) -> Result<Self, ParseError> {
+        let (params, repeated) = Self::parse_lenient(input, limit)?;
+        match repeated {
+            Some(name) => Err(ParseError::Repeated(name)),
+            None => Ok(params),
+        }
+    }
+
+    /// Like [`Params::parse`], but a repeated parameter is reported beside the result
+    /// (first value kept) instead of failing, so the caller can decide where the error goes.
+    pub fn parse_lenient(input: &[u8], limit: usize) -> Result<(Self, Option<String>), ParseError> {
+        if input.len() > limit {
+            return Err(ParseError::TooLarge {
+                len: input.len(),
+                limit,
+            });
+        }
+        // Count separators before decoding so a flood of `&` cannot make us allocate.
+        let separators = input.iter().filter(|&&b| b == b'&').count();
+        if separators >= MAX_PARAMETERS * 4 {
+            return Err(ParseError::TooManyParameters {
+                limit: MAX_PARAMETERS,
+            });
+        }
+        if std::str::from_utf8(input).is_err() {
+            return Err(ParseError::Malformed);
+        }
+        let decoded: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(input).map_err(|_| ParseError::Malformed)?;
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(decoded.len());
+        let mut repeated = None;
+        for (name, value) in decoded {
+            if value.is_empty() {
+                continue;
+            }
+            if name.contains('\u{FFFD}') || value.contains('\u{FFFD}') {
+                // The percent-decoded bytes were not UTF-8.
+                return Err(ParseError::Malformed);
+            }
+            if pairs.iter().any(|(n, _)| *n == name) {
+                repeated.get_or_insert_with(|| truncate_name(&name));
+                continue;
+            }
+            if pairs.len() == MAX_PARAMETERS {
+                return Err(ParseError::TooManyParameters {
+                    limit: MAX_PARAMETERS,
+                });
+            }
+            pairs.push((name, value));
+        }
+        Ok((Self { pairs }, repeated))
+    }
+
+    /// The value of `name`, if it was sent with a non-empty value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Removes and returns the value of `name`.
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        let at = self.pairs.iter().position(|(n, _)| n == name)?;
+        Some(self.pairs.remove(at).1)
+    }
+
+    /// Removes `name` and checks its value is at most `limit` bytes long.
+    pub fn take_limited(
+        &mut self,
+        name: &'static str,
+        limit: usize,
+    ) -> Result<Option<String>, ParseError> {
+        match self.take(name) {
+            Some(v) if v.len() > limit => Err(ParseError::ValueTooLong { name, limit }),
+            other => Ok(other),
+        }
+    }
+
+    /// The parameters left, in the order they were sent.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether no parameter was sent.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+/// Error messages echo a parameter name; keep an attacker's name short and printable.
+fn truncate_name(name: &str) -> String {
+    name.chars()
+        .take(40)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// Encodes `pairs` as `application/x-www-form-urlencoded`.
+pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plus_and_percent() {
+        let p = Params::parse(b"a=b+c&d=%2F%20", 100).unwrap();
+        assert_eq!(p.get("a"), Some("b c"));
+        assert_eq!(p.get("d"), Some("/ "));
+    }
+
+    #[test]
+    fn repeated_is_an_error_and_empty_is_absent() {
+        assert_eq!(
+            Params::parse(b"a=1&a=2", 100),
+            Err(ParseError::Repeated("a".into()))
+        );
+        let p = Params::parse(b"a=&a=2&b=", 100).unwrap();
+        assert_eq!(p.get("a"), Some("2"));
+        assert_eq!(p.get("b"), None);
+    }
+
+    #[test]
+    fn limits() {
+        assert!(matches!(
+            Params::parse(&[b'a'; 101], 100),
+            Err(ParseError::TooLarge { .. })
+        ));
+        let many: String = (0..65).map(|i| format!("p{i}=v&")).collect();
+        assert!(matches!(
+            Params::parse(many.as_bytes(), 10_000),
+            Err(ParseError::TooManyParameters { .. })
+        ));
+        assert_eq!(Params::parse(b"a=%FF", 100), Err(ParseError::Malformed));
+        assert_eq!(
+            Params::parse(&[0xff, b'='], 100),
+            Err(ParseError::Malformed)
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! What a flow hands back to the adapter to send: a redirect, an error page or a JSON body.
+
+use crate::client::ResponseMode;
+use crate::error::{ErrorCode, OAuthError};
+
+/// An authorization response on its way to the client's redirect URI.
+#[derive(Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Redirect {
+    redirect_uri: String,
+    mode: ResponseMode,
+    params: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Debug for Redirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Codes and tokens are in the parameters: print only their names.
+        let names: Vec<&str> = self.params.iter().map(|(k, _)| *k).collect();
+        f.debug_struct("Redirect")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("mode", &self.mode)
+            .field("params", &names)
+            .finish()
+    }
+}
+
+impl Redirect {
+    pub(crate) fn new(
+        redirect_uri: String,
+        mode: ResponseMode,
+        params: Vec<(&'static str, String)>,
+    ) -> Self {
+        Self {
+            redirect_uri,
+            mode,
+            params,
+        }
+    }
+
+    /// The registered redirect URI the response goes to.
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// How the parameters travel.
+    pub fn mode(&self) -> ResponseMode {
+        self.mode
+    }
+
+    /// The response parameters (`code`, `state`, `iss`, ... or `error`, ...).
+    pub fn params(&self) -> &[(&'static str, String)] {
+        &self.params
+    }
+
+    /// The value of one response parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `Location` of a 303 redirect, for the query and fragment modes; `None` for form_post.
+    pub fn location(&self) -> Option<String> {
+        let pairs = self.params.iter().map(|(k, v)| (*k, v.as_str()));
+        match self.mode {
+            ResponseMode::Query => {
+                let encoded = crate::params::encode(pairs);
+                // The registered URI may carry a query of its own (RFC 6749 §3.1.2), which is kept.
+                let sep = if self.redirect_uri.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
+                Some(format!("{}{sep}{encoded}", self.redirect_uri))
+            }
+            ResponseMode::Fragment => Some(format!(
+                "{}#{}",
+                self.redirect_uri,
+                crate::params::encode(pairs)
+            )),
+            ResponseMode::FormPost => None,
+        }
+    }
+
+    /// The auto-submitting HTML page of the form_post mode; `None` for the other modes.
+    pub fn form_post_html(&self) -> Option<String> {
+        if self.mode != ResponseMode::FormPost {
+            return None;
+        }
+        let mut html = String::with_capacity(512);
+        html.push_str(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Submit</title></head>",
+        );
+        html.push_str(
+            "<body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"",
+        );
+        html.push_str(&escape_html(&self.redirect_uri));
+        html.push_str("\">");
+        for (k, v) in &self.params {
+            html.push_str("<input type=\"hidden\" name=\"");
+            html.push_str(&escape_html(k));
+            html.push_str("\" value=\"");
+            html.push_str(&escape_html(v));
+            html.push_str("\">");
+        }
+        html.push_str(
+            "<noscript><button type=\"submit\">Continue</button></noscript></form></body></html>",
+        );
+        Some(html)
+    }
+}
+
+/// Escapes text for an HTML attribute or element body.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// An error shown to the user agent, never redirected, because the client or its redirect URI
+/// cannot be trusted (RFC 6749 §4.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+#[must_use]
+pub struct ErrorPage {
+    /// What was wrong.
+    pub error: OAuthError,
+}
+
+impl ErrorPage {
+    pub(crate) fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            error: OAuthError::new(code, description),
+        }
+    }
+
+    /// The HTTP status to show it with.
+    pub fn status(&self) -> u16 {
+        400
+    }
+}
+
+/// An error redirected to the client's verified redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct ErrorRedirect {
+    /// The error.
+    pub error: OAuthError,
+    /// The redirect carrying `error`, `error_description`, `state` and `iss`.
+    pub redirect: Redirect,
+}
+
+/// A JSON response of a back-channel endpoint (token, UserInfo, discovery).
+#[derive(Clone, PartialEq, Eq)]
+#[must_use]
+pub struct JsonResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers besides `Content-Type: application/json`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The JSON body.
+    pub body: String,
+}
+
+impl std::fmt::Debug for JsonResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Success bodies hold tokens; print them only for errors.
+        let body: &str = if self.status >= 400 {
+            &self.body
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("JsonResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &body)
+            .finish()
+    }
+}
+
+impl JsonResponse {
+    /// The value of a header, by its lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON (for tests and adapters that inspect it).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A 200 response that must not be cached (RFC 6749 §5.1).
+    pub(crate) fn no_store(body: String) -> Self {
+        Self {
+            status: 200,
+            headers: vec![
+                ("cache-control", "no-store".to_owned()),
+                ("pragma", "no-cache".to_owned()),
+            ],
+            body,
+        }
+    }
+
+    /// An OAuth error body `{"error", "error_description"}` with the given status.
+    pub(crate) fn oauth_error(status: u16, error: &OAuthError) -> Self {
+        let body = serde_json::json!({
+            "error": error.code.as_str(),
+            "error_description": error.description,
+        });
+        Self {
+            status,
+            headers: vec![
+                ("cache-control", "no-store".to_owned()),
+                ("pragma", "no-cache".to_owned()),
+            ],
+            body: body.to_string(),
+        }
+    }
+}

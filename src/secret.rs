@@ -1,0 +1,171 @@
+//! Secrets we mint (codes, access and refresh tokens, grant ids) and the digests we store of them.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+/// Random bytes in every minted secret: 256 bits, as the conformance suite's entropy check expects.
+pub const SECRET_BYTES: usize = 32;
+
+/// A freshly minted secret in its wire form (base64url of 32 random bytes).
+///
+/// It leaves the core only inside a response; storage sees its [`SecretHash`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct MintedSecret(String);
+
+impl MintedSecret {
+    /// Draws 256 bits from `rng`.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut bytes = [0u8; SECRET_BYTES];
+        rng.fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The secret as sent to the client.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The digest under which storage keeps it.
+    pub fn hash(&self) -> SecretHash {
+        SecretHash::of(&self.0)
+    }
+
+    /// Moves the wire form out.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for MintedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MintedSecret(<redacted>)")
+    }
+}
+
+/// SHA-256 of a code or token: the only form in which storage keeps it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretHash(#[serde(with = "hex32")] [u8; 32]);
+
+impl SecretHash {
+    /// The digest of a presented code or token.
+    pub fn of(secret: &str) -> Self {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        Self(out)
+    }
+
+    /// The digest's bytes (a storage key).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a digest read back from storage.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Lower-case hex, for text keys.
+    pub fn to_hex(&self) -> String {
+        hex32::to_hex(&self.0)
+    }
+
+    /// Constant-time equality, for comparing with a presented value.
+    pub fn ct_eq(&self, other: &SecretHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A prefix is enough to tell records apart in logs, and reveals nothing usable.
+        let hex = self.to_hex();
+        write!(f, "SecretHash({}…)", hex.get(..8).unwrap_or_default())
+    }
+}
+
+/// Identifies one grant: the code, and every token issued from it or rotated from those.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GrantId(String);
+
+impl GrantId {
+    /// A new random grant id (128 bits is plenty: it is an identifier, not a credential).
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut bytes = [0u8; 16];
+        rng.fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Rebuilds a grant id read back from storage.
+    pub fn from_stored(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for GrantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GrantId({})", self.0)
+    }
+}
+
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn to_hex(bytes: &[u8; 32]) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::with_capacity(64);
+        for b in bytes {
+            let _ = write!(s, "{b:02x}");
+        }
+        s
+    }
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&to_hex(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        if s.len() != 64 || !s.is_ascii() {
+            return Err(serde::de::Error::custom("expected 64 hex digits"));
+        }
+        for (slot, pair) in out.iter_mut().zip(s.as_bytes().chunks(2)) {
+            let text = std::str::from_utf8(pair).map_err(serde::de::Error::custom)?;
+            *slot = u8::from_str_radix(text, 16).map_err(serde::de::Error::custom)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn minted_secrets_are_256_bit_base64url() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let a = MintedSecret::generate(&mut rng);
+        let b = MintedSecret::generate(&mut rng);
+        assert_eq!(a.as_str().len(), 43);
+        assert_ne!(a, b);
+        assert!(a.hash().ct_eq(&SecretHash::of(a.as_str())));
+        let json = serde_json::to_string(&a.hash()).unwrap();
+        let back: SecretHash = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, a.hash());
+    }
+}

@@ -1,0 +1,668 @@
+//! The token endpoint as a typestate machine (RFC 6749 §3.2, §4.1.3, §6; OIDC Core §3.1.3).
+//!
+//! ```text
+//! Received::parse(form, Authorization header)           syntax; client_id known
+//!   └─ authenticate(Option<Client>) ─► ClientAuthenticated       secret checked in constant time
+//!        └─ grant() ─► Grant
+//!             ├─ AuthorizationCode(CodeExchange) ── redeem(Taken<CodeRecord>) ─► CodeRedeemed ── issue ─► Completed
+//!             └─ RefreshToken(RefreshExchange) ── redeem(Taken<RefreshTokenRecord>) ─► RefreshRedeemed ── issue ─► Completed
+//! ```
+//!
+//! The store takes a code or refresh token atomically and reports what it found ([`Taken`]);
+//! the core decides what a reuse means: `invalid_grant`, and the whole grant revoked.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rand_core::CryptoRng;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::client::{AuthMethod, Client, GrantType};
+use crate::effect::{
+    AccessTokenRecord, Authentication, CodeRecord, Completed, Effect, RefreshTokenRecord, Taken,
+};
+use crate::error::{ErrorCode, OAuthError};
+use crate::idtoken::{self, IdTokenInput};
+use crate::params::Params;
+use crate::pkce;
+use crate::provider::Provider;
+use crate::response::JsonResponse;
+use crate::scope::Scope;
+use crate::secret::{GrantId, MintedSecret, SecretHash};
+
+/// Largest token request body accepted.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// Largest `Authorization` header accepted.
+pub const MAX_AUTHORIZATION_BYTES: usize = 4096;
+const MAX_SECRET: usize = 1024;
+
+/// A refusal of the token endpoint: the error, its JSON response, and effects to apply
+/// before sending it (a replayed code or refresh token revokes its grant).
+#[derive(Debug)]
+#[must_use = "apply the effects, then send the response"]
+pub struct TokenError {
+    /// The error.
+    pub error: OAuthError,
+    /// The 400/401 JSON response, with `WWW-Authenticate` for `invalid_client`.
+    pub response: JsonResponse,
+    /// Effects to apply first.
+    pub effects: Vec<Effect>,
+}
+
+impl TokenError {
+    fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        let error = OAuthError::new(code, description);
+        let mut response = JsonResponse::oauth_error(400, &error);
+        if code == ErrorCode::InvalidClient {
+            // RFC 6749 §5.2: 401 with the scheme the client should use.
+            response.status = 401;
+            response
+                .headers
+                .push(("www-authenticate", "Basic realm=\"token\"".to_owned()));
+        }
+        Self {
+            error,
+            response,
+            effects: Vec::new(),
+        }
+    }
+
+    fn revoking(mut self, grant: GrantId) -> Self {
+        self.effects.push(Effect::RevokeGrant(grant));
+        self
+    }
+
+    /// The refusal as a finished step.
+    pub fn into_completed(self) -> Completed<JsonResponse> {
+        Completed {
+            response: self.response,
+            effects: self.effects,
+        }
+    }
+}
+
+fn invalid_request(description: impl Into<String>) -> TokenError {
+    TokenError::new(ErrorCode::InvalidRequest, description)
+}
+
+fn invalid_grant(description: impl Into<String>) -> TokenError {
+    TokenError::new(ErrorCode::InvalidGrant, description)
+}
+
+fn invalid_client(description: impl Into<String>) -> TokenError {
+    TokenError::new(ErrorCode::InvalidClient, description)
+}
+
+/// How the client presented itself.
+#[derive(Clone, PartialEq, Eq)]
+enum Credentials {
+    Basic { id: String, secret: String },
+    Post { id: String, secret: String },
+    None { id: String },
+}
+
+impl Credentials {
+    fn id(&self) -> &str {
+        match self {
+            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
+        }
+    }
+
+    fn method(&self) -> AuthMethod {
+        match self {
+            Self::Basic { .. } => AuthMethod::ClientSecretBasic,
+            Self::Post { .. } => AuthMethod::ClientSecretPost,
+            Self::None { .. } => AuthMethod::None,
+        }
+    }
+}
+
+/// A parsed token request whose client is not yet authenticated.
+#[must_use = "authenticate the client next"]
+pub struct Received {
+    credentials: Credentials,
+    params: Params,
+}
+
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("token::Received")
+            .field("client_id", &self.credentials.id())
+            .field("method", &self.credentials.method())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decodes one form-urlencoded component of a Basic credential (RFC 6749 §2.3.1).
+fn form_decode(s: &str) -> Option<String> {
+    let plus_as_space = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+/// Parses `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`.
+pub fn parse_basic(header: &[u8]) -> Result<(String, String), OAuthError> {
+    let bad = |why: &str| OAuthError::new(ErrorCode::InvalidClient, why.to_owned());
+    if header.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(bad("the Authorization header is too large"));
+    }
+    let text =
+        std::str::from_utf8(header).map_err(|_| bad("the Authorization header is not text"))?;
+    let (scheme, rest) = text
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| bad("the Authorization header is not Basic credentials"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad("only the Basic scheme authenticates clients here"));
+    }
+    let decoded = STANDARD
+        .decode(rest.trim())
+        .map_err(|_| bad("the Basic credentials are not base64"))?;
+    let decoded =
+        String::from_utf8(decoded).map_err(|_| bad("the Basic credentials are not UTF-8"))?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| bad("the Basic credentials have no `:`"))?;
+    let id = form_decode(id).ok_or_else(|| bad("the client id is not form-urlencoded UTF-8"))?;
+    let secret =
+        form_decode(secret).ok_or_else(|| bad("the client secret is not form-urlencoded UTF-8"))?;
+    if id.is_empty() {
+        return Err(bad("the Basic credentials have an empty client id"));
+    }
+    if secret.len() > MAX_SECRET {
+        return Err(bad("the client secret is too long"));
+    }
+    Ok((id, secret))
+}
+
+impl Received {
+    /// Parses a token request: the form body and the `Authorization` header, if any.
+    pub fn parse(form: &[u8], authorization: Option<&[u8]>) -> Result<Self, TokenError> {
+        let mut params =
+            Params::parse(form, MAX_REQUEST_BYTES).map_err(|e| invalid_request(e.to_string()))?;
+        let form_id = params
+            .take_limited("client_id", 255)
+            .map_err(|e| invalid_request(e.to_string()))?;
+        let form_secret = params
+            .take_limited("client_secret", MAX_SECRET)
+            .map_err(|e| invalid_request(e.to_string()))?;
+        let credentials = match (authorization, form_id, form_secret) {
+            (Some(header), form_id, None) => {
+                let (id, secret) = parse_basic(header).map_err(|e| TokenError {
+                    response: TokenError::new(e.code, e.description.clone()).response,
+                    error: e,
+                    effects: Vec::new(),
+                })?;
+                if form_id.is_some_and(|f| f != id) {
+                    return Err(invalid_request(
+                        "client_id in the body differs from the Authorization header",
+                    ));
+                }
+                Credentials::Basic { id, secret }
+            }
+            (Some(_), _, Some(_)) => {
+                return Err(invalid_request(
+                    "the client authenticated with more than one method (RFC 6749 §2.3)",
+                ));
+            }
+            (None, Some(id), Some(secret)) => Credentials::Post { id, secret },
+            (None, Some(id), None) => Credentials::None { id },
+            (None, None, _) => {
+                return Err(invalid_client(
+                    "no client authentication was sent (Basic header, or client_id in the body)",
+                ));
+            }
+        };
+        Ok(Self {
+            credentials,
+            params,
+        })
+    }
+
+    /// The client to look up and hand to [`Received::authenticate`].
+    pub fn client_id(&self) -> &str {
+        self.credentials.id()
+    }
+
+    /// Authenticates the client with the registered record (`None` if unknown).
+    ///
+    /// The method must be the one registered; secrets compare in constant time.
+    pub fn authenticate(self, client: Option<Client>) -> Result<ClientAuthenticated, TokenError> {
+        let Some(client) = client.filter(|c| c.client_id == self.credentials.id()) else {
+            return Err(invalid_client("unknown client"));
+        };
+        let registered = client.token_endpoint_auth_method;
+        if self.credentials.method() != registered {
+            return Err(invalid_client(format!(
+                "the client must authenticate with {}",
+                registered.as_str()
+            )));
+        }
+        match &self.credentials {
+            Credentials::Basic { secret, .. } | Credentials::Post { secret, .. } => {
+                if !client.verify_secret(secret) {
+                    return Err(invalid_client("client authentication failed"));
+                }
+            }
+            Credentials::None { .. } => {}
+        }
+        Ok(ClientAuthenticated {
+            client,
+            params: self.params,
+        })
+    }
+}
+
+/// A token request from an authenticated client.
+#[must_use = "branch on the grant type next"]
+#[derive(Debug)]
+pub struct ClientAuthenticated {
+    client: Client,
+    params: Params,
+}
+
+/// The grant a token request uses.
+#[must_use]
+#[derive(Debug)]
+pub enum Grant {
+    /// `authorization_code`: redeem a code.
+    AuthorizationCode(CodeExchange),
+    /// `refresh_token`: rotate a refresh token.
+    RefreshToken(RefreshExchange),
+}
+
+impl ClientAuthenticated {
+    /// The authenticated client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Reads the grant type and its parameters.
+    pub fn grant(mut self) -> Result<Grant, TokenError> {
+        let take = |p: &mut Params, name: &'static str, limit: usize| {
+            p.take_limited(name, limit)
+                .map_err(|e| invalid_request(e.to_string()))
+        };
+        let Some(grant_type) = take(&mut self.params, "grant_type", 128)? else {
+            return Err(invalid_request("the grant_type parameter is missing"));
+        };
+        let grant = match grant_type.as_str() {
+            "authorization_code" => GrantType::AuthorizationCode,
+            "refresh_token" => GrantType::RefreshToken,
+            _ => {
+                return Err(TokenError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    "the grant_type is not supported (supported: authorization_code, refresh_token)",
+                ));
+            }
+        };
+        if !self.client.allows_grant(grant) {
+            return Err(TokenError::new(
+                ErrorCode::UnauthorizedClient,
+                format!(
+                    "the client is not registered for the {} grant",
+                    grant.as_str()
+                ),
+            ));
+        }
+        match grant {
+            GrantType::RefreshToken => {
+                let Some(token) = take(&mut self.params, "refresh_token", 512)? else {
+                    return Err(invalid_request("the refresh_token parameter is missing"));
+                };
+                let scope = match take(&mut self.params, "scope", crate::scope::MAX_SCOPE_LEN)? {
+                    Some(s) => Some(
+                        Scope::parse(&s)
+                            .map_err(|e| TokenError::new(ErrorCode::InvalidScope, e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                Ok(Grant::RefreshToken(RefreshExchange {
+                    client: self.client,
+                    hash: SecretHash::of(&token),
+                    scope,
+                }))
+            }
+            _ => {
+                let Some(code) = take(&mut self.params, "code", 512)? else {
+                    return Err(invalid_request("the code parameter is missing"));
+                };
+                let redirect_uri = take(&mut self.params, "redirect_uri", 2048)?;
+                let verifier = take(&mut self.params, "code_verifier", 256)?;
+                if verifier
+                    .as_deref()
+                    .is_some_and(|v| !pkce::is_valid_verifier(v))
+                {
+                    return Err(invalid_request(
+                        "the code_verifier is malformed (RFC 7636 §4.1: 43-128 unreserved characters)",
+                    ));
+                }
+                Ok(Grant::AuthorizationCode(CodeExchange {
+                    client: self.client,
+                    hash: SecretHash::of(&code),
+                    redirect_uri,
+                    verifier,
+                }))
+            }
+        }
+    }
+}
+
+/// An `authorization_code` request waiting for the store to take the code.
+#[must_use = "take the code from the store, then redeem"]
+#[derive(Debug)]
+pub struct CodeExchange {
+    client: Client,
+    hash: SecretHash,
+    redirect_uri: Option<String>,
+    verifier: Option<String>,
+}
+
+impl CodeExchange {
+    /// The hash of the presented code: take it atomically from the store.
+    pub fn code_hash(&self) -> &SecretHash {
+        &self.hash
+    }
+
+    /// Judges the store's answer: a reused code fails and revokes its grant (RFC 6749 §4.1.2);
+    /// then expiry, client, redirect URI and PKCE are checked.
+    pub fn redeem(
+        self,
+        taken: Taken<CodeRecord>,
+        now: OffsetDateTime,
+    ) -> Result<CodeRedeemed, TokenError> {
+        let record = match taken {
+            Taken::Fresh(r) => r,
+            Taken::AlreadyTaken(grant) => {
+                return Err(invalid_grant(
+                    "the code was already used; the tokens issued from it are revoked",
+                )
+                .revoking(grant));
+            }
+            Taken::Unknown => return Err(invalid_grant("the code is invalid or expired")),
+        };
+        if !record.hash.ct_eq(&self.hash) {
+            return Err(invalid_grant("the code is invalid or expired"));
+        }
+        if record.client_id != self.client.client_id {
+            // Someone else's code: burnt now, so revoke what its grant may have issued.
+            return Err(
+                invalid_grant("the code was issued to another client").revoking(record.grant)
+            );
+        }
+        if now >= record.expires_at {
+            return Err(invalid_grant("the code has expired"));
+        }
+        match (&self.redirect_uri, record.redirect_uri_in_request) {
+            (Some(given), _) if *given != record.redirect_uri => {
+                return Err(invalid_grant(
+                    "redirect_uri differs from the one of the authorization request",
+                ));
+            }
+            (None, true) => {
+                return Err(invalid_request(
+                    "redirect_uri is required: it was in the authorization request (RFC 6749 §4.1.3)",
+                ));
+            }
+            _ => {}
+        }
+        match (&record.pkce, &self.verifier) {
+            (Some(challenge), Some(verifier)) => {
+                if !pkce::verify(challenge, verifier) {
+                    return Err(invalid_grant(
+                        "the code_verifier does not match the code_challenge",
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(invalid_grant(
+                    "the code_verifier is missing: the authorization request sent a code_challenge",
+                ));
+            }
+            (None, Some(_)) => {
+                // RFC 9700 §2.1.1: a verifier without a challenge hints at an injected code.
+                return Err(invalid_grant(
+                    "a code_verifier was sent, but the authorization request had no code_challenge",
+                ));
+            }
+            (None, None) => {}
+        }
+        Ok(CodeRedeemed {
+            client: self.client,
+            record,
+        })
+    }
+}
+
+/// A code taken and checked: the only state that can issue tokens for it.
+#[must_use = "issue the tokens next"]
+#[derive(Debug)]
+pub struct CodeRedeemed {
+    client: Client,
+    record: CodeRecord,
+}
+
+impl CodeRedeemed {
+    /// The end-user the code was issued for.
+    pub fn subject(&self) -> &str {
+        &self.record.authentication.subject
+    }
+
+    /// Issues the access token, a refresh token (if the client may refresh) and, for OpenID
+    /// requests, an ID token carrying the code's nonce.
+    pub fn issue(
+        self,
+        provider: &Provider,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<Completed<JsonResponse>, TokenError> {
+        let r = &self.record;
+        issue_tokens(
+            provider,
+            &self.client,
+            Issue {
+                grant: &r.grant,
+                scope: &r.scope,
+                authentication: &r.authentication,
+                include_auth_time: r.include_auth_time,
+                nonce: r.nonce.as_deref(),
+            },
+            rng,
+            now,
+        )
+    }
+}
+
+/// A `refresh_token` request waiting for the store to take the refresh token.
+#[must_use = "take the refresh token from the store, then redeem"]
+#[derive(Debug)]
+pub struct RefreshExchange {
+    client: Client,
+    hash: SecretHash,
+    scope: Option<Scope>,
+}
+
+impl RefreshExchange {
+    /// The hash of the presented refresh token: take it atomically from the store.
+    pub fn refresh_token_hash(&self) -> &SecretHash {
+        &self.hash
+    }
+
+    /// Judges the store's answer: a reused refresh token revokes its whole family.
+    pub fn redeem(
+        self,
+        taken: Taken<RefreshTokenRecord>,
+        now: OffsetDateTime,
+    ) -> Result<RefreshRedeemed, TokenError> {
+        let record = match taken {
+            Taken::Fresh(r) => r,
+            Taken::AlreadyTaken(grant) => {
+                return Err(invalid_grant(
+                    "the refresh token was already used; its grant is revoked",
+                )
+                .revoking(grant));
+            }
+            Taken::Unknown => return Err(invalid_grant("the refresh token is invalid or expired")),
+        };
+        if !record.hash.ct_eq(&self.hash) {
+            return Err(invalid_grant("the refresh token is invalid or expired"));
+        }
+        if record.client_id != self.client.client_id {
+            return Err(
+                invalid_grant("the refresh token was issued to another client")
+                    .revoking(record.grant),
+            );
+        }
+        if now >= record.expires_at {
+            return Err(invalid_grant("the refresh token has expired"));
+        }
+        let scope = match self.scope {
+            Some(asked) => {
+                if let Some(bad) = asked.not_in(&record.scope).next() {
+                    let msg = format!("the scope `{bad}` was not granted to this refresh token");
+                    // The store already took (rotated away) this token, so the family cannot go
+                    // on: revoke it rather than leave tokens no refresh can follow.
+                    return Err(
+                        TokenError::new(ErrorCode::InvalidScope, msg).revoking(record.grant)
+                    );
+                }
+                asked
+            }
+            None => record.scope.clone(),
+        };
+        Ok(RefreshRedeemed {
+            client: self.client,
+            record,
+            scope,
+        })
+    }
+}
+
+/// A refresh token taken and checked.
+#[must_use = "issue the tokens next"]
+#[derive(Debug)]
+pub struct RefreshRedeemed {
+    client: Client,
+    record: RefreshTokenRecord,
+    scope: Scope,
+}
+
+impl RefreshRedeemed {
+    /// The end-user of the grant.
+    pub fn subject(&self) -> &str {
+        &self.record.authentication.subject
+    }
+
+    /// Issues a new access token and a new refresh token of the same grant, and an ID token
+    /// (without nonce, OIDC Core §12.2) when the scope holds `openid`.
+    pub fn issue(
+        self,
+        provider: &Provider,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<Completed<JsonResponse>, TokenError> {
+        let r = &self.record;
+        issue_tokens(
+            provider,
+            &self.client,
+            Issue {
+                grant: &r.grant,
+                scope: &self.scope,
+                authentication: &r.authentication,
+                include_auth_time: r.include_auth_time,
+                nonce: None,
+            },
+            rng,
+            now,
+        )
+    }
+}
+
+struct Issue<'a> {
+    grant: &'a GrantId,
+    scope: &'a Scope,
+    authentication: &'a Authentication,
+    include_auth_time: bool,
+    nonce: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
+    scope: String,
+}
+
+fn issue_tokens(
+    provider: &Provider,
+    client: &Client,
+    issue: Issue<'_>,
+    rng: &mut impl CryptoRng,
+    now: OffsetDateTime,
+) -> Result<Completed<JsonResponse>, TokenError> {
+    let access = MintedSecret::generate(rng);
+    let mut effects = Vec::with_capacity(2);
+    effects.push(Effect::StoreAccessToken(AccessTokenRecord {
+        hash: access.hash(),
+        grant: issue.grant.clone(),
+        client_id: client.client_id.clone(),
+        subject: issue.authentication.subject.clone(),
+        scope: issue.scope.clone(),
+        expires_at: now + provider.access_token_lifetime,
+    }));
+    let refresh = client
+        .allows_grant(GrantType::RefreshToken)
+        .then(|| MintedSecret::generate(rng));
+    if let Some(refresh) = &refresh {
+        effects.push(Effect::StoreRefreshToken(RefreshTokenRecord {
+            hash: refresh.hash(),
+            grant: issue.grant.clone(),
+            client_id: client.client_id.clone(),
+            scope: issue.scope.clone(),
+            authentication: issue.authentication.clone(),
+            include_auth_time: issue.include_auth_time,
+            expires_at: now + provider.refresh_token_lifetime,
+        }));
+    }
+    let id_token = if issue.scope.is_openid() {
+        Some(
+            idtoken::sign(
+                provider,
+                client,
+                IdTokenInput {
+                    authentication: issue.authentication,
+                    include_auth_time: issue.include_auth_time,
+                    nonce: issue.nonce,
+                    access_token: Some(access.as_str()),
+                    code: None,
+                    extra: None,
+                },
+                now,
+            )
+            .map_err(|e| TokenError::new(e.code, e.description))?,
+        )
+    } else {
+        None
+    };
+    let body = TokenBody {
+        access_token: access.as_str(),
+        token_type: "Bearer",
+        expires_in: provider.access_token_lifetime.whole_seconds(),
+        refresh_token: refresh.as_ref().map(MintedSecret::as_str),
+        id_token: id_token.as_deref(),
+        scope: issue.scope.to_string(),
+    };
+    let body = serde_json::to_string(&body)
+        .map_err(|e| TokenError::new(ErrorCode::ServerError, e.to_string()))?;
+    Ok(Completed {
+        response: JsonResponse::no_store(body),
+        effects,
+    })
+}
