@@ -911,7 +911,7 @@ impl AwaitingConsent {
 #[serde(tag = "stage", rename_all = "snake_case")]
 enum PendingStage {
     Login {
-        #[serde(with = "time::serde::timestamp::nanoseconds")]
+        #[serde(with = "time::serde::timestamp")]
         requested_at: OffsetDateTime,
     },
     Consent {

@@ -1,0 +1,479 @@
+//! Shared fixtures of the core's end-to-end tests: a provider holding a key for every
+//! algorithm, one client per algorithm, and an in-memory store that answers the flows'
+//! needs and applies their effects, as an adapter's driver would. Fixed time, seeded rng.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::{HashMap, HashSet};
+
+use oidc_flow::authorize::{self, AwaitingConsent, AwaitingLogin, ConsentAnswer, Decision};
+use oidc_flow::keys::{Algorithm, KeySet, SigningKey};
+use oidc_flow::token::{self, Grant};
+use oidc_flow::{
+    AccessTokenRecord, Authentication, Client, CodeRecord, ConsentRecord, Effect, ErrorPage,
+    GrantId, JsonResponse, Provider, ProviderBuilder, Redirect, RefreshTokenRecord, SecretHash,
+    Taken, UserInfo, userinfo,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use time::{Duration, OffsetDateTime};
+
+pub const ISSUER: &str = "https://op.example.com";
+pub const REDIRECT: &str = "https://rp.example.org/cb";
+pub const REDIRECT_ENC: &str = "https%3A%2F%2Frp.example.org%2Fcb";
+pub const START: OffsetDateTime = time::macros::datetime!(2026-11-27 12:00:00 UTC);
+
+pub fn key_path(name: &str) -> String {
+    format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The PEM fixture that holds the key for `alg`.
+pub fn pem_for(alg: Algorithm) -> Vec<u8> {
+    let name = match alg {
+        Algorithm::ES256 => "p256.pem",
+        Algorithm::ES384 => "p384.pem",
+        Algorithm::ES512 => "p521.pem",
+        Algorithm::EdDSA => "ed25519.pem",
+        _ => "rsa2048.pem",
+    };
+    std::fs::read(key_path(name)).unwrap()
+}
+
+/// A key set with one key for each of the 12 asymmetric algorithms (kid = `key-<ALG>`).
+pub fn all_keys() -> KeySet {
+    let mut keys = KeySet::new();
+    for alg in Algorithm::ALL {
+        if alg.is_symmetric() {
+            continue;
+        }
+        let kid = format!("key-{alg}");
+        keys.add(SigningKey::from_pem(&pem_for(alg), alg, Some(&kid)).unwrap())
+            .unwrap();
+    }
+    keys
+}
+
+/// The client id of the fixture client whose ID tokens use `alg`.
+pub fn client_id(alg: Algorithm) -> String {
+    format!("rp-{alg}")
+}
+
+/// The secret of the fixture client `client_id`.
+pub fn secret_of(client_id: &str) -> String {
+    format!("secret-of-{client_id}-0123456789abcdef")
+}
+
+/// A confidential client allowed every response type and grant, ID tokens in `alg`.
+pub fn client_for(alg: Algorithm) -> Client {
+    let id = client_id(alg);
+    let json = serde_json::json!({
+        "client_id": id,
+        "client_secret": secret_of(&id),
+        "redirect_uris": [REDIRECT, "https://rp.example.org/other"],
+        "response_types": ["code", "id_token", "id_token token", "code id_token", "code token", "code id_token token"],
+        "grant_types": ["authorization_code", "implicit", "refresh_token"],
+        "scope": "openid profile email address phone offline_access",
+        "id_token_signed_response_alg": alg.as_str(),
+    });
+    serde_json::from_value::<Client>(json)
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
+/// A public client (no secret, PKCE required).
+pub fn public_client() -> Client {
+    let json = serde_json::json!({
+        "client_id": "public-rp",
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scope": "openid profile email",
+    });
+    serde_json::from_value::<Client>(json)
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
+/// A client that authenticates with client_secret_post.
+pub fn post_client() -> Client {
+    let json = serde_json::json!({
+        "client_id": "post-rp",
+        "client_secret": secret_of("post-rp"),
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "client_secret_post",
+        "scope": "openid profile email",
+    });
+    serde_json::from_value::<Client>(json)
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
+/// The claims of the fixture user `alice`.
+pub fn alice_claims() -> UserInfo {
+    serde_json::from_value(serde_json::json!({
+        "name": "Alice Liddell",
+        "given_name": "Alice",
+        "family_name": "Liddell",
+        "preferred_username": "alice",
+        "email": "alice@example.com",
+        "email_verified": true,
+        "phone_number": "+1 555 0100",
+        "phone_number_verified": false,
+        "address": {"street_address": "1 Rabbit Hole", "locality": "Oxford", "country": "UK"},
+        "birthdate": "1852-05-04",
+        "updated_at": 1_700_000_000,
+        "favourite_colour": "blue"
+    }))
+    .unwrap()
+}
+
+/// What the authorization endpoint ended with.
+#[derive(Debug)]
+pub enum AuthzOutcome {
+    /// An error page: nothing redirected.
+    Page(ErrorPage),
+    /// A redirect: success or a redirected error.
+    Redirect(Redirect),
+    /// Waiting for login.
+    Login(AwaitingLogin),
+    /// Waiting for consent.
+    Consent(AwaitingConsent),
+}
+
+impl AuthzOutcome {
+    pub fn redirect(self) -> Redirect {
+        match self {
+            Self::Redirect(r) => r,
+            other => panic!("expected a redirect, got {other:?}"),
+        }
+    }
+
+    pub fn page(self) -> ErrorPage {
+        match self {
+            Self::Page(p) => p,
+            other => panic!("expected an error page, got {other:?}"),
+        }
+    }
+}
+
+/// An in-memory provider: the store and driver loop in a few lines, for tests.
+pub struct Harness {
+    pub provider: Provider,
+    pub clients: HashMap<String, Client>,
+    pub users: HashMap<String, UserInfo>,
+    pub codes: HashMap<SecretHash, (CodeRecord, bool)>,
+    pub access_tokens: HashMap<SecretHash, AccessTokenRecord>,
+    pub refresh_tokens: HashMap<SecretHash, (RefreshTokenRecord, bool)>,
+    pub nonces: HashSet<(String, String)>,
+    pub consents: Vec<ConsentRecord>,
+    pub revoked: Vec<GrantId>,
+    pub rng: ChaCha20Rng,
+    pub now: OffsetDateTime,
+}
+
+impl Harness {
+    /// A harness with every fixture key and client; `configure` adjusts the provider.
+    pub fn new(configure: impl FnOnce(ProviderBuilder) -> ProviderBuilder) -> Self {
+        let provider = configure(Provider::builder(ISSUER, all_keys()))
+            .build()
+            .unwrap();
+        let mut clients = HashMap::new();
+        for alg in Algorithm::ALL {
+            let c = client_for(alg);
+            clients.insert(c.client_id.clone(), c);
+        }
+        for c in [public_client(), post_client()] {
+            clients.insert(c.client_id.clone(), c);
+        }
+        let mut users = HashMap::new();
+        users.insert("alice".to_owned(), alice_claims());
+        users.insert("bob".to_owned(), UserInfo::default());
+        Self {
+            provider,
+            clients,
+            users,
+            codes: HashMap::new(),
+            access_tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            nonces: HashSet::new(),
+            consents: Vec::new(),
+            revoked: Vec::new(),
+            rng: ChaCha20Rng::seed_from_u64(2026),
+            now: START,
+        }
+    }
+
+    /// The default harness.
+    pub fn default_provider() -> Self {
+        Self::new(|b| b)
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&mut self, d: Duration) {
+        self.now += d;
+    }
+
+    /// A session of `subject` that authenticated `ago` before now.
+    pub fn session(&self, subject: &str, ago: Duration) -> Authentication {
+        Authentication {
+            subject: subject.to_owned(),
+            auth_time: self.now - ago,
+            acr: None,
+            amr: vec!["pwd".to_owned()],
+        }
+    }
+
+    /// Applies effects in order, as a store would.
+    pub fn apply(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::StoreCode(r) => {
+                    self.codes.insert(r.hash, (r, false));
+                }
+                Effect::StoreAccessToken(r) => {
+                    self.access_tokens.insert(r.hash, r);
+                }
+                Effect::StoreRefreshToken(r) => {
+                    self.refresh_tokens.insert(r.hash, (r, false));
+                }
+                Effect::RememberNonce(n) => {
+                    self.nonces.insert((n.client_id, n.nonce));
+                }
+                Effect::RememberConsent(c) => self.consents.push(c),
+                Effect::RevokeGrant(g) => {
+                    self.access_tokens.retain(|_, r| r.grant != g);
+                    self.refresh_tokens.retain(|_, (r, _)| r.grant != g);
+                    self.codes.retain(|_, (r, _)| r.grant != g);
+                    self.revoked.push(g);
+                }
+                other => panic!("unexpected effect {other:?}"),
+            }
+        }
+    }
+
+    /// Atomic compare-and-take of a code.
+    pub fn take_code(&mut self, hash: &SecretHash) -> Taken<CodeRecord> {
+        match self.codes.get_mut(hash) {
+            Some((r, taken)) if *taken => Taken::AlreadyTaken(r.grant.clone()),
+            Some((r, taken)) => {
+                *taken = true;
+                Taken::Fresh(r.clone())
+            }
+            None => Taken::Unknown,
+        }
+    }
+
+    /// Atomic compare-and-take of a refresh token.
+    pub fn take_refresh(&mut self, hash: &SecretHash) -> Taken<RefreshTokenRecord> {
+        match self.refresh_tokens.get_mut(hash) {
+            Some((r, taken)) if *taken => Taken::AlreadyTaken(r.grant.clone()),
+            Some((r, taken)) => {
+                *taken = true;
+                Taken::Fresh(r.clone())
+            }
+            None => Taken::Unknown,
+        }
+    }
+
+    /// Whether `subject` consented to `client_id` for every token of `scope`.
+    pub fn consented(&self, subject: &str, client_id: &str, scope: &oidc_flow::Scope) -> bool {
+        scope.iter().all(|t| {
+            self.consents
+                .iter()
+                .any(|c| c.subject == subject && c.client_id == client_id && c.scope.contains(t))
+        })
+    }
+
+    /// Runs the authorization endpoint on `query` with an optional session, up to the first
+    /// page, error or redirect. `consent` is whether to treat consent as already given.
+    pub fn authorize(&mut self, query: &str, session: Option<Authentication>) -> AuthzOutcome {
+        self.authorize_bytes(query.as_bytes(), false, session)
+    }
+
+    /// As [`Harness::authorize`], with the request as a POST form body when `post`.
+    pub fn authorize_bytes(
+        &mut self,
+        input: &[u8],
+        post: bool,
+        session: Option<Authentication>,
+    ) -> AuthzOutcome {
+        let received = if post {
+            authorize::Received::from_form(input)
+        } else {
+            authorize::Received::from_query(input)
+        };
+        let received = match received {
+            Ok(r) => r,
+            Err(p) => return AuthzOutcome::Page(p),
+        };
+        let client = self.clients.get(received.client_id()).cloned();
+        let bound = match received.bind_client(client) {
+            Ok(b) => b,
+            Err(p) => return AuthzOutcome::Page(p),
+        };
+        let validated = match bound.validate(&self.provider) {
+            Ok(v) => v,
+            Err(e) => return AuthzOutcome::Redirect(e.redirect),
+        };
+        let seen = validated.nonce_to_check(&self.provider).is_some_and(|n| {
+            self.nonces
+                .contains(&(validated.client_id().to_owned(), n.to_owned()))
+        });
+        let checked = match validated.nonce_seen(seen) {
+            Ok(c) => c,
+            Err(e) => return AuthzOutcome::Redirect(e.redirect),
+        };
+        let consent = session.as_ref().is_some_and(|s| {
+            self.consented(&s.subject, &checked.client().client_id, checked.scope())
+        });
+        let decision = checked.decide(session, consent, self.now);
+        self.finish(decision)
+    }
+
+    /// Carries a decision to its outcome, issuing when authorized.
+    pub fn finish(&mut self, decision: Decision) -> AuthzOutcome {
+        match decision {
+            Decision::Login(l) => AuthzOutcome::Login(l),
+            Decision::Consent(c) => AuthzOutcome::Consent(c),
+            Decision::Error(e) => AuthzOutcome::Redirect(e.redirect),
+            Decision::Authorized(a) => {
+                let claims = self.users.get(a.subject()).cloned().unwrap_or_default();
+                match a.issue(&self.provider, &claims, &mut self.rng, self.now) {
+                    Ok(done) => {
+                        self.apply(done.effects);
+                        AuthzOutcome::Redirect(done.response)
+                    }
+                    Err(e) => AuthzOutcome::Redirect(e.redirect),
+                }
+            }
+        }
+    }
+
+    /// Logs `subject` in now on a login page, then answers consent with `answer` if asked.
+    pub fn login_and_consent(
+        &mut self,
+        outcome: AuthzOutcome,
+        subject: &str,
+        answer: ConsentAnswer,
+    ) -> AuthzOutcome {
+        let outcome = match outcome {
+            AuthzOutcome::Login(l) => {
+                // Round-trip through storage, as an adapter does between HTTP requests.
+                let stored = serde_json::to_string(&l.pending()).unwrap();
+                drop(l);
+                let pending: authorize::PendingAuthorization =
+                    serde_json::from_str(&stored).unwrap();
+                let client = self.clients.get(pending.client_id()).cloned();
+                let authorize::Resumed::Login(l) = pending.resume(client).unwrap() else {
+                    panic!("stored at the login stage");
+                };
+                let user = self.session(subject, Duration::ZERO);
+                let consent = self.consented(subject, &l.client().client_id, l.scope());
+                self.finish(l.logged_in(user, consent))
+            }
+            other => other,
+        };
+        match outcome {
+            AuthzOutcome::Consent(c) => match c.answer(answer) {
+                Ok(a) => self.finish(Decision::Authorized(a)),
+                Err(e) => AuthzOutcome::Redirect(e.redirect),
+            },
+            other => other,
+        }
+    }
+
+    /// The whole front channel for `query` with `subject` logging in and consenting.
+    pub fn authorize_as(&mut self, query: &str, subject: &str) -> Redirect {
+        let first = self.authorize(query, None);
+        self.login_and_consent(first, subject, ConsentAnswer::Allow)
+            .redirect()
+    }
+
+    /// The Basic `Authorization` header of a fixture client.
+    pub fn basic(client_id: &str) -> String {
+        use base64::Engine as _;
+        let raw = format!("{client_id}:{}", secret_of(client_id));
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+
+    /// Runs the token endpoint on a form body and optional `Authorization` header.
+    pub fn token(&mut self, form: &str, authorization: Option<&str>) -> JsonResponse {
+        let run = |h: &mut Self| -> Result<_, token::TokenError> {
+            let received =
+                token::Received::parse(form.as_bytes(), authorization.map(str::as_bytes))?;
+            let client = h.clients.get(received.client_id()).cloned();
+            let authenticated = received.authenticate(client)?;
+            match authenticated.grant()? {
+                Grant::AuthorizationCode(x) => {
+                    let taken = h.take_code(x.code_hash());
+                    let redeemed = x.redeem(taken, h.now)?;
+                    redeemed.issue(&h.provider, &mut h.rng, h.now)
+                }
+                Grant::RefreshToken(x) => {
+                    let taken = h.take_refresh(x.refresh_token_hash());
+                    let redeemed = x.redeem(taken, h.now)?;
+                    redeemed.issue(&h.provider, &mut h.rng, h.now)
+                }
+            }
+        };
+        let done = match run(self) {
+            Ok(done) => done,
+            Err(e) => e.into_completed(),
+        };
+        self.apply(done.effects);
+        done.response
+    }
+
+    /// Exchanges `code` with client_secret_basic for `client_id`.
+    pub fn exchange(&mut self, client_id: &str, code: &str, extra: &str) -> JsonResponse {
+        let form =
+            format!("grant_type=authorization_code&code={code}&redirect_uri={REDIRECT_ENC}{extra}");
+        let basic = Self::basic(client_id);
+        self.token(&form, Some(&basic))
+    }
+
+    /// Runs the UserInfo endpoint.
+    pub fn userinfo(&mut self, authorization: Option<&str>, body: Option<&str>) -> JsonResponse {
+        let received = match userinfo::Received::parse(
+            &self.provider,
+            authorization.map(str::as_bytes),
+            body.map(str::as_bytes),
+        ) {
+            Ok(r) => r,
+            Err(e) => return e.response,
+        };
+        let record = self.access_tokens.get(received.token_hash()).cloned();
+        match received.authorize(record, self.now) {
+            Ok(a) => {
+                let claims = self.users.get(a.subject()).cloned().unwrap_or_default();
+                a.respond(&claims, &self.provider)
+            }
+            Err(e) => e.response,
+        }
+    }
+}
+
+/// An authorization query for `client_id` with the fixture redirect URI; `extra` is appended.
+pub fn query(client_id: &str, response_type: &str, extra: &str) -> String {
+    let rt = response_type.replace(' ', "+");
+    format!("response_type={rt}&client_id={client_id}&redirect_uri={REDIRECT_ENC}{extra}")
+}
+
+/// The parameters of a redirect's query or fragment.
+pub fn redirect_params(r: &Redirect) -> HashMap<String, String> {
+    r.params()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
