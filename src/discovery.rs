@@ -16,19 +16,7 @@ pub fn document(provider: &Provider) -> Value {
         .collect();
     // HS* tokens are keyed with each client's secret, so they are always available.
     algs.extend(["HS256", "HS384", "HS512"]);
-    let mut claims: Vec<&str> = vec![
-        "sub",
-        "iss",
-        "aud",
-        "exp",
-        "iat",
-        "auth_time",
-        "nonce",
-        "acr",
-        "amr",
-        "at_hash",
-        "c_hash",
-    ];
+    let mut claims: Vec<&str> = crate::idtoken::REGISTERED_CLAIMS.to_vec();
     for (_, scope_claims) in SCOPE_CLAIMS {
         claims.extend(scope_claims.iter().copied());
     }

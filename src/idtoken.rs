@@ -83,24 +83,26 @@ pub(crate) fn sign(
         .map_err(|e| OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}")))
 }
 
+/// The claims an ID token may carry besides the end-user's (also listed in discovery).
+pub(crate) const REGISTERED_CLAIMS: [&str; 12] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "at_hash",
+    "c_hash",
+];
+
 /// User claims minus those the ID token sets itself, so they cannot be overridden.
 fn without_registered(m: &Map<String, Value>) -> Map<String, Value> {
-    const REGISTERED: [&str; 12] = [
-        "iss",
-        "sub",
-        "aud",
-        "exp",
-        "iat",
-        "auth_time",
-        "nonce",
-        "acr",
-        "amr",
-        "azp",
-        "at_hash",
-        "c_hash",
-    ];
     m.iter()
-        .filter(|(k, _)| !REGISTERED.contains(&k.as_str()))
+        .filter(|(k, _)| !REGISTERED_CLAIMS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

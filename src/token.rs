@@ -350,6 +350,81 @@ impl ClientAuthenticated {
     }
 }
 
+/// What codes and refresh tokens share: single-use secrets bound to a client and a grant.
+trait SingleUse {
+    fn hash(&self) -> &SecretHash;
+    fn client_id(&self) -> &str;
+    fn grant(&self) -> &GrantId;
+    fn expires_at(&self) -> OffsetDateTime;
+}
+
+impl SingleUse for CodeRecord {
+    fn hash(&self) -> &SecretHash {
+        &self.hash
+    }
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    fn grant(&self) -> &GrantId {
+        &self.grant
+    }
+    fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+    }
+}
+
+impl SingleUse for RefreshTokenRecord {
+    fn hash(&self) -> &SecretHash {
+        &self.hash
+    }
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    fn grant(&self) -> &GrantId {
+        &self.grant
+    }
+    fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+    }
+}
+
+/// Judges the store's answer to an atomic take of a code or refresh token (`what`).
+///
+/// A second take means a replay: `invalid_grant`, and the grant is revoked (RFC 6749 §4.1.2,
+/// §10.4). So is a secret presented by another client: the take burnt it, and a leaked
+/// secret's grant should not live on.
+fn take_checked<R: SingleUse>(
+    taken: Taken<R>,
+    presented: &SecretHash,
+    client: &Client,
+    now: OffsetDateTime,
+    what: &str,
+) -> Result<R, TokenError> {
+    let record = match taken {
+        Taken::Fresh(r) => r,
+        Taken::AlreadyTaken(grant) => {
+            return Err(invalid_grant(format!(
+                "the {what} was already used; its grant is revoked"
+            ))
+            .revoking(grant));
+        }
+        Taken::Unknown => return Err(invalid_grant(format!("the {what} is invalid or expired"))),
+    };
+    if !record.hash().ct_eq(presented) {
+        return Err(invalid_grant(format!("the {what} is invalid or expired")));
+    }
+    if record.client_id() != client.client_id {
+        let grant = record.grant().clone();
+        return Err(
+            invalid_grant(format!("the {what} was issued to another client")).revoking(grant),
+        );
+    }
+    if now >= record.expires_at() {
+        return Err(invalid_grant(format!("the {what} has expired")));
+    }
+    Ok(record)
+}
+
 /// An `authorization_code` request waiting for the store to take the code.
 #[must_use = "take the code from the store, then redeem"]
 #[derive(Debug)]
@@ -373,28 +448,7 @@ impl CodeExchange {
         taken: Taken<CodeRecord>,
         now: OffsetDateTime,
     ) -> Result<CodeRedeemed, TokenError> {
-        let record = match taken {
-            Taken::Fresh(r) => r,
-            Taken::AlreadyTaken(grant) => {
-                return Err(invalid_grant(
-                    "the code was already used; the tokens issued from it are revoked",
-                )
-                .revoking(grant));
-            }
-            Taken::Unknown => return Err(invalid_grant("the code is invalid or expired")),
-        };
-        if !record.hash.ct_eq(&self.hash) {
-            return Err(invalid_grant("the code is invalid or expired"));
-        }
-        if record.client_id != self.client.client_id {
-            // Someone else's code: burnt now, so revoke what its grant may have issued.
-            return Err(
-                invalid_grant("the code was issued to another client").revoking(record.grant)
-            );
-        }
-        if now >= record.expires_at {
-            return Err(invalid_grant("the code has expired"));
-        }
+        let record = take_checked(taken, &self.hash, &self.client, now, "code")?;
         match (&self.redirect_uri, record.redirect_uri_in_request) {
             (Some(given), _) if *given != record.redirect_uri => {
                 return Err(invalid_grant(
@@ -496,28 +550,7 @@ impl RefreshExchange {
         taken: Taken<RefreshTokenRecord>,
         now: OffsetDateTime,
     ) -> Result<RefreshRedeemed, TokenError> {
-        let record = match taken {
-            Taken::Fresh(r) => r,
-            Taken::AlreadyTaken(grant) => {
-                return Err(invalid_grant(
-                    "the refresh token was already used; its grant is revoked",
-                )
-                .revoking(grant));
-            }
-            Taken::Unknown => return Err(invalid_grant("the refresh token is invalid or expired")),
-        };
-        if !record.hash.ct_eq(&self.hash) {
-            return Err(invalid_grant("the refresh token is invalid or expired"));
-        }
-        if record.client_id != self.client.client_id {
-            return Err(
-                invalid_grant("the refresh token was issued to another client")
-                    .revoking(record.grant),
-            );
-        }
-        if now >= record.expires_at {
-            return Err(invalid_grant("the refresh token has expired"));
-        }
+        let record = take_checked(taken, &self.hash, &self.client, now, "refresh token")?;
         let scope = match self.scope {
             Some(asked) => {
                 if let Some(bad) = asked.not_in(&record.scope).next() {
