@@ -646,9 +646,14 @@ impl Validated {
         }
     }
 
-    /// The client and nonce of the replay lookup: whether this client already used this nonce.
+    /// The client of the replay lookup (nonces are remembered per client).
     pub fn client_id(&self) -> &str {
         &self.ctx.client_id
+    }
+
+    /// The request's nonce, if it sent one.
+    pub fn nonce(&self) -> Option<&str> {
+        self.ctx.nonce.as_deref()
     }
 
     /// Takes the answer of the replay lookup (`false` when no lookup was asked for).

@@ -17,6 +17,7 @@ pub mod client;
 pub mod discovery;
 pub mod effect;
 pub mod error;
+pub mod flow;
 mod idtoken;
 pub mod jws;
 pub mod keys;

@@ -1,0 +1,545 @@
+//! Erased flows for adapters: one enum per endpoint that says what it needs next and takes
+//! the answer back, so a driver is a single loop over the typed states of
+//! [`crate::authorize`], [`crate::token`] and [`crate::userinfo`].
+//!
+//! ```text
+//! let mut step = TokenFlow::parse(body, authorization);
+//! loop {
+//!     match step {
+//!         TokenStep::Need(flow) => {
+//!             let answer = match flow.need() { TokenNeed::Client { client_id } => ..., ... };
+//!             step = flow.resume(answer, &provider, &mut rng, now)?;
+//!         }
+//!         TokenStep::Done(done) => { apply(done.effects)?; return send(done.response); }
+//!     }
+//! }
+//! ```
+//!
+//! Typed states stay the only way to issue: these enums hold them and call their
+//! transitions. An answer that does not fit the need is a [`ProtocolMisuse`], the one
+//! error only this layer can raise.
+
+// The enums below are moved a handful of times per request; boxing the large variants
+// would cost an allocation per step for no gain.
+#![allow(clippy::large_enum_variant)]
+
+use rand_core::CryptoRng;
+use time::OffsetDateTime;
+
+use crate::authorize::{
+    Authorized, AwaitingConsent, AwaitingLogin, Checked, ClientBound, ConsentAnswer, Decision,
+    Received, Validated,
+};
+use crate::claims::UserInfo;
+use crate::client::Client;
+use crate::effect::{
+    AccessTokenRecord, Authentication, CodeRecord, Completed, RefreshTokenRecord, Taken,
+};
+use crate::provider::Provider;
+use crate::response::{ErrorPage, JsonResponse, Redirect};
+use crate::scope::Scope;
+use crate::secret::SecretHash;
+use crate::token::{self, CodeExchange, Grant, RefreshExchange};
+use crate::userinfo;
+
+/// An answer was given that does not fit what the flow needed: a bug in the driver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the driver answered {answered} where the flow needed {needed}")]
+pub struct ProtocolMisuse {
+    /// What the flow needed.
+    pub needed: &'static str,
+    /// What it was given.
+    pub answered: &'static str,
+}
+
+// ---------------------------------------------------------------- authorization endpoint
+
+/// What the authorization flow needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthorizeNeed<'a> {
+    /// The registered client with this id, or `None`.
+    Client {
+        /// The client to look up.
+        client_id: &'a str,
+    },
+    /// Whether this client already used this nonce (the replay check).
+    NonceSeen {
+        /// The client.
+        client_id: &'a str,
+        /// The nonce.
+        nonce: &'a str,
+    },
+    /// The end-user's session, if the user agent has one.
+    Session,
+    /// Whether `subject` already consented to `client_id` for every token of `scope`.
+    Consent {
+        /// The end-user.
+        subject: &'a str,
+        /// The client.
+        client_id: &'a str,
+        /// The requested scope.
+        scope: &'a Scope,
+    },
+    /// The claims of `subject`.
+    Claims {
+        /// The end-user.
+        subject: &'a str,
+    },
+}
+
+/// The driver's answer to an [`AuthorizeNeed`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AuthorizeAnswer {
+    /// Answers [`AuthorizeNeed::Client`].
+    Client(Option<Client>),
+    /// Answers [`AuthorizeNeed::NonceSeen`].
+    NonceSeen(bool),
+    /// Answers [`AuthorizeNeed::Session`].
+    Session(Option<Authentication>),
+    /// Answers [`AuthorizeNeed::Consent`].
+    Consent(bool),
+    /// Answers [`AuthorizeNeed::Claims`].
+    Claims(UserInfo),
+}
+
+impl AuthorizeAnswer {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "Client",
+            Self::NonceSeen(_) => "NonceSeen",
+            Self::Session(_) => "Session",
+            Self::Consent(_) => "Consent",
+            Self::Claims(_) => "Claims",
+        }
+    }
+}
+
+/// How an authorization request ended.
+#[derive(Debug)]
+#[must_use]
+pub enum AuthorizeOutcome {
+    /// Show this error page (status 400); nothing is redirected.
+    ErrorPage(ErrorPage),
+    /// Apply the effects, then send the redirect (a success, or a redirected error).
+    Redirect(Completed<Redirect>),
+    /// Show the login page; store `pending()` and resume with [`AuthorizeFlow::after_login`].
+    Login(AwaitingLogin),
+    /// Show the consent page; store `pending()` and resume with [`AuthorizeFlow::after_consent`].
+    Consent(AwaitingConsent),
+}
+
+/// One step of the authorization flow.
+#[derive(Debug)]
+#[must_use]
+pub enum AuthorizeStep {
+    /// Answer [`AuthorizeFlow::need`], then [`AuthorizeFlow::resume`].
+    Need(AuthorizeFlow),
+    /// Finished.
+    Done(AuthorizeOutcome),
+}
+
+/// An authorization request in progress, its typed state erased.
+#[derive(Debug)]
+#[must_use]
+pub struct AuthorizeFlow {
+    state: AuthorizeState,
+}
+
+#[derive(Debug)]
+enum AuthorizeState {
+    Received(Received),
+    Nonce(Validated),
+    Session(Checked),
+    Consent(Checked, Authentication),
+    LoggedIn(AwaitingLogin, Authentication),
+    Claims(Authorized),
+}
+
+fn redirect_error(e: crate::response::ErrorRedirect) -> AuthorizeStep {
+    AuthorizeStep::Done(AuthorizeOutcome::Redirect(Completed {
+        response: e.redirect,
+        effects: Vec::new(),
+    }))
+}
+
+impl AuthorizeFlow {
+    fn step(state: AuthorizeState) -> AuthorizeStep {
+        AuthorizeStep::Need(Self { state })
+    }
+
+    /// Starts from the query string of a GET.
+    pub fn from_query(query: &[u8]) -> AuthorizeStep {
+        Self::start(Received::from_query(query))
+    }
+
+    /// Starts from the form body of a POST.
+    pub fn from_form(body: &[u8]) -> AuthorizeStep {
+        Self::start(Received::from_form(body))
+    }
+
+    fn start(parsed: Result<Received, ErrorPage>) -> AuthorizeStep {
+        match parsed {
+            Ok(r) => Self::step(AuthorizeState::Received(r)),
+            Err(page) => AuthorizeStep::Done(AuthorizeOutcome::ErrorPage(page)),
+        }
+    }
+
+    /// Resumes a request whose end-user just logged in (the consent lookup comes next).
+    pub fn after_login(awaiting: AwaitingLogin, user: Authentication) -> AuthorizeStep {
+        Self::step(AuthorizeState::LoggedIn(awaiting, user))
+    }
+
+    /// Resumes a request with the end-user's answer on the consent page.
+    pub fn after_consent(awaiting: AwaitingConsent, answer: ConsentAnswer) -> AuthorizeStep {
+        match awaiting.answer(answer) {
+            Ok(authorized) => Self::step(AuthorizeState::Claims(authorized)),
+            Err(e) => redirect_error(e),
+        }
+    }
+
+    /// What the flow needs to go on.
+    pub fn need(&self) -> AuthorizeNeed<'_> {
+        match &self.state {
+            AuthorizeState::Received(r) => AuthorizeNeed::Client {
+                client_id: r.client_id(),
+            },
+            AuthorizeState::Nonce(v) => AuthorizeNeed::NonceSeen {
+                client_id: v.client_id(),
+                nonce: v.nonce().unwrap_or_default(),
+            },
+            AuthorizeState::Session(_) => AuthorizeNeed::Session,
+            AuthorizeState::Consent(c, user) => AuthorizeNeed::Consent {
+                subject: &user.subject,
+                client_id: &c.client().client_id,
+                scope: c.scope(),
+            },
+            AuthorizeState::LoggedIn(l, user) => AuthorizeNeed::Consent {
+                subject: &user.subject,
+                client_id: &l.client().client_id,
+                scope: l.scope(),
+            },
+            AuthorizeState::Claims(a) => AuthorizeNeed::Claims {
+                subject: a.subject(),
+            },
+        }
+    }
+
+    fn needed(&self) -> &'static str {
+        match self.need() {
+            AuthorizeNeed::Client { .. } => "Client",
+            AuthorizeNeed::NonceSeen { .. } => "NonceSeen",
+            AuthorizeNeed::Session => "Session",
+            AuthorizeNeed::Consent { .. } => "Consent",
+            AuthorizeNeed::Claims { .. } => "Claims",
+        }
+    }
+
+    /// Feeds the answer to the current need and runs to the next need or the end.
+    pub fn resume(
+        self,
+        answer: AuthorizeAnswer,
+        provider: &Provider,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<AuthorizeStep, ProtocolMisuse> {
+        let misuse = ProtocolMisuse {
+            needed: self.needed(),
+            answered: answer.name(),
+        };
+        let step = match (self.state, answer) {
+            (AuthorizeState::Received(r), AuthorizeAnswer::Client(client)) => {
+                match r.bind_client(client) {
+                    Ok(bound) => after_bind(bound, provider),
+                    Err(page) => AuthorizeStep::Done(AuthorizeOutcome::ErrorPage(page)),
+                }
+            }
+            (AuthorizeState::Nonce(v), AuthorizeAnswer::NonceSeen(seen)) => {
+                match v.nonce_seen(seen) {
+                    Ok(c) => Self::step(AuthorizeState::Session(c)),
+                    Err(e) => redirect_error(e),
+                }
+            }
+            (AuthorizeState::Session(c), AuthorizeAnswer::Session(session)) => match session {
+                Some(user) => Self::step(AuthorizeState::Consent(c, user)),
+                None => decided(c.decide(None, false, now)),
+            },
+            (AuthorizeState::Consent(c, user), AuthorizeAnswer::Consent(given)) => {
+                decided(c.decide(Some(user), given, now))
+            }
+            (AuthorizeState::LoggedIn(l, user), AuthorizeAnswer::Consent(given)) => {
+                decided(l.logged_in(user, given))
+            }
+            (AuthorizeState::Claims(a), AuthorizeAnswer::Claims(claims)) => {
+                match a.issue(provider, &claims, rng, now) {
+                    Ok(done) => AuthorizeStep::Done(AuthorizeOutcome::Redirect(done)),
+                    Err(e) => redirect_error(e),
+                }
+            }
+            _ => return Err(misuse),
+        };
+        Ok(step)
+    }
+}
+
+fn after_bind(bound: ClientBound, provider: &Provider) -> AuthorizeStep {
+    match bound.validate(provider) {
+        Ok(v) if v.nonce_to_check(provider).is_some() => {
+            AuthorizeFlow::step(AuthorizeState::Nonce(v))
+        }
+        // No replay check asked for: nothing to look up.
+        Ok(v) => match v.nonce_seen(false) {
+            Ok(c) => AuthorizeFlow::step(AuthorizeState::Session(c)),
+            Err(e) => redirect_error(e),
+        },
+        Err(e) => redirect_error(e),
+    }
+}
+
+fn decided(decision: Decision) -> AuthorizeStep {
+    match decision {
+        Decision::Login(l) => AuthorizeStep::Done(AuthorizeOutcome::Login(l)),
+        Decision::Consent(c) => AuthorizeStep::Done(AuthorizeOutcome::Consent(c)),
+        Decision::Error(e) => redirect_error(e),
+        Decision::Authorized(a) => AuthorizeFlow::step(AuthorizeState::Claims(a)),
+    }
+}
+
+// ---------------------------------------------------------------- token endpoint
+
+/// What the token flow needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenNeed<'a> {
+    /// The registered client with this id, or `None`.
+    Client {
+        /// The client to look up.
+        client_id: &'a str,
+    },
+    /// Take this code atomically and report what was found.
+    TakeCode(&'a SecretHash),
+    /// Take this refresh token atomically and report what was found.
+    TakeRefreshToken(&'a SecretHash),
+}
+
+/// The driver's answer to a [`TokenNeed`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TokenAnswer {
+    /// Answers [`TokenNeed::Client`].
+    Client(Option<Client>),
+    /// Answers [`TokenNeed::TakeCode`].
+    Code(Taken<CodeRecord>),
+    /// Answers [`TokenNeed::TakeRefreshToken`].
+    RefreshToken(Taken<RefreshTokenRecord>),
+}
+
+impl TokenAnswer {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "Client",
+            Self::Code(_) => "Code",
+            Self::RefreshToken(_) => "RefreshToken",
+        }
+    }
+}
+
+/// One step of the token flow.
+#[derive(Debug)]
+#[must_use]
+pub enum TokenStep {
+    /// Answer [`TokenFlow::need`], then [`TokenFlow::resume`].
+    Need(TokenFlow),
+    /// Finished: apply the effects, then send the response (success or error).
+    Done(Completed<JsonResponse>),
+}
+
+/// A token request in progress, its typed state erased.
+#[derive(Debug)]
+#[must_use]
+pub struct TokenFlow {
+    state: TokenState,
+}
+
+#[derive(Debug)]
+enum TokenState {
+    Received(token::Received),
+    Code(CodeExchange),
+    Refresh(RefreshExchange),
+}
+
+impl TokenFlow {
+    /// Starts from the form body and the `Authorization` header.
+    pub fn parse(form: &[u8], authorization: Option<&[u8]>) -> TokenStep {
+        match token::Received::parse(form, authorization) {
+            Ok(r) => TokenStep::Need(Self {
+                state: TokenState::Received(r),
+            }),
+            Err(e) => TokenStep::Done(e.into_completed()),
+        }
+    }
+
+    /// What the flow needs to go on.
+    pub fn need(&self) -> TokenNeed<'_> {
+        match &self.state {
+            TokenState::Received(r) => TokenNeed::Client {
+                client_id: r.client_id(),
+            },
+            TokenState::Code(x) => TokenNeed::TakeCode(x.code_hash()),
+            TokenState::Refresh(x) => TokenNeed::TakeRefreshToken(x.refresh_token_hash()),
+        }
+    }
+
+    /// Feeds the answer to the current need and runs to the next need or the end.
+    pub fn resume(
+        self,
+        answer: TokenAnswer,
+        provider: &Provider,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<TokenStep, ProtocolMisuse> {
+        let needed = match self.need() {
+            TokenNeed::Client { .. } => "Client",
+            TokenNeed::TakeCode(_) => "Code",
+            TokenNeed::TakeRefreshToken(_) => "RefreshToken",
+        };
+        let misuse = ProtocolMisuse {
+            needed,
+            answered: answer.name(),
+        };
+        let result = match (self.state, answer) {
+            (TokenState::Received(r), TokenAnswer::Client(client)) => {
+                r.authenticate(client).and_then(|a| a.grant()).map(|grant| {
+                    TokenStep::Need(Self {
+                        state: match grant {
+                            Grant::AuthorizationCode(x) => TokenState::Code(x),
+                            Grant::RefreshToken(x) => TokenState::Refresh(x),
+                        },
+                    })
+                })
+            }
+            (TokenState::Code(x), TokenAnswer::Code(taken)) => x
+                .redeem(taken, now)
+                .and_then(|r| r.issue(provider, rng, now))
+                .map(TokenStep::Done),
+            (TokenState::Refresh(x), TokenAnswer::RefreshToken(taken)) => x
+                .redeem(taken, now)
+                .and_then(|r| r.issue(provider, rng, now))
+                .map(TokenStep::Done),
+            _ => return Err(misuse),
+        };
+        Ok(result.unwrap_or_else(|e| TokenStep::Done(e.into_completed())))
+    }
+}
+
+// ---------------------------------------------------------------- UserInfo endpoint
+
+/// What the UserInfo flow needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserinfoNeed<'a> {
+    /// The access token record stored under this hash, or `None`.
+    AccessToken(&'a SecretHash),
+    /// The claims of `subject`.
+    Claims {
+        /// The end-user.
+        subject: &'a str,
+    },
+}
+
+/// The driver's answer to a [`UserinfoNeed`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum UserinfoAnswer {
+    /// Answers [`UserinfoNeed::AccessToken`].
+    AccessToken(Option<AccessTokenRecord>),
+    /// Answers [`UserinfoNeed::Claims`].
+    Claims(UserInfo),
+}
+
+/// One step of the UserInfo flow.
+#[derive(Debug)]
+#[must_use]
+pub enum UserinfoStep {
+    /// Answer [`UserinfoFlow::need`], then [`UserinfoFlow::resume`].
+    Need(UserinfoFlow),
+    /// Finished: send the response (claims, or an RFC 6750 error).
+    Done(JsonResponse),
+}
+
+/// A UserInfo request in progress, its typed state erased.
+#[derive(Debug)]
+#[must_use]
+pub struct UserinfoFlow {
+    state: UserinfoState,
+}
+
+#[derive(Debug)]
+enum UserinfoState {
+    Received(userinfo::Received),
+    Authorized(userinfo::Authorized),
+}
+
+impl UserinfoFlow {
+    /// Starts from the `Authorization` header and, for a form POST, the body.
+    pub fn parse(
+        provider: &Provider,
+        authorization: Option<&[u8]>,
+        form_body: Option<&[u8]>,
+    ) -> UserinfoStep {
+        match userinfo::Received::parse(provider, authorization, form_body) {
+            Ok(r) => UserinfoStep::Need(Self {
+                state: UserinfoState::Received(r),
+            }),
+            Err(e) => UserinfoStep::Done(e.response),
+        }
+    }
+
+    /// What the flow needs to go on.
+    pub fn need(&self) -> UserinfoNeed<'_> {
+        match &self.state {
+            UserinfoState::Received(r) => UserinfoNeed::AccessToken(r.token_hash()),
+            UserinfoState::Authorized(a) => UserinfoNeed::Claims {
+                subject: a.subject(),
+            },
+        }
+    }
+
+    /// Feeds the answer to the current need and runs to the next need or the end.
+    pub fn resume(
+        self,
+        answer: UserinfoAnswer,
+        provider: &Provider,
+        now: OffsetDateTime,
+    ) -> Result<UserinfoStep, ProtocolMisuse> {
+        match (self.state, answer) {
+            (UserinfoState::Received(r), UserinfoAnswer::AccessToken(record)) => {
+                Ok(match r.authorize(record, now) {
+                    Ok(a) => UserinfoStep::Need(Self {
+                        state: UserinfoState::Authorized(a),
+                    }),
+                    Err(e) => UserinfoStep::Done(e.response),
+                })
+            }
+            (UserinfoState::Authorized(a), UserinfoAnswer::Claims(claims)) => {
+                Ok(UserinfoStep::Done(a.respond(&claims, provider)))
+            }
+            (UserinfoState::Received(_), other) => Err(ProtocolMisuse {
+                needed: "AccessToken",
+                answered: userinfo_answer_name(&other),
+            }),
+            (UserinfoState::Authorized(_), other) => Err(ProtocolMisuse {
+                needed: "Claims",
+                answered: userinfo_answer_name(&other),
+            }),
+        }
+    }
+}
+
+fn userinfo_answer_name(a: &UserinfoAnswer) -> &'static str {
+    match a {
+        UserinfoAnswer::AccessToken(_) => "AccessToken",
+        UserinfoAnswer::Claims(_) => "Claims",
+    }
+}
