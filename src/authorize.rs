@@ -205,6 +205,16 @@ impl Received {
             (Some(ResponseMode::Query), Some(rt)) if rt.returns_tokens() => rt.default_mode(),
             (Some(mode), _) => mode,
             (None, Some(rt)) => rt.default_mode(),
+            // An unsupported response type that asks for tokens (`token` alone) is answered
+            // where such a client reads: the fragment (RFC 6749 §4.2.2.1).
+            (None, None)
+                if raw
+                    .response_type
+                    .as_deref()
+                    .is_some_and(|t| t.split(' ').any(|p| p == "token" || p == "id_token")) =>
+            {
+                ResponseMode::Fragment
+            }
             (None, None) => ResponseMode::Query,
         };
         Ok(ClientBound {
