@@ -214,8 +214,8 @@ impl JsonResponse {
         }
     }
 
-    /// An OAuth error body `{"error", "error_description"}` with the given status.
-    pub(crate) fn oauth_error(status: u16, error: &OAuthError) -> Self {
+    /// An OAuth error body `{"error", "error_description"}` with the given status, not cacheable.
+    pub fn oauth_error(status: u16, error: &OAuthError) -> Self {
         let body = serde_json::json!({
             "error": error.code.as_str(),
             "error_description": error.description,

@@ -1,0 +1,193 @@
+//! Storage for oidc-flow: the async [`Store`] trait with everything a provider persists,
+//! a [`MemoryStore`] and a [`SqliteStore`], and the [`driver`] that runs the core's flows
+//! against any store.
+//!
+//! Codes and tokens are kept only as SHA-256 digests ([`SecretHash`]). Taking a code or a
+//! refresh token is an atomic compare-and-take: of two concurrent takes exactly one gets
+//! [`Taken::Fresh`], the other [`Taken::AlreadyTaken`] with the grant to revoke. The effects
+//! of one request are applied in one transaction.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::future::Future;
+
+use oidc_flow::authorize::PendingAuthorization;
+use oidc_flow::keys::Algorithm;
+use oidc_flow::{
+    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, RefreshTokenRecord, Scope,
+    SecretHash, Taken, UserInfo,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub mod driver;
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored record could not be read back.
+    #[error("a stored record is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// A record with this key exists already.
+    #[error("{0} already exists")]
+    Duplicate(String),
+    /// Tokens were to be stored for a grant that was revoked meanwhile (a code replay raced
+    /// the first exchange); the request must fail rather than hand out dead tokens.
+    #[error("the grant was revoked")]
+    GrantRevoked,
+}
+
+/// An end-user account of the demo server (applications bring their own users).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The login name.
+    pub username: String,
+    /// The stable subject identifier (`sub`).
+    pub subject: String,
+    /// The password's argon2 PHC string.
+    pub password_hash: String,
+    /// The user's claims.
+    pub claims: UserInfo,
+}
+
+/// A signing key as stored: its PEM, so the JWKS survives restarts.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKey {
+    /// The key id.
+    pub kid: String,
+    /// The algorithm it signs.
+    pub alg: Algorithm,
+    /// PKCS#8 PEM of the private key.
+    pub pem: String,
+    /// When it was created (keys load oldest first).
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result type of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything a provider persists. Implementations must be safe to share across tasks.
+///
+/// Every method is one atomic operation; [`Store::apply`] applies a request's effects in
+/// one transaction.
+pub trait Store: Send + Sync + 'static {
+    /// The registered client with this id.
+    fn client(&self, client_id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
+    /// Registers a client; fails with [`StoreError::Duplicate`] if the id is taken.
+    fn add_client(&self, client: &Client) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The demo server's user with this login name.
+    fn user_by_name(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = StoreResult<Option<UserRecord>>> + Send;
+    /// The claims of the user with this subject.
+    fn user_claims(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = StoreResult<Option<UserInfo>>> + Send;
+    /// Adds a user; fails with [`StoreError::Duplicate`] if the name is taken.
+    fn add_user(&self, user: &UserRecord) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Atomically takes the code stored under `hash`.
+    fn take_code(
+        &self,
+        hash: &SecretHash,
+    ) -> impl Future<Output = StoreResult<Taken<CodeRecord>>> + Send;
+    /// Atomically takes the refresh token stored under `hash`.
+    fn take_refresh_token(
+        &self,
+        hash: &SecretHash,
+    ) -> impl Future<Output = StoreResult<Taken<RefreshTokenRecord>>> + Send;
+    /// The access token stored under `hash`, if not revoked.
+    fn access_token(
+        &self,
+        hash: &SecretHash,
+    ) -> impl Future<Output = StoreResult<Option<AccessTokenRecord>>> + Send;
+    /// Whether `client_id` already used `nonce` (and it is still remembered).
+    fn nonce_seen(
+        &self,
+        client_id: &str,
+        nonce: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Whether `subject` consented to `client_id` for every token of `scope`.
+    fn consented(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &Scope,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Applies a request's effects, in order, in one transaction.
+    fn apply(&self, effects: &[Effect]) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Keeps an authorization waiting for login or consent under `id` (a digest of the
+    /// random handle given to the user agent).
+    fn put_pending(
+        &self,
+        id: &SecretHash,
+        pending: &PendingAuthorization,
+        expires_at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Takes (reads and deletes) a waiting authorization, if unexpired.
+    fn take_pending(
+        &self,
+        id: &SecretHash,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Option<PendingAuthorization>>> + Send;
+
+    /// Stores an end-user session under the digest of its cookie value.
+    fn put_session(
+        &self,
+        id: &SecretHash,
+        session: &Authentication,
+        expires_at: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The session stored under `id`, if unexpired.
+    fn session(
+        &self,
+        id: &SecretHash,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Option<Authentication>>> + Send;
+
+    /// The signing keys, oldest first.
+    fn signing_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredKey>>> + Send;
+    /// Adds a signing key.
+    fn add_signing_key(&self, key: &StoredKey) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Deletes what expired before `now`; returns how many rows went.
+    fn purge_expired(&self, now: OffsetDateTime) -> impl Future<Output = StoreResult<u64>> + Send;
+}
+
+/// Whether every token of `wanted` is in `granted` (consents accumulate per client).
+pub(crate) fn scope_covers(granted: &Scope, wanted: &Scope) -> bool {
+    wanted.is_subset_of(granted)
+}
+
+/// The union of two scopes, `a`'s order first.
+pub(crate) fn scope_union(a: &Scope, b: &Scope) -> Scope {
+    let joined = format!("{a} {b}");
+    Scope::parse(&joined).unwrap_or_else(|_| a.clone())
+}

@@ -1,0 +1,285 @@
+//! The memory backend: a mutex over hash maps. For tests and single-process demos.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use oidc_flow::authorize::PendingAuthorization;
+use oidc_flow::{
+    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, RefreshTokenRecord,
+    Scope, SecretHash, Taken, UserInfo,
+};
+use time::OffsetDateTime;
+
+use crate::{Store, StoreError, StoreResult, StoredKey, UserRecord, scope_covers, scope_union};
+
+#[derive(Default)]
+struct Inner {
+    clients: HashMap<String, Client>,
+    users: HashMap<String, UserRecord>,
+    codes: HashMap<SecretHash, (CodeRecord, bool)>,
+    access_tokens: HashMap<SecretHash, AccessTokenRecord>,
+    refresh_tokens: HashMap<SecretHash, (RefreshTokenRecord, bool)>,
+    nonces: HashMap<(String, String), OffsetDateTime>,
+    consents: HashMap<(String, String), Scope>,
+    revoked: HashMap<GrantId, OffsetDateTime>,
+    pending: HashMap<SecretHash, (PendingAuthorization, OffsetDateTime)>,
+    sessions: HashMap<SecretHash, (Authentication, OffsetDateTime)>,
+    keys: Vec<StoredKey>,
+}
+
+/// Everything in memory, lost when the process ends.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than stopping service, so a poisoned lock is taken over.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn take<R: Clone>(
+    map: &mut HashMap<SecretHash, (R, bool)>,
+    hash: &SecretHash,
+    grant: impl Fn(&R) -> GrantId,
+) -> Taken<R> {
+    match map.get_mut(hash) {
+        Some((r, taken)) if *taken => Taken::AlreadyTaken(grant(r)),
+        Some((r, taken)) => {
+            *taken = true;
+            Taken::Fresh(r.clone())
+        }
+        None => Taken::Unknown,
+    }
+}
+
+impl Store for MemoryStore {
+    async fn client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        Ok(self.lock().clients.get(client_id).cloned())
+    }
+
+    async fn add_client(&self, client: &Client) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.clients.contains_key(&client.client_id) {
+            return Err(StoreError::Duplicate(format!(
+                "client {}",
+                client.client_id
+            )));
+        }
+        g.clients.insert(client.client_id.clone(), client.clone());
+        Ok(())
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        Ok(self.lock().users.get(username).cloned())
+    }
+
+    async fn user_claims(&self, subject: &str) -> StoreResult<Option<UserInfo>> {
+        Ok(self
+            .lock()
+            .users
+            .values()
+            .find(|u| u.subject == subject)
+            .map(|u| u.claims.clone()))
+    }
+
+    async fn add_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.users.contains_key(&user.username)
+            || g.users.values().any(|u| u.subject == user.subject)
+        {
+            return Err(StoreError::Duplicate(format!("user {}", user.username)));
+        }
+        g.users.insert(user.username.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn take_code(&self, hash: &SecretHash) -> StoreResult<Taken<CodeRecord>> {
+        Ok(take(&mut self.lock().codes, hash, |r| r.grant.clone()))
+    }
+
+    async fn take_refresh_token(
+        &self,
+        hash: &SecretHash,
+    ) -> StoreResult<Taken<RefreshTokenRecord>> {
+        Ok(take(&mut self.lock().refresh_tokens, hash, |r| {
+            r.grant.clone()
+        }))
+    }
+
+    async fn access_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessTokenRecord>> {
+        Ok(self.lock().access_tokens.get(hash).cloned())
+    }
+
+    async fn nonce_seen(
+        &self,
+        client_id: &str,
+        nonce: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .nonces
+            .get(&(client_id.to_owned(), nonce.to_owned()))
+            .is_some_and(|exp| *exp > now))
+    }
+
+    async fn consented(&self, subject: &str, client_id: &str, scope: &Scope) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .consents
+            .get(&(subject.to_owned(), client_id.to_owned()))
+            .is_some_and(|granted| scope_covers(granted, scope)))
+    }
+
+    async fn apply(&self, effects: &[Effect]) -> StoreResult<()> {
+        let mut g = self.lock();
+        // Check first, then write: all or nothing, like the SQLite transaction.
+        for e in effects {
+            let grant = match e {
+                Effect::StoreAccessToken(r) => Some(&r.grant),
+                Effect::StoreRefreshToken(r) => Some(&r.grant),
+                Effect::StoreCode(r) => Some(&r.grant),
+                _ => None,
+            };
+            if grant.is_some_and(|g2| g.revoked.contains_key(g2)) {
+                return Err(StoreError::GrantRevoked);
+            }
+        }
+        for e in effects {
+            match e {
+                Effect::StoreCode(r) => {
+                    g.codes.insert(r.hash, (r.clone(), false));
+                }
+                Effect::StoreAccessToken(r) => {
+                    g.access_tokens.insert(r.hash, r.clone());
+                }
+                Effect::StoreRefreshToken(r) => {
+                    g.refresh_tokens.insert(r.hash, (r.clone(), false));
+                }
+                Effect::RememberNonce(n) => {
+                    g.nonces
+                        .insert((n.client_id.clone(), n.nonce.clone()), n.expires_at);
+                }
+                Effect::RememberConsent(c) => {
+                    let key = (c.subject.clone(), c.client_id.clone());
+                    let merged = match g.consents.get(&key) {
+                        Some(old) => scope_union(old, &c.scope),
+                        None => c.scope.clone(),
+                    };
+                    g.consents.insert(key, merged);
+                }
+                Effect::RevokeGrant(grant) => {
+                    g.access_tokens.retain(|_, r| r.grant != *grant);
+                    g.refresh_tokens.retain(|_, (r, _)| r.grant != *grant);
+                    // Keep taken codes (a later replay must still see AlreadyTaken).
+                    g.codes.retain(|_, (r, taken)| *taken || r.grant != *grant);
+                    // Remembered as long as anything of the grant could still be presented.
+                    let until = OffsetDateTime::now_utc() + time::Duration::days(31);
+                    g.revoked.insert(grant.clone(), until);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_pending(
+        &self,
+        id: &SecretHash,
+        pending: &PendingAuthorization,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.lock()
+            .pending
+            .insert(*id, (pending.clone(), expires_at));
+        Ok(())
+    }
+
+    async fn take_pending(
+        &self,
+        id: &SecretHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<PendingAuthorization>> {
+        Ok(self
+            .lock()
+            .pending
+            .remove(id)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(p, _)| p))
+    }
+
+    async fn put_session(
+        &self,
+        id: &SecretHash,
+        session: &Authentication,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.lock()
+            .sessions
+            .insert(*id, (session.clone(), expires_at));
+        Ok(())
+    }
+
+    async fn session(
+        &self,
+        id: &SecretHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Authentication>> {
+        Ok(self
+            .lock()
+            .sessions
+            .get(id)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(s, _)| s.clone()))
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        let mut keys = self.lock().keys.clone();
+        keys.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
+        Ok(keys)
+    }
+
+    async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+        let mut g = self.lock();
+        if g.keys.iter().any(|k| k.kid == key.kid) {
+            return Err(StoreError::Duplicate(format!("key {}", key.kid)));
+        }
+        g.keys.push(key.clone());
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        let mut g = self.lock();
+        let before = g.codes.len()
+            + g.access_tokens.len()
+            + g.refresh_tokens.len()
+            + g.nonces.len()
+            + g.pending.len()
+            + g.sessions.len()
+            + g.revoked.len();
+        g.codes.retain(|_, (r, _)| r.expires_at > now);
+        g.access_tokens.retain(|_, r| r.expires_at > now);
+        g.refresh_tokens.retain(|_, (r, _)| r.expires_at > now);
+        g.nonces.retain(|_, exp| *exp > now);
+        g.pending.retain(|_, (_, exp)| *exp > now);
+        g.sessions.retain(|_, (_, exp)| *exp > now);
+        g.revoked.retain(|_, exp| *exp > now);
+        let after = g.codes.len()
+            + g.access_tokens.len()
+            + g.refresh_tokens.len()
+            + g.nonces.len()
+            + g.pending.len()
+            + g.sessions.len()
+            + g.revoked.len();
+        Ok(u64::try_from(before - after).unwrap_or(u64::MAX))
+    }
+}
