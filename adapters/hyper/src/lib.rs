@@ -1,0 +1,725 @@
+//! The hyper 1.x adapter of oidc-flow: HTTP in, the store driver, HTTP out.
+//!
+//! It holds no protocol logic. It routes, reads bodies within limits, keeps the end-user's
+//! session in a cookie, renders the login and consent pages (CSRF-protected), and turns the
+//! core's responses into HTTP. [`serve`] runs it on a listener until a shutdown signal.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use oidc_flow::authorize::{ConsentAnswer, Resumed};
+use oidc_flow::flow::AuthorizeFlow;
+use oidc_flow::{
+    Authentication, ErrorCode, JsonResponse, MintedSecret, OAuthError, Provider, Redirect,
+    ResponseMode, SecretHash,
+};
+use oidc_flow_store::driver::{self, AuthorizeResult, DriverError};
+use oidc_flow_store::{Store, StoreError};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+pub mod pages;
+pub mod setup;
+
+/// Largest request body read (form posts of the authorization, token and UserInfo endpoints).
+pub const MAX_BODY: usize = 64 * 1024;
+/// Largest request head (request line and headers) hyper buffers.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// How long a client may take to send its request head or body.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an end-user session lasts.
+pub const SESSION_LIFETIME: time::Duration = time::Duration::hours(12);
+
+const SESSION_COOKIE: &str = "oidc_flow_session";
+const CSRF_COOKIE: &str = "oidc_flow_csrf";
+
+/// The provider served over HTTP: configuration, store and pre-rendered documents.
+pub struct App<S> {
+    provider: Arc<Provider>,
+    store: Arc<S>,
+    /// Cookies get `Secure` when the issuer is https.
+    secure_cookies: bool,
+    /// The issuer URL's path, which prefixes every route.
+    base_path: String,
+    discovery: Bytes,
+    jwks: Bytes,
+}
+
+impl<S: Store> App<S> {
+    /// An app serving `provider` from `store`.
+    pub fn new(provider: Arc<Provider>, store: Arc<S>) -> Self {
+        let issuer = url::Url::parse(provider.issuer()).ok();
+        let secure_cookies = issuer.as_ref().is_some_and(|u| u.scheme() == "https");
+        let base_path = issuer
+            .as_ref()
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        // Both documents are fixed for the life of the process: render them once.
+        let discovery = Bytes::from(oidc_flow::discovery::document(&provider).to_string());
+        let jwks = Bytes::from(provider.jwks().to_string());
+        Self {
+            provider,
+            store,
+            secure_cookies,
+            base_path,
+            discovery,
+            jwks,
+        }
+    }
+
+    /// The provider configuration.
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+/// The body type of every response.
+pub type Body = Full<Bytes>;
+
+/// Accepts connections on `listener` and serves `app` until `shutdown` completes, then
+/// stops accepting and waits (at most 10 s) for the connections in flight.
+pub async fn serve<S: Store>(
+    listener: TcpListener,
+    app: Arc<App<S>>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req, peer).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(READ_TIMEOUT)
+            .max_buf_size(MAX_HEAD.max(8192))
+            .max_headers(64)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("connections still open after 10 s; closing them");
+        }
+    }
+    Ok(())
+}
+
+/// Handles one request, with its log line.
+pub async fn handle<S: Store>(
+    app: &App<S>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = route(app, req).await;
+    // The path only: queries carry state, nonces and hints, and nothing secret belongs in logs.
+    tracing::info!(
+        %peer,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+async fn route<S: Store>(app: &App<S>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    let Some(local) = path.strip_prefix(app.base_path.as_str()) else {
+        return not_found();
+    };
+    let local = local.to_owned();
+    let method = req.method().clone();
+    match (local.as_str(), method) {
+        ("/.well-known/openid-configuration", Method::GET | Method::HEAD) => {
+            cached_json(app.discovery.clone())
+        }
+        ("/jwks", Method::GET | Method::HEAD) => cached_json(app.jwks.clone()),
+        ("/authorize", Method::GET) => {
+            let query = req.uri().query().unwrap_or_default().as_bytes().to_vec();
+            let cookies = Cookies::from(req.headers());
+            authorize(app, AuthorizeFlow::from_query(&query), &cookies).await
+        }
+        ("/authorize", Method::POST) => match read_form(req).await {
+            Ok((body, cookies)) => authorize(app, AuthorizeFlow::from_form(&body), &cookies).await,
+            Err(resp) => resp,
+        },
+        ("/login", Method::POST) => match read_form(req).await {
+            Ok((body, cookies)) => login(app, &body, &cookies).await,
+            Err(resp) => resp,
+        },
+        ("/consent", Method::POST) => match read_form(req).await {
+            Ok((body, cookies)) => consent(app, &body, &cookies).await,
+            Err(resp) => resp,
+        },
+        ("/token", Method::POST) => {
+            let authorization = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes().to_vec());
+            match read_form(req).await {
+                Ok((body, _)) => {
+                    let now = OffsetDateTime::now_utc();
+                    let result = driver::token(
+                        &*app.store,
+                        &app.provider,
+                        &body,
+                        authorization.as_deref(),
+                        now,
+                    )
+                    .await;
+                    json_result(result)
+                }
+                Err(resp) => resp,
+            }
+        }
+        ("/userinfo", Method::GET) => {
+            let authorization = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes().to_vec());
+            let now = OffsetDateTime::now_utc();
+            json_result(
+                driver::userinfo(
+                    &*app.store,
+                    &app.provider,
+                    authorization.as_deref(),
+                    None,
+                    now,
+                )
+                .await,
+            )
+        }
+        ("/userinfo", Method::POST) => {
+            let authorization = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes().to_vec());
+            let is_form = has_form_type(req.headers());
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            // RFC 6750 §2.2: the body carries the token only as a form.
+            let form = (is_form && !body.is_empty()).then_some(body.as_ref());
+            let now = OffsetDateTime::now_utc();
+            json_result(
+                driver::userinfo(
+                    &*app.store,
+                    &app.provider,
+                    authorization.as_deref(),
+                    form,
+                    now,
+                )
+                .await,
+            )
+        }
+        ("/.well-known/openid-configuration" | "/jwks", _) => method_not_allowed("GET, HEAD"),
+        ("/authorize" | "/userinfo", _) => method_not_allowed("GET, POST"),
+        ("/login" | "/consent" | "/token", _) => method_not_allowed("POST"),
+        _ => not_found(),
+    }
+}
+
+// ------------------------------------------------------------------ endpoints
+
+async fn authorize<S: Store>(
+    app: &App<S>,
+    step: oidc_flow::flow::AuthorizeStep,
+    cookies: &Cookies,
+) -> Response<Body> {
+    let now = OffsetDateTime::now_utc();
+    let session = match session_of(app, cookies, now).await {
+        Ok(s) => s,
+        Err(e) => return server_error_page(&e.into()),
+    };
+    let result = driver::authorize(&*app.store, &app.provider, step, session, now).await;
+    authorize_response(app, result, cookies, None)
+}
+
+fn authorize_response<S>(
+    app: &App<S>,
+    result: Result<AuthorizeResult, DriverError>,
+    cookies: &Cookies,
+    set_session: Option<String>,
+) -> Response<Body> {
+    let mut response = match result {
+        Err(e) => return server_error_page(&e),
+        Ok(AuthorizeResult::ErrorPage(page)) => html(StatusCode::BAD_REQUEST, pages::error(&page)),
+        Ok(AuthorizeResult::Redirect(redirect)) => redirect_response(&redirect),
+        Ok(AuthorizeResult::Login { awaiting, handle }) => {
+            let (csrf, fresh) = csrf_token(cookies);
+            let mut r = html(
+                StatusCode::OK,
+                pages::login(&awaiting, &handle, &csrf, None),
+            );
+            if fresh {
+                set_cookie(&mut r, app, CSRF_COOKIE, &csrf, None, true);
+            }
+            r
+        }
+        Ok(AuthorizeResult::Consent { awaiting, handle }) => {
+            let (csrf, fresh) = csrf_token(cookies);
+            let mut r = html(StatusCode::OK, pages::consent(&awaiting, &handle, &csrf));
+            if fresh {
+                set_cookie(&mut r, app, CSRF_COOKIE, &csrf, None, true);
+            }
+            r
+        }
+    };
+    if let Some(session) = set_session {
+        set_cookie(
+            &mut response,
+            app,
+            SESSION_COOKIE,
+            &session,
+            Some(SESSION_LIFETIME),
+            false,
+        );
+    }
+    response
+}
+
+/// A form posted from one of our pages: checks the CSRF token and takes the parked request.
+async fn posted_form<S: Store>(
+    app: &App<S>,
+    body: &[u8],
+    cookies: &Cookies,
+    now: OffsetDateTime,
+) -> Result<(oidc_flow::params::Params, Resumed), Response<Body>> {
+    let refuse = |why: &str| {
+        html(
+            StatusCode::BAD_REQUEST,
+            pages::error_text("invalid_request", why),
+        )
+    };
+    let params =
+        oidc_flow::params::Params::parse(body, MAX_BODY).map_err(|e| refuse(&e.to_string()))?;
+    let posted = params.get("csrf").unwrap_or_default();
+    let expected = cookies.get(CSRF_COOKIE).unwrap_or_default();
+    if posted.is_empty() || !constant_time_eq(posted.as_bytes(), expected.as_bytes()) {
+        return Err(refuse(
+            "the form's CSRF token does not match this browser; start again from the application",
+        ));
+    }
+    let handle = params.get("handle").unwrap_or_default();
+    match driver::unpark(&*app.store, handle, now).await {
+        Err(e) => Err(server_error_page(&e.into())),
+        Ok(None) => Err(refuse(
+            "this sign-in request has expired or was already used; start again from the application",
+        )),
+        Ok(Some(Err(page))) => Err(html(StatusCode::BAD_REQUEST, pages::error(&page))),
+        Ok(Some(Ok(resumed))) => Ok((params, resumed)),
+    }
+}
+
+async fn login<S: Store>(app: &App<S>, body: &[u8], cookies: &Cookies) -> Response<Body> {
+    let now = OffsetDateTime::now_utc();
+    let (params, resumed) = match posted_form(app, body, cookies, now).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let Resumed::Login(awaiting) = resumed else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::error_text(
+                "invalid_request",
+                "this request is waiting for consent, not a login",
+            ),
+        );
+    };
+    let username = params.get("username").unwrap_or_default();
+    let password = params.get("password").unwrap_or_default();
+    let user = match setup::check_password(&*app.store, username, password).await {
+        Ok(u) => u,
+        Err(e) => return server_error_page(&e.into()),
+    };
+    let Some(user) = user else {
+        // Park it again under a new handle and show the form with an error.
+        let handle = match driver::park(&*app.store, awaiting.pending(), now).await {
+            Ok(h) => h,
+            Err(e) => return server_error_page(&e.into()),
+        };
+        let (csrf, _) = csrf_token(cookies);
+        return html(
+            StatusCode::OK,
+            pages::login(
+                &awaiting,
+                &handle,
+                &csrf,
+                Some("Unknown username or wrong password."),
+            ),
+        );
+    };
+    let authentication = Authentication {
+        subject: user.subject,
+        auth_time: now,
+        acr: None,
+        amr: vec!["pwd".to_owned()],
+    };
+    let session = MintedSecret::generate(&mut driver::system_rng());
+    if let Err(e) = app
+        .store
+        .put_session(&session.hash(), &authentication, now + SESSION_LIFETIME)
+        .await
+    {
+        return server_error_page(&e.into());
+    }
+    let result = driver::authorize(
+        &*app.store,
+        &app.provider,
+        AuthorizeFlow::after_login(awaiting, authentication),
+        None,
+        now,
+    )
+    .await;
+    authorize_response(app, result, cookies, Some(session.into_string()))
+}
+
+async fn consent<S: Store>(app: &App<S>, body: &[u8], cookies: &Cookies) -> Response<Body> {
+    let now = OffsetDateTime::now_utc();
+    let (params, resumed) = match posted_form(app, body, cookies, now).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let Resumed::Consent(awaiting) = resumed else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::error_text(
+                "invalid_request",
+                "this request is waiting for a login, not consent",
+            ),
+        );
+    };
+    let answer = match params.get("decision") {
+        Some("allow") => ConsentAnswer::Allow,
+        _ => ConsentAnswer::Deny,
+    };
+    let result = driver::authorize(
+        &*app.store,
+        &app.provider,
+        AuthorizeFlow::after_consent(awaiting, answer),
+        None,
+        now,
+    )
+    .await;
+    authorize_response(app, result, cookies, None)
+}
+
+async fn session_of<S: Store>(
+    app: &App<S>,
+    cookies: &Cookies,
+    now: OffsetDateTime,
+) -> Result<Option<Authentication>, StoreError> {
+    match cookies.get(SESSION_COOKIE) {
+        Some(v) if v.len() <= 128 => app.store.session(&SecretHash::of(v), now).await,
+        _ => Ok(None),
+    }
+}
+
+// ------------------------------------------------------------------ HTTP helpers
+
+/// The request's cookies, parsed leniently: a malformed pair is skipped.
+#[derive(Debug, Default)]
+pub struct Cookies(Vec<(String, String)>);
+
+impl Cookies {
+    /// The value of cookie `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl From<&HeaderMap> for Cookies {
+    fn from(headers: &HeaderMap) -> Self {
+        let mut out = Vec::new();
+        for value in headers.get_all(header::COOKIE) {
+            let Ok(text) = value.to_str() else { continue };
+            for c in cookie::Cookie::split_parse(text).flatten().take(32) {
+                out.push((c.name().to_owned(), c.value().to_owned()));
+            }
+        }
+        Self(out)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// The browser's CSRF token, or a new one (and whether it must be set).
+fn csrf_token(cookies: &Cookies) -> (String, bool) {
+    match cookies.get(CSRF_COOKIE) {
+        Some(v)
+            if v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            (v.to_owned(), false)
+        }
+        _ => (
+            MintedSecret::generate(&mut driver::system_rng()).into_string(),
+            true,
+        ),
+    }
+}
+
+fn set_cookie<S>(
+    response: &mut Response<Body>,
+    app: &App<S>,
+    name: &str,
+    value: &str,
+    max_age: Option<time::Duration>,
+    strict: bool,
+) {
+    let mut c = cookie::Cookie::build((name.to_owned(), value.to_owned()))
+        .http_only(true)
+        .secure(app.secure_cookies)
+        .same_site(if strict {
+            cookie::SameSite::Strict
+        } else {
+            cookie::SameSite::Lax
+        })
+        .path(if app.base_path.is_empty() {
+            "/".to_owned()
+        } else {
+            app.base_path.clone()
+        });
+    if let Some(age) = max_age {
+        c = c.max_age(cookie::time::Duration::seconds(age.whole_seconds()));
+    }
+    if let Ok(v) = HeaderValue::from_str(&c.build().to_string()) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn has_form_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(payload_too_large());
+    }
+    let limited = Limited::new(req.into_body(), MAX_BODY);
+    match tokio::time::timeout(READ_TIMEOUT, limited.collect()).await {
+        Err(_) => Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body took too long",
+        )),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(payload_too_large())
+        }
+        Ok(Err(_)) => Err(plain(
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// Reads an `application/x-www-form-urlencoded` body (415 otherwise) and the cookies.
+async fn read_form(req: Request<Incoming>) -> Result<(Bytes, Cookies), Response<Body>> {
+    if !has_form_type(req.headers()) {
+        return Err(plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let cookies = Cookies::from(req.headers());
+    Ok((read_body(req).await?, cookies))
+}
+
+fn with_headers(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    with_headers(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(text.as_bytes()),
+    )
+}
+
+fn not_found() -> Response<Body> {
+    plain(StatusCode::NOT_FOUND, "not found")
+}
+
+fn payload_too_large() -> Response<Body> {
+    plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the request body is too large",
+    )
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+fn html(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = with_headers(status, "text/html; charset=utf-8", Bytes::from(body));
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+fn cached_json(body: Bytes) -> Response<Body> {
+    let mut r = with_headers(StatusCode::OK, "application/json", body);
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    r
+}
+
+/// Turns a core JSON response into HTTP.
+pub fn json_response(json: JsonResponse) -> Response<Body> {
+    let status = StatusCode::from_u16(json.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = with_headers(status, "application/json", Bytes::from(json.body));
+    for (name, value) in json.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            r.headers_mut().append(name, v);
+        }
+    }
+    r
+}
+
+fn json_result(result: Result<JsonResponse, DriverError>) -> Response<Body> {
+    match result {
+        Ok(json) => json_response(json),
+        Err(e) => {
+            tracing::error!(error = %e, "request failed");
+            json_response(e.to_json())
+        }
+    }
+}
+
+fn server_error_page(e: &DriverError) -> Response<Body> {
+    tracing::error!(error = %e, "request failed");
+    html(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        pages::error_text(
+            ErrorCode::ServerError.as_str(),
+            "the server could not complete the request",
+        ),
+    )
+}
+
+/// Turns an authorization response into HTTP: 303 for query and fragment, the
+/// auto-submitting page for form_post.
+pub fn redirect_response(redirect: &Redirect) -> Response<Body> {
+    if redirect.mode() == ResponseMode::FormPost {
+        let body = redirect.form_post_html().unwrap_or_default();
+        let mut r = with_headers(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            Bytes::from(body),
+        );
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
+    let location = redirect.location().unwrap_or_default();
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            let mut r = with_headers(
+                StatusCode::SEE_OTHER,
+                "text/plain; charset=utf-8",
+                Bytes::new(),
+            );
+            r.headers_mut().insert(header::LOCATION, v);
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(_) => {
+            let e = OAuthError::new(ErrorCode::ServerError, "the redirect could not be encoded");
+            html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                pages::error_text(e.code.as_str(), &e.description),
+            )
+        }
+    }
+}
