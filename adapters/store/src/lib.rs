@@ -20,10 +20,12 @@ use oidc_flow::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod datakey;
 pub mod driver;
 mod memory;
 mod sqlite;
 
+pub use datakey::{DATA_KEY_ENV, DataKey};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
@@ -47,6 +49,9 @@ pub enum StoreError {
     /// the first exchange); the request must fail rather than hand out dead tokens.
     #[error("the grant was revoked")]
     GrantRevoked,
+    /// The data key that encrypts retrievable secrets is missing, malformed or wrong.
+    #[error("data key: {0}")]
+    DataKey(String),
 }
 
 /// An end-user account of the demo server (applications bring their own users).

@@ -4,7 +4,9 @@
 //! nothing, a power loss at most the last commits. SQLite's default (rollback journal,
 //! FULL) fsyncs every commit and caps the provider at a few hundred flows per second.
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use oidc_flow::authorize::PendingAuthorization;
@@ -19,7 +21,12 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use time::OffsetDateTime;
 
-use crate::{Store, StoreError, StoreResult, StoredKey, UserRecord, scope_covers, scope_union};
+use crate::{
+    DataKey, Store, StoreError, StoreResult, StoredKey, UserRecord, scope_covers, scope_union,
+};
+
+/// The member under which a client's clear secret is stored, encrypted with the data key.
+const SEALED_SECRET: &str = "client_secret_sealed";
 
 /// How long a revoked grant is remembered, so tokens racing the revocation are refused.
 const REVOCATION_MEMORY: time::Duration = time::Duration::hours(1);
@@ -27,9 +34,14 @@ const REVOCATION_MEMORY: time::Duration = time::Duration::hours(1);
 pub(crate) const TAKEN_CODE_GRACE: time::Duration = time::Duration::hours(1);
 
 /// A store in one SQLite file.
+///
+/// Client secrets kept in clear by the core (HS* clients) are encrypted at rest with the
+/// [`DataKey`] found by [`DataKey::from_env_or_file`]: the `OIDC_FLOW_DATA_KEY` variable,
+/// or the file `<database>.key` beside the database (created on first use).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    data_key: Arc<DataKey>,
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -40,14 +52,22 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
     /// and brings its schema up to date.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        let memory = url.contains(":memory:") || options.get_filename().as_os_str().is_empty();
+        let key_file = (!memory).then(|| {
+            let mut p = PathBuf::from(options.get_filename());
+            p.as_mut_os_string().push(".key");
+            p
+        });
+        let data_key = Arc::new(DataKey::from_env_or_file(key_file.as_deref())?);
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         // An in-memory database exists per connection: keep exactly one.
-        let max = if url.contains(":memory:") { 1 } else { 8 };
+        let max = if memory { 1 } else { 8 };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)
@@ -56,7 +76,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, data_key })
     }
 
     /// The connection pool, for closing it on shutdown.
@@ -106,11 +126,29 @@ impl Store for SqliteStore {
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| from_json(r.try_get::<&str, _>(0)?)).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let mut value: serde_json::Value = from_json(row.try_get::<&str, _>(0)?)?;
+        if let Some(obj) = value.as_object_mut()
+            && let Some(sealed) = obj.remove(SEALED_SECRET)
+        {
+            let sealed = sealed.as_str().unwrap_or_default();
+            let secret = self.data_key.open(client_id, sealed)?;
+            obj.insert("client_secret".to_owned(), secret.into());
+        }
+        Ok(Some(serde_json::from_value(value)?))
     }
 
     async fn add_client(&self, client: &Client) -> StoreResult<()> {
-        let data = to_json(client)?;
+        let mut value = serde_json::to_value(client)?;
+        if let Some(obj) = value.as_object_mut()
+            && let Some(secret) = obj.remove("client_secret")
+        {
+            let sealed = self
+                .data_key
+                .seal(&client.client_id, secret.as_str().unwrap_or_default())?;
+            obj.insert(SEALED_SECRET.to_owned(), sealed.into());
+        }
+        let data = value.to_string();
         sqlx::query("INSERT INTO clients (client_id, data) VALUES (?, ?)")
             .bind(&client.client_id)
             .bind(data)

@@ -471,3 +471,33 @@ async fn sqlite_file_backend_and_reopen() {
     assert_eq!(reopened.signing_keys().await.unwrap().len(), 2);
     assert!(reopened.client("rp").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn sqlite_keeps_clear_client_secrets_encrypted_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.sqlite");
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let mut hs = client();
+    hs.client_id = "hs-rp".into();
+    hs.client_secret_sha256 = None;
+    hs.client_secret = Some("hmac-key-that-must-stay-secret".into());
+    hs.id_token_signed_response_alg = Some(Algorithm::HS256);
+    let hs = hs.validate().unwrap();
+    store.add_client(&hs).await.unwrap();
+    let raw: String = sqlx::query_scalar("SELECT data FROM clients WHERE client_id = 'hs-rp'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(!raw.contains("hmac-key-that-must-stay-secret"), "stored in clear: {raw}");
+    assert_eq!(store.client("hs-rp").await.unwrap(), Some(hs.clone()));
+    store.pool().close().await;
+    // The key file beside the database opens it again; another key does not.
+    assert!(path.with_extension("sqlite.key").exists());
+    let reopened = SqliteStore::open(&url).await.unwrap();
+    assert_eq!(reopened.client("hs-rp").await.unwrap(), Some(hs));
+    reopened.pool().close().await;
+    std::fs::write(path.with_extension("sqlite.key"), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+    let wrong = SqliteStore::open(&url).await.unwrap();
+    assert!(matches!(wrong.client("hs-rp").await, Err(StoreError::DataKey(_))));
+}

@@ -1,0 +1,145 @@
+//! The server's data key: AES-256-GCM encryption of the few secrets that must stay
+//! retrievable (the client secret of HS* clients, which is their ID tokens' HMAC key).
+
+use std::path::Path;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand_core::Rng as _;
+
+use crate::StoreError;
+
+/// Environment variable holding the data key (base64url of 32 bytes); it wins over the key file.
+pub const DATA_KEY_ENV: &str = "OIDC_FLOW_DATA_KEY";
+
+/// An AES-256-GCM key for secrets at rest.
+pub struct DataKey {
+    key: RandomizedNonceKey,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(<redacted>)")
+    }
+}
+
+fn bad(why: impl Into<String>) -> StoreError {
+    StoreError::DataKey(why.into())
+}
+
+impl DataKey {
+    /// A key from its 32 bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, StoreError> {
+        let key = RandomizedNonceKey::new(&AES_256_GCM, bytes)
+            .map_err(|_| bad("the data key was refused"))?;
+        Ok(Self { key })
+    }
+
+    /// A key from base64url text (the environment variable or the key file).
+    pub fn from_text(text: &str) -> Result<Self, StoreError> {
+        let raw = URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .map_err(|_| bad("the data key is not base64url"))?;
+        let bytes: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| bad("the data key must be 32 bytes"))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// A new random key.
+    pub fn generate() -> Result<(Self, String), StoreError> {
+        let mut bytes = [0u8; 32];
+        crate::driver::system_rng().fill_bytes(&mut bytes);
+        Ok((Self::from_bytes(&bytes)?, URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// The key from [`DATA_KEY_ENV`], else from the file `path` (created with a new key,
+    /// readable by the owner only, when missing).
+    pub fn from_env_or_file(path: Option<&Path>) -> Result<Self, StoreError> {
+        if let Ok(text) = std::env::var(DATA_KEY_ENV) {
+            return Self::from_text(&text);
+        }
+        let Some(path) = path else {
+            // An in-memory database lives no longer than this key.
+            return Ok(Self::generate()?.0);
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_text(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (key, text) = Self::generate()?;
+                write_private(path, &text)
+                    .map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
+                Ok(key)
+            }
+            Err(e) => Err(bad(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// Encrypts `plaintext`, bound to `context` (e.g. the client id) so a ciphertext
+    /// cannot be moved to another record.
+    pub fn seal(&self, context: &str, plaintext: &str) -> Result<String, StoreError> {
+        let mut buf = plaintext.as_bytes().to_vec();
+        let nonce = self
+            .key
+            .seal_in_place_append_tag(Aad::from(context.as_bytes()), &mut buf)
+            .map_err(|_| bad("encryption failed"))?;
+        let mut out = nonce.as_ref().to_vec();
+        out.extend_from_slice(&buf);
+        Ok(URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// Decrypts what [`DataKey::seal`] made for the same `context`.
+    pub fn open(&self, context: &str, sealed: &str) -> Result<String, StoreError> {
+        let raw = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| bad("a sealed secret is not base64url"))?;
+        let (nonce, ciphertext) = raw
+            .split_at_checked(NONCE_LEN)
+            .ok_or_else(|| bad("a sealed secret is too short"))?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad("bad nonce"))?;
+        let mut buf = ciphertext.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
+            .map_err(|_| bad("a sealed secret does not open with this data key"))?;
+        String::from_utf8(plain.to_vec()).map_err(|_| bad("a sealed secret is not UTF-8"))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn seal_open_and_context_binding() {
+        let (key, text) = DataKey::generate().unwrap();
+        let sealed = key.seal("client-a", "s3cret").unwrap();
+        assert_eq!(key.open("client-a", &sealed).unwrap(), "s3cret");
+        assert!(key.open("client-b", &sealed).is_err());
+        let again = DataKey::from_text(&text).unwrap();
+        assert_eq!(again.open("client-a", &sealed).unwrap(), "s3cret");
+        let (other, _) = DataKey::generate().unwrap();
+        assert!(other.open("client-a", &sealed).is_err());
+        assert!(key.open("client-a", "AAAA").is_err());
+    }
+}
