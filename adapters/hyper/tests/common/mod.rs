@@ -369,3 +369,25 @@ impl Browser {
         page
     }
 }
+
+/// The async HTTP client openidconnect / oauth2 5 call (their `AsyncHttpClient` is implemented
+/// for any `Fn(HttpRequest) -> impl Future<Output = Result<HttpResponse, E>>`): pass `&rp_http`.
+/// Carried by hyper-util's legacy client, one per request (no pool outlives a test's runtime).
+pub async fn rp_http(
+    req: openidconnect::HttpRequest,
+) -> Result<openidconnect::HttpResponse, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let resp = client
+        .request(Request::from_parts(parts, Full::new(Bytes::from(body))))
+        .await
+        .map_err(std::io::Error::other)?;
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    Ok(hyper::Response::from_parts(parts, body.to_vec()))
+}
