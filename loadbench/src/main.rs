@@ -15,6 +15,9 @@
 //! With `--pin` the server runs on core 0 (`taskset -c 0`) and the load on core 1. The RS256
 //! signing limit of the server's core is measured in the same run with `openssl speed`.
 
+// Indexing here is on serde_json::Value, which yields Null for a missing key, never a panic.
+#![allow(clippy::indexing_slicing)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -104,8 +107,13 @@ async fn send(
     for (k, v) in headers {
         req = req.header(k, HeaderValue::from_str(v).map_err(|e| e.to_string())?);
     }
-    let req = req.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
-    let resp = client.request(req).await.map_err(|e| format!("request failed: {e}"))?;
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
     let status = resp.status();
     let location = resp
         .headers()
@@ -140,7 +148,10 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn form_type() -> (header::HeaderName, String) {
-    (header::CONTENT_TYPE, "application/x-www-form-urlencoded".to_owned())
+    (
+        header::CONTENT_TYPE,
+        "application/x-www-form-urlencoded".to_owned(),
+    )
 }
 
 fn hidden(body: &[u8], name: &str) -> Option<String> {
@@ -181,12 +192,21 @@ fn add_client(server: &PathBuf, db: &str, alg: &'static str) -> Result<Rp, Strin
     let reg = run_cli(
         server,
         &[
-            "client", "add", "--database", db, "--redirect-uri", REDIRECT,
-            "--id-token-signed-response-alg", alg,
+            "client",
+            "add",
+            "--database",
+            db,
+            "--redirect-uri",
+            REDIRECT,
+            "--id-token-signed-response-alg",
+            alg,
         ],
     )?;
     let id = reg["client_id"].as_str().ok_or("no client_id")?.to_owned();
-    let secret = reg["client_secret"].as_str().ok_or("no client_secret")?.to_owned();
+    let secret = reg["client_secret"]
+        .as_str()
+        .ok_or("no client_secret")?
+        .to_owned();
     Ok(Rp {
         basic: format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
         id,
@@ -214,53 +234,107 @@ fn pkce() -> (String, String) {
 async fn login_once(client: &HttpClient, base: &str, rps: &[Rp]) -> Result<String, String> {
     let mut cookies: HashMap<String, String> = HashMap::new();
     let cookie_header = |c: &HashMap<String, String>| {
-        c.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        c.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     };
     let keep = |c: &mut HashMap<String, String>, r: &Resp| {
         for sc in &r.set_cookie {
-            if let Some((pair, _)) = sc.split_once(';').or(Some((sc.as_str(), ""))) {
-                if let Some((k, v)) = pair.split_once('=') {
-                    c.insert(k.trim().to_owned(), v.trim().to_owned());
-                }
+            let pair = sc.split_once(';').map_or(sc.as_str(), |(p, _)| p);
+            if let Some((k, v)) = pair.split_once('=') {
+                c.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
             }
         }
     };
     for rp in rps {
         let (_, challenge) = pkce();
         let url = authorize_url(base, rp, "login", &challenge).replace("&prompt=none", "");
-        let mut r = send(client, Method::GET, &url, &[(header::COOKIE, cookie_header(&cookies))], Vec::new()).await?;
+        let mut r = send(
+            client,
+            Method::GET,
+            &url,
+            &[(header::COOKIE, cookie_header(&cookies))],
+            Vec::new(),
+        )
+        .await?;
         keep(&mut cookies, &r);
-        if r.status == StatusCode::OK && hidden(&r.body, "csrf").is_some() && String::from_utf8_lossy(&r.body).contains("name=\"password\"") {
+        if r.status == StatusCode::OK
+            && hidden(&r.body, "csrf").is_some()
+            && String::from_utf8_lossy(&r.body).contains("name=\"password\"")
+        {
             let handle = hidden(&r.body, "handle").ok_or("no handle")?;
             let csrf = hidden(&r.body, "csrf").ok_or("no csrf")?;
-            let body = form(&[("handle", &handle), ("csrf", &csrf), ("username", "bench"), ("password", "bench-password")]);
-            r = send(client, Method::POST, &format!("{base}/login"), &[form_type(), (header::COOKIE, cookie_header(&cookies))], body).await?;
+            let body = form(&[
+                ("handle", &handle),
+                ("csrf", &csrf),
+                ("username", "bench"),
+                ("password", "bench-password"),
+            ]);
+            r = send(
+                client,
+                Method::POST,
+                &format!("{base}/login"),
+                &[form_type(), (header::COOKIE, cookie_header(&cookies))],
+                body,
+            )
+            .await?;
             keep(&mut cookies, &r);
         }
-        if r.status == StatusCode::OK && String::from_utf8_lossy(&r.body).contains("name=\"decision\"") {
+        if r.status == StatusCode::OK
+            && String::from_utf8_lossy(&r.body).contains("name=\"decision\"")
+        {
             let handle = hidden(&r.body, "handle").ok_or("no handle")?;
             let csrf = hidden(&r.body, "csrf").ok_or("no csrf")?;
             let body = form(&[("handle", &handle), ("csrf", &csrf), ("decision", "allow")]);
-            r = send(client, Method::POST, &format!("{base}/consent"), &[form_type(), (header::COOKIE, cookie_header(&cookies))], body).await?;
+            r = send(
+                client,
+                Method::POST,
+                &format!("{base}/consent"),
+                &[form_type(), (header::COOKIE, cookie_header(&cookies))],
+                body,
+            )
+            .await?;
             keep(&mut cookies, &r);
         }
         if r.status != StatusCode::SEE_OTHER {
-            return Err(format!("login/consent ended with {}: {}", r.status, String::from_utf8_lossy(&r.body)));
+            return Err(format!(
+                "login/consent ended with {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            ));
         }
     }
-    let session = cookies.get("oidc_flow_session").ok_or("no session cookie")?;
+    let session = cookies
+        .get("oidc_flow_session")
+        .ok_or("no session cookie")?;
     Ok(format!("oidc_flow_session={session}"))
 }
 
 /// Step 1 of the flow: the code, from a silent authorization.
 async fn get_code(s: &Setup, rp: &Rp, state: &str, challenge: &str) -> Result<String, String> {
     let url = authorize_url(&s.base, rp, state, challenge);
-    let r = send(&s.client, Method::GET, &url, &[(header::COOKIE, s.cookie.clone())], Vec::new()).await?;
+    let r = send(
+        &s.client,
+        Method::GET,
+        &url,
+        &[(header::COOKIE, s.cookie.clone())],
+        Vec::new(),
+    )
+    .await?;
     if r.status != StatusCode::SEE_OTHER {
-        return Err(format!("authorize: {} {}", r.status, String::from_utf8_lossy(&r.body)));
+        return Err(format!(
+            "authorize: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ));
     }
     let loc = r.location.ok_or("authorize: no Location")?;
-    let query = loc.strip_prefix(REDIRECT).and_then(|q| q.strip_prefix('?')).ok_or("authorize: wrong redirect")?;
+    let query = loc
+        .strip_prefix(REDIRECT)
+        .and_then(|q| q.strip_prefix('?'))
+        .ok_or("authorize: wrong redirect")?;
     let mut code = None;
     let mut got_state = None;
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -294,10 +368,17 @@ async fn exchange(s: &Setup, rp: &Rp, code: &str, verifier: &str) -> Result<Stri
     )
     .await?;
     if r.status != StatusCode::OK {
-        return Err(format!("token: {} {}", r.status, String::from_utf8_lossy(&r.body)));
+        return Err(format!(
+            "token: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ));
     }
-    let json: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| format!("token: {e}"))?;
-    let access = json["access_token"].as_str().ok_or("token: no access_token")?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&r.body).map_err(|e| format!("token: {e}"))?;
+    let access = json["access_token"]
+        .as_str()
+        .ok_or("token: no access_token")?;
     let id_token = json["id_token"].as_str().ok_or("token: no id_token")?;
     let header = id_token.split('.').next().ok_or("token: bad id_token")?;
     let header: serde_json::Value = URL_SAFE_NO_PAD
@@ -306,7 +387,10 @@ async fn exchange(s: &Setup, rp: &Rp, code: &str, verifier: &str) -> Result<Stri
         .and_then(|h| serde_json::from_slice(&h).ok())
         .ok_or("token: bad id_token header")?;
     if header["alg"] != rp.alg || id_token.split('.').count() != 3 {
-        return Err(format!("token: id_token alg {} (wanted {})", header["alg"], rp.alg));
+        return Err(format!(
+            "token: id_token alg {} (wanted {})",
+            header["alg"], rp.alg
+        ));
     }
     Ok(access.to_owned())
 }
@@ -323,7 +407,15 @@ fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
-async fn worker(s: Arc<Setup>, mode: Mode, rp: Rp, deadline: Instant, codes: Arc<CodePool>, access: Arc<String>, id: usize) -> Samples {
+async fn worker(
+    s: Arc<Setup>,
+    mode: Mode,
+    rp: Rp,
+    deadline: Instant,
+    codes: Arc<CodePool>,
+    access: Arc<String>,
+    id: usize,
+) -> Samples {
     let mut out = Samples {
         steps: vec![Vec::new(), Vec::new()],
         ..Samples::default()
@@ -354,7 +446,14 @@ async fn worker(s: Arc<Setup>, mode: Mode, rp: Rp, deadline: Instant, codes: Arc
                 }
                 Mode::Userinfo => {
                     let t0 = Instant::now();
-                    let r = send(&s.client, Method::GET, &format!("{}/userinfo", s.base), &[(header::AUTHORIZATION, format!("Bearer {access}"))], Vec::new()).await?;
+                    let r = send(
+                        &s.client,
+                        Method::GET,
+                        &format!("{}/userinfo", s.base),
+                        &[(header::AUTHORIZATION, format!("Bearer {access}"))],
+                        Vec::new(),
+                    )
+                    .await?;
                     if r.status != StatusCode::OK || !r.body.starts_with(b"{") {
                         return Err(format!("userinfo: {}", r.status));
                     }
@@ -362,7 +461,14 @@ async fn worker(s: Arc<Setup>, mode: Mode, rp: Rp, deadline: Instant, codes: Arc
                 }
                 Mode::Discovery => {
                     let t0 = Instant::now();
-                    let r = send(&s.client, Method::GET, &format!("{}/.well-known/openid-configuration", s.base), &[], Vec::new()).await?;
+                    let r = send(
+                        &s.client,
+                        Method::GET,
+                        &format!("{}/.well-known/openid-configuration", s.base),
+                        &[],
+                        Vec::new(),
+                    )
+                    .await?;
                     if r.status != StatusCode::OK || r.body.len() < 100 {
                         return Err(format!("discovery: {}", r.status));
                     }
@@ -413,7 +519,14 @@ struct Row {
     steps: Vec<(f64, f64)>,
 }
 
-async fn run(s: Arc<Setup>, mode: Mode, rp: Rp, concurrency: usize, duration: Duration, access: Arc<String>) -> Row {
+async fn run(
+    s: Arc<Setup>,
+    mode: Mode,
+    rp: Rp,
+    concurrency: usize,
+    duration: Duration,
+    access: Arc<String>,
+) -> Row {
     let mut pool = Vec::new();
     if mode == Mode::Token {
         // Mint the codes first (up to 30 s of exchanges at 3,000/s), well inside their lifetime.
@@ -439,12 +552,22 @@ async fn run(s: Arc<Setup>, mode: Mode, rp: Rp, concurrency: usize, duration: Du
         }
         pool = minted.lock().map(|m| m.clone()).unwrap_or_default();
     }
-    let codes = Arc::new(CodePool { codes: std::sync::Mutex::new(pool) });
+    let codes = Arc::new(CodePool {
+        codes: std::sync::Mutex::new(pool),
+    });
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for id in 0..concurrency {
-        tasks.push(tokio::spawn(worker(s.clone(), mode, rp.clone(), deadline, codes.clone(), access.clone(), id)));
+        tasks.push(tokio::spawn(worker(
+            s.clone(),
+            mode,
+            rp.clone(),
+            deadline,
+            codes.clone(),
+            access.clone(),
+            id,
+        )));
     }
     let mut all = Samples {
         steps: vec![Vec::new(), Vec::new()],
@@ -492,11 +615,20 @@ fn rsa_sign_rate(pin: bool) -> Option<f64> {
     } else {
         Command::new("openssl")
     };
-    let out = cmd.args(["speed", "-seconds", "3", "rsa2048"]).stderr(Stdio::null()).output().ok()?;
+    let out = cmd
+        .args(["speed", "-seconds", "3", "rsa2048"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "rsa 2048 bits 0.000396s 0.000012s   2523.4  83333.3"
-    let line = text.lines().find(|l| l.trim_start().starts_with("rsa 2048 bits"))?;
-    let nums: Vec<f64> = line.split_whitespace().filter_map(|w| w.parse::<f64>().ok()).collect();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("rsa 2048 bits"))?;
+    let nums: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse::<f64>().ok())
+        .collect();
     nums.get(1).copied()
 }
 
@@ -509,33 +641,83 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 fn svg(rows: &[Row]) -> String {
     let series: Vec<(Mode, Vec<(usize, f64)>)> = [Mode::Code, Mode::CodeEs256]
         .into_iter()
-        .map(|m| (m, rows.iter().filter(|r| r.mode == m).map(|r| (r.concurrency, r.rate)).collect::<Vec<_>>()))
+        .map(|m| {
+            (
+                m,
+                rows.iter()
+                    .filter(|r| r.mode == m)
+                    .map(|r| (r.concurrency, r.rate))
+                    .collect::<Vec<_>>(),
+            )
+        })
         .filter(|(_, pts)| !pts.is_empty())
         .collect();
     let max_c = rows.iter().map(|r| r.concurrency).max().unwrap_or(1).max(1) as f64;
-    let max_r = series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1)).fold(1.0_f64, f64::max) * 1.1;
+    let max_r = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.1))
+        .fold(1.0_f64, f64::max)
+        * 1.1;
     let (w, h, l, b) = (640.0, 400.0, 70.0, 50.0);
     let x = |c: usize| l + (c as f64 / max_c) * (w - l - 20.0);
     let y = |r: f64| h - b - (r / max_r) * (h - b - 20.0);
-    let mut out = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n");
-    out.push_str(&format!("<line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", h - b, w - 20.0, h - b));
-    out.push_str(&format!("<line x1=\"{l}\" y1=\"20\" x2=\"{l}\" y2=\"{}\" stroke=\"black\"/>\n", h - b));
-    out.push_str(&format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">concurrency</text>\n", (w + l) / 2.0, h - 10.0));
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    out.push_str(&format!(
+        "<line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+        h - b,
+        w - 20.0,
+        h - b
+    ));
+    out.push_str(&format!(
+        "<line x1=\"{l}\" y1=\"20\" x2=\"{l}\" y2=\"{}\" stroke=\"black\"/>\n",
+        h - b
+    ));
+    out.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">concurrency</text>\n",
+        (w + l) / 2.0,
+        h - 10.0
+    ));
     out.push_str(&format!("<text x=\"15\" y=\"{}\" transform=\"rotate(-90 15 {})\" text-anchor=\"middle\">code flows/s</text>\n", h / 2.0, h / 2.0));
     for i in 0..=4 {
         let r = max_r * f64::from(i) / 4.0;
-        out.push_str(&format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0}</text>\n", l - 5.0, y(r) + 4.0, r));
+        out.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0}</text>\n",
+            l - 5.0,
+            y(r) + 4.0,
+            r
+        ));
     }
     let colors = ["#1f77b4", "#d62728"];
     for (i, (mode, pts)) in series.iter().enumerate() {
         let color = colors.get(i).copied().unwrap_or("black");
-        let poly: Vec<String> = pts.iter().map(|(c, r)| format!("{:.1},{:.1}", x(*c), y(*r))).collect();
-        out.push_str(&format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n", poly.join(" ")));
+        let poly: Vec<String> = pts
+            .iter()
+            .map(|(c, r)| format!("{:.1},{:.1}", x(*c), y(*r)))
+            .collect();
+        out.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n",
+            poly.join(" ")
+        ));
         for (c, r) in pts {
-            out.push_str(&format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"/>\n", x(*c), y(*r)));
-            out.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{c}</text>\n", x(*c), h - b + 15.0));
+            out.push_str(&format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"/>\n",
+                x(*c),
+                y(*r)
+            ));
+            out.push_str(&format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{c}</text>\n",
+                x(*c),
+                h - b + 15.0
+            ));
         }
-        out.push_str(&format!("<text x=\"{}\" y=\"{}\" fill=\"{color}\">{}</text>\n", l + 10.0, 35.0 + 15.0 * i as f64, mode.name()));
+        out.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{}</text>\n",
+            l + 10.0,
+            35.0 + 15.0 * i as f64,
+            mode.name()
+        ));
     }
     out.push_str("</svg>\n");
     out
@@ -560,7 +742,10 @@ fn main() -> std::process::ExitCode {
             _ => std::process::ExitCode::FAILURE,
         };
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("runtime: {e}");
@@ -607,7 +792,15 @@ async fn bench(args: Args) -> Result<bool, String> {
         Command::new(&server)
     };
     let mut child = cmd
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--issuer", &base, "--database", &db])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--issuer",
+            &base,
+            "--database",
+            &db,
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -621,7 +814,14 @@ async fn bench(args: Args) -> Result<bool, String> {
         .build(connector);
     let ready = async {
         for _ in 0..200 {
-            if let Ok(r) = send(&client, Method::GET, &format!("{base}/.well-known/openid-configuration"), &[], Vec::new()).await
+            if let Ok(r) = send(
+                &client,
+                Method::GET,
+                &format!("{base}/.well-known/openid-configuration"),
+                &[],
+                Vec::new(),
+            )
+            .await
                 && r.status == StatusCode::OK
             {
                 return true;
@@ -693,7 +893,9 @@ async fn bench(args: Args) -> Result<bool, String> {
     }
     .await;
     // SIGTERM for a graceful stop, then make sure it is gone.
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     for _ in 0..50 {
         if let Ok(Some(_)) = child.try_wait() {
             break;

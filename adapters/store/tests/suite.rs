@@ -489,7 +489,10 @@ async fn sqlite_keeps_clear_client_secrets_encrypted_at_rest() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert!(!raw.contains("hmac-key-that-must-stay-secret"), "stored in clear: {raw}");
+    assert!(
+        !raw.contains("hmac-key-that-must-stay-secret"),
+        "stored in clear: {raw}"
+    );
     assert_eq!(store.client("hs-rp").await.unwrap(), Some(hs.clone()));
     store.pool().close().await;
     // The key file beside the database opens it again; another key does not.
@@ -497,7 +500,14 @@ async fn sqlite_keeps_clear_client_secrets_encrypted_at_rest() {
     let reopened = SqliteStore::open(&url).await.unwrap();
     assert_eq!(reopened.client("hs-rp").await.unwrap(), Some(hs));
     reopened.pool().close().await;
-    std::fs::write(path.with_extension("sqlite.key"), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+    std::fs::write(
+        path.with_extension("sqlite.key"),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    )
+    .unwrap();
     let wrong = SqliteStore::open(&url).await.unwrap();
-    assert!(matches!(wrong.client("hs-rp").await, Err(StoreError::DataKey(_))));
+    assert!(matches!(
+        wrong.client("hs-rp").await,
+        Err(StoreError::DataKey(_))
+    ));
 }
