@@ -245,7 +245,6 @@ async fn login_once(client: &HttpClient, base: &str, rps: &[Rp]) -> Result<Strin
             if let Some((k, v)) = pair.split_once('=') {
                 c.insert(k.trim().to_owned(), v.trim().to_owned());
             }
-            }
         }
     };
     for rp in rps {
