@@ -1013,6 +1013,13 @@ impl Authorized {
         &self.ctx.scope
     }
 
+    /// Whether [`Authorized::issue`] reads the end-user's claims: only for
+    /// `response_type=id_token`, the one response that carries them (OIDC Core §5.4).
+    /// When it does not, the caller may skip loading them and pass `UserInfo::default()`.
+    pub fn needs_claims(&self) -> bool {
+        self.ctx.response_type == ResponseType::ID_TOKEN
+    }
+
     /// Mints the code and tokens of the response type, signs the ID token, and returns the
     /// redirect with the effects to apply first.
     ///
@@ -1067,7 +1074,8 @@ impl Authorized {
             params.push(("scope", ctx.scope.to_string()));
         }
         if rt.id_token {
-            let extra = (rt == ResponseType::ID_TOKEN)
+            let extra = self
+                .needs_claims()
                 .then(|| claims.for_scope(&self.user.subject, &ctx.scope, provider));
             let id_token = idtoken::sign(
                 provider,

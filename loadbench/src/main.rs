@@ -800,7 +800,6 @@ async fn bench(args: Args) -> Result<bool, String> {
             "--database",
             &db,
         ])
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -4,9 +4,10 @@
 //! nothing, a power loss at most the last commits. SQLite's default (rollback journal,
 //! FULL) fsyncs every commit and caps the provider at a few hundred flows per second.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use oidc_flow::authorize::PendingAuthorization;
@@ -38,10 +39,15 @@ pub(crate) const TAKEN_CODE_GRACE: time::Duration = time::Duration::hours(1);
 /// Client secrets kept in clear by the core (HS* clients) are encrypted at rest with the
 /// [`DataKey`] found by [`DataKey::from_env_or_file`]: the `OIDC_FLOW_DATA_KEY` variable,
 /// or the file `<database>.key` beside the database (created on first use).
+///
+/// Clients are cached in memory after their first lookup: they are read on every request
+/// and never change once registered. A client registered by another process (the command
+/// line) is found on the first miss.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
     data_key: Arc<DataKey>,
+    clients: Arc<RwLock<HashMap<String, Client>>>,
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -65,9 +71,12 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // 1 MiB of page cache per connection: the working set (recent codes and tokens)
+            // is small, and memory per connection is what the provider's footprint is made of.
+            .pragma("cache_size", "-1024");
         // An in-memory database exists per connection: keep exactly one.
-        let max = if memory { 1 } else { 8 };
+        let max = if memory { 1 } else { 4 };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)
@@ -76,7 +85,11 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, data_key })
+        Ok(Self {
+            pool,
+            data_key,
+            clients: Arc::default(),
+        })
     }
 
     /// The connection pool, for closing it on shutdown.
@@ -88,6 +101,49 @@ impl SqliteStore {
         // IMMEDIATE takes the write lock up front, so a transaction that reads before it
         // writes cannot fail with SQLITE_BUSY halfway (busy_timeout waits for the lock instead).
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn load_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        let row = sqlx::query("SELECT data FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut value: serde_json::Value = from_json(row.try_get::<&str, _>(0)?)?;
+        if let Some(obj) = value.as_object_mut()
+            && let Some(sealed) = obj.remove(SEALED_SECRET)
+        {
+            let sealed = sealed.as_str().unwrap_or_default();
+            let secret = self.data_key.open(client_id, sealed)?;
+            obj.insert("client_secret".to_owned(), secret.into());
+        }
+        Ok(Some(serde_json::from_value(value)?))
+    }
+
+    async fn insert_client(&self, client: &Client) -> StoreResult<()> {
+        let mut value = serde_json::to_value(client)?;
+        if let Some(obj) = value.as_object_mut()
+            && let Some(secret) = obj.remove("client_secret")
+        {
+            let sealed = self
+                .data_key
+                .seal(&client.client_id, secret.as_str().unwrap_or_default())?;
+            obj.insert(SEALED_SECRET.to_owned(), sealed.into());
+        }
+        let data = value.to_string();
+        sqlx::query("INSERT INTO clients (client_id, data) VALUES (?, ?)")
+            .bind(&client.client_id)
+            .bind(data)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Duplicate(format!("client {}", client.client_id))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
     }
 }
 
@@ -122,46 +178,23 @@ async fn take<R: serde::de::DeserializeOwned>(
 
 impl Store for SqliteStore {
     async fn client(&self, client_id: &str) -> StoreResult<Option<Client>> {
-        let row = sqlx::query("SELECT data FROM clients WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut value: serde_json::Value = from_json(row.try_get::<&str, _>(0)?)?;
-        if let Some(obj) = value.as_object_mut()
-            && let Some(sealed) = obj.remove(SEALED_SECRET)
+        if let Some(c) = self
+            .clients
+            .read()
+            .ok()
+            .and_then(|m| m.get(client_id).cloned())
         {
-            let sealed = sealed.as_str().unwrap_or_default();
-            let secret = self.data_key.open(client_id, sealed)?;
-            obj.insert("client_secret".to_owned(), secret.into());
+            return Ok(Some(c));
         }
-        Ok(Some(serde_json::from_value(value)?))
+        let client = self.load_client(client_id).await?;
+        if let (Some(c), Ok(mut cache)) = (&client, self.clients.write()) {
+            cache.insert(client_id.to_owned(), c.clone());
+        }
+        Ok(client)
     }
 
     async fn add_client(&self, client: &Client) -> StoreResult<()> {
-        let mut value = serde_json::to_value(client)?;
-        if let Some(obj) = value.as_object_mut()
-            && let Some(secret) = obj.remove("client_secret")
-        {
-            let sealed = self
-                .data_key
-                .seal(&client.client_id, secret.as_str().unwrap_or_default())?;
-            obj.insert(SEALED_SECRET.to_owned(), sealed.into());
-        }
-        let data = value.to_string();
-        sqlx::query("INSERT INTO clients (client_id, data) VALUES (?, ?)")
-            .bind(&client.client_id)
-            .bind(data)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Duplicate(format!("client {}", client.client_id))
-                } else {
-                    e.into()
-                }
-            })?;
-        Ok(())
+        self.insert_client(client).await
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
@@ -278,6 +311,21 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
+        // Tokens must not land for a grant revoked meanwhile (a code replay racing the first
+        // exchange). One check per grant; codes start a grant minted this very request, so
+        // there is nothing to check for them.
+        let mut checked: Vec<&GrantId> = Vec::with_capacity(1);
+        for e in effects {
+            let grant = match e {
+                Effect::StoreAccessToken(r) => &r.grant,
+                Effect::StoreRefreshToken(r) => &r.grant,
+                _ => continue,
+            };
+            if !checked.contains(&grant) {
+                ensure_not_revoked(&mut tx, grant).await?;
+                checked.push(grant);
+            }
+        }
         for e in effects {
             apply_one(&mut tx, e).await?;
         }
@@ -441,7 +489,6 @@ async fn ensure_not_revoked(
 async fn apply_one(tx: &mut Transaction<'static, Sqlite>, e: &Effect) -> StoreResult<()> {
     match e {
         Effect::StoreCode(r) => {
-            ensure_not_revoked(tx, &r.grant).await?;
             sqlx::query("INSERT INTO codes (hash, grant_id, data, taken, expires_at) VALUES (?, ?, ?, 0, ?)")
                 .bind(r.hash.as_bytes().as_slice())
                 .bind(r.grant.as_str())
@@ -451,7 +498,6 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, e: &Effect) -> StoreRe
                 .await?;
         }
         Effect::StoreAccessToken(r) => {
-            ensure_not_revoked(tx, &r.grant).await?;
             sqlx::query(
                 "INSERT INTO access_tokens (hash, grant_id, data, expires_at) VALUES (?, ?, ?, ?)",
             )
@@ -463,7 +509,6 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, e: &Effect) -> StoreRe
             .await?;
         }
         Effect::StoreRefreshToken(r) => {
-            ensure_not_revoked(tx, &r.grant).await?;
             sqlx::query("INSERT INTO refresh_tokens (hash, grant_id, data, taken, expires_at) VALUES (?, ?, ?, 0, ?)")
                 .bind(r.hash.as_bytes().as_slice())
                 .bind(r.grant.as_str())
