@@ -186,7 +186,7 @@ async fn run(command: Command) -> Result<(), String> {
                 "{}",
                 serde_json::to_string_pretty(&registration).map_err(|e| e.to_string())?
             );
-            store.pool().close().await;
+            store.close().await;
             Ok(())
         }
         Command::User {
@@ -215,7 +215,7 @@ async fn run(command: Command) -> Result<(), String> {
                 "{}",
                 serde_json::json!({"username": user.username, "sub": user.subject})
             );
-            store.pool().close().await;
+            store.close().await;
             Ok(())
         }
     }
@@ -243,7 +243,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     purger.abort();
-    store.pool().close().await;
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

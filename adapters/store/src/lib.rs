@@ -35,10 +35,7 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The schema could not be brought up to date.
-    #[error("migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Database(#[from] rusqlite::Error),
     /// A stored record could not be read back.
     #[error("a stored record is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),

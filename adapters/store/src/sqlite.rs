@@ -1,13 +1,18 @@
-//! The SQLite backend (sqlx), in WAL mode with `synchronous=NORMAL`.
+//! The SQLite backend, in WAL mode with `synchronous=NORMAL`.
 //!
 //! WAL with NORMAL syncs at checkpoints, not at every commit: a crash of the process loses
 //! nothing, a power loss at most the last commits. SQLite's default (rollback journal,
 //! FULL) fsyncs every commit and caps the provider at a few hundred flows per second.
+//!
+//! Statements run on the calling task, on connections behind short-held mutexes: one
+//! writer (SQLite has one writer at a time anyway) and a few readers. Each call takes
+//! microseconds; a driver that ships every statement to a connection thread (sqlx's SQLite
+//! driver) spent half the server's CPU on those hand-offs (see the README's profile).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use oidc_flow::authorize::PendingAuthorization;
@@ -16,23 +21,32 @@ use oidc_flow::{
     AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, RefreshTokenRecord,
     Scope, SecretHash, Taken, UserInfo,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite, Transaction};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use time::OffsetDateTime;
 
 use crate::{
     DataKey, Store, StoreError, StoreResult, StoredKey, UserRecord, scope_covers, scope_union,
 };
 
-/// The member under which a client's clear secret is stored, encrypted with the data key.
-const SEALED_SECRET: &str = "client_secret_sealed";
-
 /// How long a revoked grant is remembered, so tokens racing the revocation are refused.
 const REVOCATION_MEMORY: time::Duration = time::Duration::hours(1);
 /// How long a taken code is kept past its expiry, so a late replay still revokes its grant.
 pub(crate) const TAKEN_CODE_GRACE: time::Duration = time::Duration::hours(1);
+/// The member under which a client's clear secret is stored, encrypted with the data key.
+const SEALED_SECRET: &str = "client_secret_sealed";
+/// Read-only connections beside the writer (file databases only).
+const READERS: usize = 2;
+
+/// The schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: [&str; 1] = [include_str!("../migrations/0001_init.sql")];
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    data_key: DataKey,
+    clients: RwLock<HashMap<String, Client>>,
+}
 
 /// A store in one SQLite file.
 ///
@@ -43,108 +57,172 @@ pub(crate) const TAKEN_CODE_GRACE: time::Duration = time::Duration::hours(1);
 /// Clients are cached in memory after their first lookup: they are read on every request
 /// and never change once registered. A client registered by another process (the command
 /// line) is found on the first miss.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
-    data_key: Arc<DataKey>,
-    clients: Arc<RwLock<HashMap<String, Client>>>,
+    inner: Arc<Inner>,
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("readers", &self.inner.readers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The file of a `sqlite://path`, `sqlite:path` or plain path URL; `None` for `sqlite::memory:`.
+fn database_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let rest = rest.split('?').next().unwrap_or_default();
+    if rest.is_empty() || rest == ":memory:" {
+        None
+    } else {
+        Some(PathBuf::from(rest))
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // 1 MiB of page cache per connection: the working set (recent codes and tokens) is
+    // small, and memory per connection is what the provider's footprint is made of.
+    conn.pragma_update(None, "cache_size", -1024)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let applied = usize::try_from(applied).unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding a connection leaves SQLite itself consistent (an open
+    // transaction is rolled back when the next one begins), so a poisoned lock is taken over.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`)
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`, or `sqlite::memory:`)
     /// and brings its schema up to date.
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?;
-        let memory = url.contains(":memory:") || options.get_filename().as_os_str().is_empty();
-        let key_file = (!memory).then(|| {
-            let mut p = PathBuf::from(options.get_filename());
-            p.as_mut_os_string().push(".key");
-            p
+        let path = database_path(url);
+        let key_file = path.as_ref().map(|p| {
+            let mut k = p.clone();
+            k.as_mut_os_string().push(".key");
+            k
         });
-        let data_key = Arc::new(DataKey::from_env_or_file(key_file.as_deref())?);
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            // 1 MiB of page cache per connection: the working set (recent codes and tokens)
-            // is small, and memory per connection is what the provider's footprint is made of.
-            .pragma("cache_size", "-1024");
-        // An in-memory database exists per connection: keep exactly one.
-        let max = if memory { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        let data_key = DataKey::from_env_or_file(key_file.as_deref())?;
+        let mut writer = match &path {
+            Some(p) => Connection::open(p)?,
+            None => Connection::open_in_memory()?,
+        };
+        if path.is_some() {
+            let mode: String =
+                writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::DataKey(format!(
+                    "WAL mode refused (got {mode})"
+                )));
+            }
+        }
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let readers = match &path {
+            Some(p) => (0..READERS)
+                .map(|_| open_reader(p).map(Mutex::new))
+                .collect::<Result<Vec<_>, _>>()?,
+            // An in-memory database exists only on its one connection.
+            None => Vec::new(),
+        };
         Ok(Self {
-            pool,
-            data_key,
-            clients: Arc::default(),
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                data_key,
+                clients: RwLock::default(),
+            }),
         })
     }
 
-    /// The connection pool, for closing it on shutdown.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Checkpoints the WAL into the database file (on shutdown; connections close on drop).
+    pub async fn close(&self) {
+        let conn = lock(&self.inner.writer);
+        let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
     }
 
-    async fn write_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        // IMMEDIATE takes the write lock up front, so a transaction that reads before it
-        // writes cannot fail with SQLITE_BUSY halfway (busy_timeout waits for the lock instead).
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.inner.writer)
     }
 
-    async fn load_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
-        let row = sqlx::query("SELECT data FROM clients WHERE client_id = ?")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut value: serde_json::Value = from_json(row.try_get::<&str, _>(0)?)?;
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let readers = &self.inner.readers;
+        if readers.is_empty() {
+            return self.writer();
+        }
+        let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
+        // Take a free reader if there is one, else wait for the next in turn.
+        for i in 0..readers.len() {
+            if let Some(Ok(guard)) = readers
+                .get((start + i) % readers.len())
+                .map(Mutex::try_lock)
+            {
+                return guard;
+            }
+        }
+        match readers.get(start % readers.len()) {
+            Some(m) => lock(m),
+            None => self.writer(),
+        }
+    }
+
+    fn load_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        let data: Option<String> = self
+            .reader()
+            .prepare_cached("SELECT data FROM clients WHERE client_id = ?1")?
+            .query_row(params![client_id], |r| r.get(0))
+            .optional()?;
+        let Some(data) = data else { return Ok(None) };
+        let mut value: serde_json::Value = from_json(&data)?;
         if let Some(obj) = value.as_object_mut()
             && let Some(sealed) = obj.remove(SEALED_SECRET)
         {
             let sealed = sealed.as_str().unwrap_or_default();
-            let secret = self.data_key.open(client_id, sealed)?;
+            let secret = self.inner.data_key.open(client_id, sealed)?;
             obj.insert("client_secret".to_owned(), secret.into());
         }
         Ok(Some(serde_json::from_value(value)?))
     }
+}
 
-    async fn insert_client(&self, client: &Client) -> StoreResult<()> {
-        let mut value = serde_json::to_value(client)?;
-        if let Some(obj) = value.as_object_mut()
-            && let Some(secret) = obj.remove("client_secret")
-        {
-            let sealed = self
-                .data_key
-                .seal(&client.client_id, secret.as_str().unwrap_or_default())?;
-            obj.insert(SEALED_SECRET.to_owned(), sealed.into());
-        }
-        let data = value.to_string();
-        sqlx::query("INSERT INTO clients (client_id, data) VALUES (?, ?)")
-            .bind(&client.client_id)
-            .bind(data)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Duplicate(format!("client {}", client.client_id))
-                } else {
-                    e.into()
-                }
-            })?;
-        Ok(())
-    }
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    Ok(conn)
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
@@ -155,30 +233,35 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
     Ok(serde_json::from_str(s)?)
 }
 
-/// Takes a single-use row of `table` (codes or refresh_tokens) atomically.
-async fn take<R: serde::de::DeserializeOwned>(
-    pool: &SqlitePool,
-    update: &'static str,
-    lookup: &'static str,
+/// Takes a single-use row (a code or a refresh token) atomically.
+fn take<R: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    update: &str,
+    lookup: &str,
     hash: &SecretHash,
 ) -> StoreResult<Taken<R>> {
     let key = hash.as_bytes().as_slice();
-    if let Some(row) = sqlx::query(update).bind(key).fetch_optional(pool).await? {
-        let data: String = row.try_get(0)?;
+    let data: Option<String> = conn
+        .prepare_cached(update)?
+        .query_row(params![key], |r| r.get(0))
+        .optional()?;
+    if let Some(data) = data {
         return Ok(Taken::Fresh(from_json(&data)?));
     }
-    match sqlx::query(lookup).bind(key).fetch_optional(pool).await? {
-        Some(row) => {
-            let grant: String = row.try_get(0)?;
-            Ok(Taken::AlreadyTaken(GrantId::from_stored(grant)))
-        }
-        None => Ok(Taken::Unknown),
-    }
+    let grant: Option<String> = conn
+        .prepare_cached(lookup)?
+        .query_row(params![key], |r| r.get(0))
+        .optional()?;
+    Ok(match grant {
+        Some(g) => Taken::AlreadyTaken(GrantId::from_stored(g)),
+        None => Taken::Unknown,
+    })
 }
 
 impl Store for SqliteStore {
     async fn client(&self, client_id: &str) -> StoreResult<Option<Client>> {
         if let Some(c) = self
+            .inner
             .clients
             .read()
             .ok()
@@ -186,71 +269,95 @@ impl Store for SqliteStore {
         {
             return Ok(Some(c));
         }
-        let client = self.load_client(client_id).await?;
-        if let (Some(c), Ok(mut cache)) = (&client, self.clients.write()) {
+        let client = self.load_client(client_id)?;
+        if let (Some(c), Ok(mut cache)) = (&client, self.inner.clients.write()) {
             cache.insert(client_id.to_owned(), c.clone());
         }
         Ok(client)
     }
 
     async fn add_client(&self, client: &Client) -> StoreResult<()> {
-        self.insert_client(client).await
+        let mut value = serde_json::to_value(client)?;
+        if let Some(obj) = value.as_object_mut()
+            && let Some(secret) = obj.remove("client_secret")
+        {
+            let sealed = self
+                .inner
+                .data_key
+                .seal(&client.client_id, secret.as_str().unwrap_or_default())?;
+            obj.insert(SEALED_SECRET.to_owned(), sealed.into());
+        }
+        self.writer()
+            .prepare_cached("INSERT INTO clients (client_id, data) VALUES (?1, ?2)")?
+            .execute(params![client.client_id, value.to_string()])
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Duplicate(format!("client {}", client.client_id))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query(
-            "SELECT username, subject, password_hash, claims FROM users WHERE username = ?",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
+        let row: Option<(String, String, String, String)> = self
+            .reader()
+            .prepare_cached(
+                "SELECT username, subject, password_hash, claims FROM users WHERE username = ?1",
+            )?
+            .query_row(params![username], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        row.map(|(username, subject, password_hash, claims)| {
             Ok(UserRecord {
-                username: r.try_get(0)?,
-                subject: r.try_get(1)?,
-                password_hash: r.try_get(2)?,
-                claims: from_json(r.try_get::<&str, _>(3)?)?,
+                username,
+                subject,
+                password_hash,
+                claims: from_json(&claims)?,
             })
         })
         .transpose()
     }
 
     async fn user_claims(&self, subject: &str) -> StoreResult<Option<UserInfo>> {
-        let row = sqlx::query("SELECT claims FROM users WHERE subject = ?")
-            .bind(subject)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| from_json(r.try_get::<&str, _>(0)?)).transpose()
+        let claims: Option<String> = self
+            .reader()
+            .prepare_cached("SELECT claims FROM users WHERE subject = ?1")?
+            .query_row(params![subject], |r| r.get(0))
+            .optional()?;
+        claims.map(|c| from_json(&c)).transpose()
     }
 
     async fn add_user(&self, user: &UserRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (username, subject, password_hash, claims) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&user.username)
-        .bind(&user.subject)
-        .bind(&user.password_hash)
-        .bind(to_json(&user.claims)?)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Duplicate(format!("user {}", user.username))
-            } else {
-                e.into()
-            }
-        })?;
+        self.writer()
+            .prepare_cached(
+                "INSERT INTO users (username, subject, password_hash, claims) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                user.username,
+                user.subject,
+                user.password_hash,
+                to_json(&user.claims)?
+            ])
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Duplicate(format!("user {}", user.username))
+                } else {
+                    e.into()
+                }
+            })?;
         Ok(())
     }
 
     async fn take_code(&self, hash: &SecretHash) -> StoreResult<Taken<CodeRecord>> {
         take(
-            &self.pool,
-            "UPDATE codes SET taken = 1 WHERE hash = ? AND taken = 0 RETURNING data",
-            "SELECT grant_id FROM codes WHERE hash = ?",
+            &self.writer(),
+            "UPDATE codes SET taken = 1 WHERE hash = ?1 AND taken = 0 RETURNING data",
+            "SELECT grant_id FROM codes WHERE hash = ?1",
             hash,
         )
-        .await
     }
 
     async fn take_refresh_token(
@@ -258,20 +365,20 @@ impl Store for SqliteStore {
         hash: &SecretHash,
     ) -> StoreResult<Taken<RefreshTokenRecord>> {
         take(
-            &self.pool,
-            "UPDATE refresh_tokens SET taken = 1 WHERE hash = ? AND taken = 0 RETURNING data",
-            "SELECT grant_id FROM refresh_tokens WHERE hash = ?",
+            &self.writer(),
+            "UPDATE refresh_tokens SET taken = 1 WHERE hash = ?1 AND taken = 0 RETURNING data",
+            "SELECT grant_id FROM refresh_tokens WHERE hash = ?1",
             hash,
         )
-        .await
     }
 
     async fn access_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessTokenRecord>> {
-        let row = sqlx::query("SELECT data FROM access_tokens WHERE hash = ?")
-            .bind(hash.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| from_json(r.try_get::<&str, _>(0)?)).transpose()
+        let data: Option<String> = self
+            .reader()
+            .prepare_cached("SELECT data FROM access_tokens WHERE hash = ?1")?
+            .query_row(params![hash.as_bytes().as_slice()], |r| r.get(0))
+            .optional()?;
+        data.map(|d| from_json(&d)).transpose()
     }
 
     async fn nonce_seen(
@@ -280,37 +387,33 @@ impl Store for SqliteStore {
         nonce: &str,
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
-        let row = sqlx::query(
-            "SELECT 1 FROM nonces WHERE client_id = ? AND nonce = ? AND expires_at > ?",
-        )
-        .bind(client_id)
-        .bind(nonce)
-        .bind(now.unix_timestamp())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
+        let seen: Option<i64> = self
+            .reader()
+            .prepare_cached(
+                "SELECT 1 FROM nonces WHERE client_id = ?1 AND nonce = ?2 AND expires_at > ?3",
+            )?
+            .query_row(params![client_id, nonce, now.unix_timestamp()], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(seen.is_some())
     }
 
     async fn consented(&self, subject: &str, client_id: &str, scope: &Scope) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT scope FROM consents WHERE subject = ? AND client_id = ?")
-            .bind(subject)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(r) => {
-                let granted = Scope::parse(r.try_get::<&str, _>(0)?).unwrap_or_default();
-                Ok(scope_covers(&granted, scope))
-            }
-            None => Ok(false),
-        }
+        let granted: Option<String> = self
+            .reader()
+            .prepare_cached("SELECT scope FROM consents WHERE subject = ?1 AND client_id = ?2")?
+            .query_row(params![subject, client_id], |r| r.get(0))
+            .optional()?;
+        Ok(granted.is_some_and(|g| scope_covers(&Scope::parse(&g).unwrap_or_default(), scope)))
     }
 
     async fn apply(&self, effects: &[Effect]) -> StoreResult<()> {
         if effects.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write_tx().await?;
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Tokens must not land for a grant revoked meanwhile (a code replay racing the first
         // exchange). One check per grant; codes start a grant minted this very request, so
         // there is nothing to check for them.
@@ -322,14 +425,20 @@ impl Store for SqliteStore {
                 _ => continue,
             };
             if !checked.contains(&grant) {
-                ensure_not_revoked(&mut tx, grant).await?;
+                let revoked: Option<i64> = tx
+                    .prepare_cached("SELECT 1 FROM revoked_grants WHERE grant_id = ?1")?
+                    .query_row(params![grant.as_str()], |r| r.get(0))
+                    .optional()?;
+                if revoked.is_some() {
+                    return Err(StoreError::GrantRevoked);
+                }
                 checked.push(grant);
             }
         }
         for e in effects {
-            apply_one(&mut tx, e).await?;
+            apply_one(&tx, e)?;
         }
-        tx.commit().await?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -339,14 +448,15 @@ impl Store for SqliteStore {
         pending: &PendingAuthorization,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO pending_authorizations (id, data, expires_at) VALUES (?, ?, ?)",
-        )
-        .bind(id.as_bytes().as_slice())
-        .bind(to_json(pending)?)
-        .bind(expires_at.unix_timestamp())
-        .execute(&self.pool)
-        .await?;
+        self.writer()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO pending_authorizations (id, data, expires_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                id.as_bytes().as_slice(),
+                to_json(pending)?,
+                expires_at.unix_timestamp()
+            ])?;
         Ok(())
     }
 
@@ -355,16 +465,17 @@ impl Store for SqliteStore {
         id: &SecretHash,
         now: OffsetDateTime,
     ) -> StoreResult<Option<PendingAuthorization>> {
-        let row = sqlx::query(
-            "DELETE FROM pending_authorizations WHERE id = ? RETURNING data, expires_at",
-        )
-        .bind(id.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(String, i64)> = self
+            .writer()
+            .prepare_cached(
+                "DELETE FROM pending_authorizations WHERE id = ?1 RETURNING data, expires_at",
+            )?
+            .query_row(params![id.as_bytes().as_slice()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
         match row {
-            Some(r) if r.try_get::<i64, _>(1)? > now.unix_timestamp() => {
-                Ok(Some(from_json(r.try_get::<&str, _>(0)?)?))
-            }
+            Some((data, exp)) if exp > now.unix_timestamp() => Ok(Some(from_json(&data)?)),
             _ => Ok(None),
         }
     }
@@ -375,12 +486,15 @@ impl Store for SqliteStore {
         session: &Authentication,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT OR REPLACE INTO sessions (id, data, expires_at) VALUES (?, ?, ?)")
-            .bind(id.as_bytes().as_slice())
-            .bind(to_json(session)?)
-            .bind(expires_at.unix_timestamp())
-            .execute(&self.pool)
-            .await?;
+        self.writer()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO sessions (id, data, expires_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                id.as_bytes().as_slice(),
+                to_json(session)?,
+                expires_at.unix_timestamp()
+            ])?;
         Ok(())
     }
 
@@ -389,45 +503,58 @@ impl Store for SqliteStore {
         id: &SecretHash,
         now: OffsetDateTime,
     ) -> StoreResult<Option<Authentication>> {
-        let row = sqlx::query("SELECT data FROM sessions WHERE id = ? AND expires_at > ?")
-            .bind(id.as_bytes().as_slice())
-            .bind(now.unix_timestamp())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| from_json(r.try_get::<&str, _>(0)?)).transpose()
+        let data: Option<String> = self
+            .reader()
+            .prepare_cached("SELECT data FROM sessions WHERE id = ?1 AND expires_at > ?2")?
+            .query_row(
+                params![id.as_bytes().as_slice(), now.unix_timestamp()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        data.map(|d| from_json(&d)).transpose()
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
-        let rows = sqlx::query(
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
             "SELECT kid, alg, pem, created_at FROM signing_keys ORDER BY created_at, kid",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                let alg: String = r.try_get(1)?;
-                let alg = Algorithm::from_name(&alg).ok_or_else(|| {
-                    StoreError::Corrupt(serde::de::Error::custom(format!("unknown alg {alg}")))
-                })?;
-                Ok(StoredKey {
-                    kid: r.try_get(0)?,
-                    alg,
-                    pem: r.try_get(2)?,
-                    created_at: OffsetDateTime::from_unix_timestamp(r.try_get(3)?)
-                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                })
-            })
-            .collect()
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kid, alg, pem, created_at) = row?;
+            let alg = Algorithm::from_name(&alg).ok_or_else(|| {
+                StoreError::Corrupt(serde::de::Error::custom(format!("unknown alg {alg}")))
+            })?;
+            out.push(StoredKey {
+                kid,
+                alg,
+                pem,
+                created_at: OffsetDateTime::from_unix_timestamp(created_at)
+                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            });
+        }
+        Ok(out)
     }
 
     async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
-        sqlx::query("INSERT INTO signing_keys (kid, alg, pem, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&key.kid)
-            .bind(key.alg.as_str())
-            .bind(&key.pem)
-            .bind(key.created_at.unix_timestamp())
-            .execute(&self.pool)
-            .await
+        self.writer()
+            .prepare_cached(
+                "INSERT INTO signing_keys (kid, alg, pem, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                key.kid,
+                key.alg.as_str(),
+                key.pem,
+                key.created_at.unix_timestamp()
+            ])
             .map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::Duplicate(format!("key {}", key.kid))
@@ -441,136 +568,97 @@ impl Store for SqliteStore {
     async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<u64> {
         let now_s = now.unix_timestamp();
         let grace = (now - TAKEN_CODE_GRACE).unix_timestamp();
-        let mut tx = self.write_tx().await?;
-        let mut n = 0;
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Untaken codes go at expiry; taken ones are kept a while so a late replay still
         // finds its grant to revoke.
-        n += sqlx::query(
-            "DELETE FROM codes WHERE (taken = 0 AND expires_at <= ?) OR expires_at <= ?",
-        )
-        .bind(now_s)
-        .bind(grace)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let mut n = tx.execute(
+            "DELETE FROM codes WHERE (taken = 0 AND expires_at <= ?1) OR expires_at <= ?2",
+            params![now_s, grace],
+        )?;
         for sql in [
-            "DELETE FROM access_tokens WHERE expires_at <= ?",
-            "DELETE FROM refresh_tokens WHERE expires_at <= ?",
-            "DELETE FROM nonces WHERE expires_at <= ?",
-            "DELETE FROM revoked_grants WHERE expires_at <= ?",
-            "DELETE FROM pending_authorizations WHERE expires_at <= ?",
-            "DELETE FROM sessions WHERE expires_at <= ?",
+            "DELETE FROM access_tokens WHERE expires_at <= ?1",
+            "DELETE FROM refresh_tokens WHERE expires_at <= ?1",
+            "DELETE FROM nonces WHERE expires_at <= ?1",
+            "DELETE FROM revoked_grants WHERE expires_at <= ?1",
+            "DELETE FROM pending_authorizations WHERE expires_at <= ?1",
+            "DELETE FROM sessions WHERE expires_at <= ?1",
         ] {
-            n += sqlx::query(sql)
-                .bind(now_s)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            n += tx.execute(sql, params![now_s])?;
         }
-        tx.commit().await?;
-        Ok(n)
+        tx.commit()?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
 }
 
-async fn ensure_not_revoked(
-    tx: &mut Transaction<'static, Sqlite>,
-    grant: &GrantId,
-) -> StoreResult<()> {
-    let row = sqlx::query("SELECT 1 FROM revoked_grants WHERE grant_id = ?")
-        .bind(grant.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
-    if row.is_some() {
-        return Err(StoreError::GrantRevoked);
-    }
-    Ok(())
-}
-
-async fn apply_one(tx: &mut Transaction<'static, Sqlite>, e: &Effect) -> StoreResult<()> {
+fn apply_one(tx: &Transaction<'_>, e: &Effect) -> StoreResult<()> {
     match e {
         Effect::StoreCode(r) => {
-            sqlx::query("INSERT INTO codes (hash, grant_id, data, taken, expires_at) VALUES (?, ?, ?, 0, ?)")
-                .bind(r.hash.as_bytes().as_slice())
-                .bind(r.grant.as_str())
-                .bind(to_json(r)?)
-                .bind(r.expires_at.unix_timestamp())
-                .execute(&mut **tx)
-                .await?;
+            tx.prepare_cached(
+                "INSERT INTO codes (hash, grant_id, data, taken, expires_at) VALUES (?1, ?2, ?3, 0, ?4)",
+            )?
+            .execute(params![
+                r.hash.as_bytes().as_slice(),
+                r.grant.as_str(),
+                to_json(r)?,
+                r.expires_at.unix_timestamp()
+            ])?;
         }
         Effect::StoreAccessToken(r) => {
-            sqlx::query(
-                "INSERT INTO access_tokens (hash, grant_id, data, expires_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(r.hash.as_bytes().as_slice())
-            .bind(r.grant.as_str())
-            .bind(to_json(r)?)
-            .bind(r.expires_at.unix_timestamp())
-            .execute(&mut **tx)
-            .await?;
+            tx.prepare_cached(
+                "INSERT INTO access_tokens (hash, grant_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                r.hash.as_bytes().as_slice(),
+                r.grant.as_str(),
+                to_json(r)?,
+                r.expires_at.unix_timestamp()
+            ])?;
         }
         Effect::StoreRefreshToken(r) => {
-            sqlx::query("INSERT INTO refresh_tokens (hash, grant_id, data, taken, expires_at) VALUES (?, ?, ?, 0, ?)")
-                .bind(r.hash.as_bytes().as_slice())
-                .bind(r.grant.as_str())
-                .bind(to_json(r)?)
-                .bind(r.expires_at.unix_timestamp())
-                .execute(&mut **tx)
-                .await?;
+            tx.prepare_cached(
+                "INSERT INTO refresh_tokens (hash, grant_id, data, taken, expires_at) VALUES (?1, ?2, ?3, 0, ?4)",
+            )?
+            .execute(params![
+                r.hash.as_bytes().as_slice(),
+                r.grant.as_str(),
+                to_json(r)?,
+                r.expires_at.unix_timestamp()
+            ])?;
         }
         Effect::RememberNonce(n) => {
-            sqlx::query(
-                "INSERT OR REPLACE INTO nonces (client_id, nonce, expires_at) VALUES (?, ?, ?)",
-            )
-            .bind(&n.client_id)
-            .bind(&n.nonce)
-            .bind(n.expires_at.unix_timestamp())
-            .execute(&mut **tx)
-            .await?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO nonces (client_id, nonce, expires_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![n.client_id, n.nonce, n.expires_at.unix_timestamp()])?;
         }
         Effect::RememberConsent(c) => {
-            let row = sqlx::query("SELECT scope FROM consents WHERE subject = ? AND client_id = ?")
-                .bind(&c.subject)
-                .bind(&c.client_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-            let merged = match row {
-                Some(r) => scope_union(
-                    &Scope::parse(r.try_get::<&str, _>(0)?).unwrap_or_default(),
-                    &c.scope,
-                ),
+            let old: Option<String> = tx
+                .prepare_cached("SELECT scope FROM consents WHERE subject = ?1 AND client_id = ?2")?
+                .query_row(params![c.subject, c.client_id], |r| r.get(0))
+                .optional()?;
+            let merged = match old {
+                Some(old) => scope_union(&Scope::parse(&old).unwrap_or_default(), &c.scope),
                 None => c.scope.clone(),
             };
-            sqlx::query(
-                "INSERT OR REPLACE INTO consents (subject, client_id, scope) VALUES (?, ?, ?)",
-            )
-            .bind(&c.subject)
-            .bind(&c.client_id)
-            .bind(merged.to_string())
-            .execute(&mut **tx)
-            .await?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO consents (subject, client_id, scope) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![c.subject, c.client_id, merged.to_string()])?;
         }
         Effect::RevokeGrant(grant) => {
             let g = grant.as_str();
-            sqlx::query("DELETE FROM access_tokens WHERE grant_id = ?")
-                .bind(g)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = ?")
-                .bind(g)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("DELETE FROM codes WHERE grant_id = ? AND taken = 0")
-                .bind(g)
-                .execute(&mut **tx)
-                .await?;
+            tx.prepare_cached("DELETE FROM access_tokens WHERE grant_id = ?1")?
+                .execute(params![g])?;
+            tx.prepare_cached("DELETE FROM refresh_tokens WHERE grant_id = ?1")?
+                .execute(params![g])?;
+            tx.prepare_cached("DELETE FROM codes WHERE grant_id = ?1 AND taken = 0")?
+                .execute(params![g])?;
             let until = OffsetDateTime::now_utc() + REVOCATION_MEMORY;
-            sqlx::query(
-                "INSERT OR REPLACE INTO revoked_grants (grant_id, expires_at) VALUES (?, ?)",
-            )
-            .bind(g)
-            .bind(until.unix_timestamp())
-            .execute(&mut **tx)
-            .await?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO revoked_grants (grant_id, expires_at) VALUES (?1, ?2)",
+            )?
+            .execute(params![g, until.unix_timestamp()])?;
         }
         // Effects added to the core later must be handled here before they can be produced.
         _ => {}

@@ -462,7 +462,7 @@ async fn sqlite_file_backend_and_reopen() {
         ))])
         .await
         .unwrap();
-    store.pool().close().await;
+    store.close().await;
     let reopened = SqliteStore::open(&url).await.unwrap();
     assert!(matches!(
         reopened.take_refresh_token(&secret.hash()).await.unwrap(),
@@ -485,21 +485,25 @@ async fn sqlite_keeps_clear_client_secrets_encrypted_at_rest() {
     hs.id_token_signed_response_alg = Some(Algorithm::HS256);
     let hs = hs.validate().unwrap();
     store.add_client(&hs).await.unwrap();
-    let raw: String = sqlx::query_scalar("SELECT data FROM clients WHERE client_id = 'hs-rp'")
-        .fetch_one(store.pool())
-        .await
+    let raw: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT data FROM clients WHERE client_id = 'hs-rp'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(
         !raw.contains("hmac-key-that-must-stay-secret"),
         "stored in clear: {raw}"
     );
     assert_eq!(store.client("hs-rp").await.unwrap(), Some(hs.clone()));
-    store.pool().close().await;
+    store.close().await;
     // The key file beside the database opens it again; another key does not.
     assert!(path.with_extension("sqlite.key").exists());
     let reopened = SqliteStore::open(&url).await.unwrap();
     assert_eq!(reopened.client("hs-rp").await.unwrap(), Some(hs));
-    reopened.pool().close().await;
+    reopened.close().await;
     std::fs::write(
         path.with_extension("sqlite.key"),
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",

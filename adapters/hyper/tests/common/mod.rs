@@ -88,7 +88,7 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
-        self.store.pool().close().await;
+        self.store.close().await;
     }
 
     /// A URL on this server.
