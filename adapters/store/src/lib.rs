@@ -46,6 +46,9 @@ pub enum StoreError {
     /// the first exchange); the request must fail rather than hand out dead tokens.
     #[error("the grant was revoked")]
     GrantRevoked,
+    /// A group commit failed; every write in it was rolled back.
+    #[error("database error: {0}")]
+    Failed(String),
     /// The data key that encrypts retrievable secrets is missing, malformed or wrong.
     #[error("data key: {0}")]
     DataKey(String),

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -34,14 +34,18 @@ const REVOCATION_MEMORY: time::Duration = time::Duration::hours(1);
 pub(crate) const TAKEN_CODE_GRACE: time::Duration = time::Duration::hours(1);
 /// The member under which a client's clear secret is stored, encrypted with the data key.
 const SEALED_SECRET: &str = "client_secret_sealed";
-/// Read-only connections beside the writer (file databases only).
-const READERS: usize = 2;
+/// Most read-only connections beside the writer (file databases only).
+const MAX_READERS: usize = 2;
 
 /// The schema migrations, applied in order; `PRAGMA user_version` counts those applied.
 const MIGRATIONS: [&str; 1] = [include_str!("../migrations/0001_init.sql")];
 
 struct Inner {
     writer: Mutex<Connection>,
+    /// Writes waiting for the next group commit.
+    queue: Mutex<Vec<Queued>>,
+    /// Whether a task is committing the queue.
+    leader: AtomicBool,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     data_key: DataKey,
@@ -91,6 +95,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // 1 MiB of page cache per connection: the working set (recent codes and tokens) is
     // small, and memory per connection is what the provider's footprint is made of.
     conn.pragma_update(None, "cache_size", -1024)?;
+    // Checkpoint every 4,000 pages (16 MiB of WAL) rather than 1,000: a checkpoint copies
+    // each page once however often it changed, and fsyncs, so fewer is cheaper.
+    conn.pragma_update(None, "wal_autocheckpoint", 4000)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -148,8 +155,12 @@ impl SqliteStore {
         }
         configure(&writer)?;
         migrate(&mut writer)?;
+        // Readers let reads run beside a commit on another core. With one core they only
+        // cost: each must re-read the pages every commit changes, which the writer has cached.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let reader_count = cores.saturating_sub(1).min(MAX_READERS);
         let readers = match &path {
-            Some(p) => (0..READERS)
+            Some(p) => (0..reader_count)
                 .map(|_| open_reader(p).map(Mutex::new))
                 .collect::<Result<Vec<_>, _>>()?,
             // An in-memory database exists only on its one connection.
@@ -158,6 +169,8 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
+                queue: Mutex::default(),
+                leader: AtomicBool::new(false),
                 readers,
                 next_reader: AtomicUsize::new(0),
                 data_key,
@@ -352,24 +365,24 @@ impl Store for SqliteStore {
     }
 
     async fn take_code(&self, hash: &SecretHash) -> StoreResult<Taken<CodeRecord>> {
-        take(
-            &self.writer(),
-            "UPDATE codes SET taken = 1 WHERE hash = ?1 AND taken = 0 RETURNING data",
-            "SELECT grant_id FROM codes WHERE hash = ?1",
-            hash,
-        )
+        match self.submit(Job::TakeCode(*hash)).await? {
+            JobResult::Code(t) => Ok(t),
+            _ => Err(StoreError::Failed(
+                "the commit queue answered the wrong job".into(),
+            )),
+        }
     }
 
     async fn take_refresh_token(
         &self,
         hash: &SecretHash,
     ) -> StoreResult<Taken<RefreshTokenRecord>> {
-        take(
-            &self.writer(),
-            "UPDATE refresh_tokens SET taken = 1 WHERE hash = ?1 AND taken = 0 RETURNING data",
-            "SELECT grant_id FROM refresh_tokens WHERE hash = ?1",
-            hash,
-        )
+        match self.submit(Job::TakeRefresh(*hash)).await? {
+            JobResult::Refresh(t) => Ok(t),
+            _ => Err(StoreError::Failed(
+                "the commit queue answered the wrong job".into(),
+            )),
+        }
     }
 
     async fn access_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessTokenRecord>> {
@@ -412,34 +425,7 @@ impl Store for SqliteStore {
         if effects.is_empty() {
             return Ok(());
         }
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // Tokens must not land for a grant revoked meanwhile (a code replay racing the first
-        // exchange). One check per grant; codes start a grant minted this very request, so
-        // there is nothing to check for them.
-        let mut checked: Vec<&GrantId> = Vec::with_capacity(1);
-        for e in effects {
-            let grant = match e {
-                Effect::StoreAccessToken(r) => &r.grant,
-                Effect::StoreRefreshToken(r) => &r.grant,
-                _ => continue,
-            };
-            if !checked.contains(&grant) {
-                let revoked: Option<i64> = tx
-                    .prepare_cached("SELECT 1 FROM revoked_grants WHERE grant_id = ?1")?
-                    .query_row(params![grant.as_str()], |r| r.get(0))
-                    .optional()?;
-                if revoked.is_some() {
-                    return Err(StoreError::GrantRevoked);
-                }
-                checked.push(grant);
-            }
-        }
-        for e in effects {
-            apply_one(&tx, e)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.submit(Job::Apply(effects.to_vec())).await.map(|_| ())
     }
 
     async fn put_pending(
@@ -664,4 +650,153 @@ fn apply_one(tx: &Transaction<'_>, e: &Effect) -> StoreResult<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// A write waiting for the group commit.
+enum Job {
+    Apply(Vec<Effect>),
+    TakeCode(SecretHash),
+    TakeRefresh(SecretHash),
+}
+
+/// What a job's caller gets back.
+enum JobResult {
+    Applied,
+    Code(Taken<CodeRecord>),
+    Refresh(Taken<RefreshTokenRecord>),
+}
+
+struct Queued {
+    job: Job,
+    reply: tokio::sync::oneshot::Sender<StoreResult<JobResult>>,
+}
+
+/// Clears the leader flag, committing what is left, even if the leading task is cancelled.
+struct Leading<'a>(&'a SqliteStore);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.drain();
+    }
+}
+
+impl SqliteStore {
+    /// Queues a write and waits for the commit that carries it.
+    ///
+    /// Group commit: the first writer to find nobody committing leads. It yields once, so
+    /// writers that are ready join the batch, then commits every queued job in one
+    /// transaction. Each job is all-or-nothing (a revoked grant refuses only its own job);
+    /// every caller hears back only after the commit, so nothing is answered before it is
+    /// in the WAL.
+    async fn submit(&self, job: Job) -> StoreResult<JobResult> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        lock_queue(&self.inner.queue).push(Queued { job, reply });
+        if !self.inner.leader.swap(true, Ordering::AcqRel) {
+            let leading = Leading(self);
+            tokio::task::yield_now().await;
+            drop(leading);
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Failed("the commit was abandoned".into()))?
+    }
+
+    /// Commits queued batches until the queue is empty, then gives up the lead.
+    fn drain(&self) {
+        loop {
+            let batch = std::mem::take(&mut *lock_queue(&self.inner.queue));
+            if !batch.is_empty() {
+                self.commit_batch(batch);
+                continue;
+            }
+            self.inner.leader.store(false, Ordering::Release);
+            // A job queued after the take but before the release found a leader and is
+            // waiting for it: lead again unless someone else just did.
+            if lock_queue(&self.inner.queue).is_empty()
+                || self.inner.leader.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+        }
+    }
+
+    fn commit_batch(&self, batch: Vec<Queued>) {
+        let mut conn = self.writer();
+        let outcome = (|| -> StoreResult<Vec<StoreResult<JobResult>>> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut results = Vec::with_capacity(batch.len());
+            for q in &batch {
+                match run_job(&tx, &q.job) {
+                    // A job refused before it wrote anything leaves the batch intact.
+                    Err(StoreError::GrantRevoked) => results.push(Err(StoreError::GrantRevoked)),
+                    Err(e) => return Err(e),
+                    Ok(r) => results.push(Ok(r)),
+                }
+            }
+            tx.commit()?;
+            Ok(results)
+        })();
+        drop(conn);
+        match outcome {
+            Ok(results) => {
+                for (q, r) in batch.into_iter().zip(results) {
+                    let _ = q.reply.send(r);
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for q in batch {
+                    let _ = q.reply.send(Err(StoreError::Failed(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn lock_queue(m: &Mutex<Vec<Queued>>) -> MutexGuard<'_, Vec<Queued>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn run_job(tx: &Transaction<'_>, job: &Job) -> StoreResult<JobResult> {
+    match job {
+        Job::TakeCode(hash) => Ok(JobResult::Code(take(
+            tx,
+            "UPDATE codes SET taken = 1 WHERE hash = ?1 AND taken = 0 RETURNING data",
+            "SELECT grant_id FROM codes WHERE hash = ?1",
+            hash,
+        )?)),
+        Job::TakeRefresh(hash) => Ok(JobResult::Refresh(take(
+            tx,
+            "UPDATE refresh_tokens SET taken = 1 WHERE hash = ?1 AND taken = 0 RETURNING data",
+            "SELECT grant_id FROM refresh_tokens WHERE hash = ?1",
+            hash,
+        )?)),
+        Job::Apply(effects) => {
+            // Tokens must not land for a grant revoked meanwhile (a code replay racing the
+            // first exchange). One check per grant, before any write of the job; codes start
+            // a grant minted this very request, so there is nothing to check for them.
+            let mut checked: Vec<&GrantId> = Vec::with_capacity(1);
+            for e in effects {
+                let grant = match e {
+                    Effect::StoreAccessToken(r) => &r.grant,
+                    Effect::StoreRefreshToken(r) => &r.grant,
+                    _ => continue,
+                };
+                if !checked.contains(&grant) {
+                    let revoked: Option<i64> = tx
+                        .prepare_cached("SELECT 1 FROM revoked_grants WHERE grant_id = ?1")?
+                        .query_row(params![grant.as_str()], |r| r.get(0))
+                        .optional()?;
+                    if revoked.is_some() {
+                        return Err(StoreError::GrantRevoked);
+                    }
+                    checked.push(grant);
+                }
+            }
+            for e in effects {
+                apply_one(tx, e)?;
+            }
+            Ok(JobResult::Applied)
+        }
+    }
 }
