@@ -95,9 +95,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // 1 MiB of page cache per connection: the working set (recent codes and tokens) is
     // small, and memory per connection is what the provider's footprint is made of.
     conn.pragma_update(None, "cache_size", -1024)?;
-    // Checkpoint every 4,000 pages (16 MiB of WAL) rather than 1,000: a checkpoint copies
-    // each page once however often it changed, and fsyncs, so fewer is cheaper.
-    conn.pragma_update(None, "wal_autocheckpoint", 4000)?;
+    // No checkpoint on commit: a background thread does them (see `checkpointer`), so no
+    // request waits for the copy and fsync a checkpoint costs.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -166,17 +166,22 @@ impl SqliteStore {
             // An in-memory database exists only on its one connection.
             None => Vec::new(),
         };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                queue: Mutex::default(),
-                leader: AtomicBool::new(false),
-                readers,
-                next_reader: AtomicUsize::new(0),
-                data_key,
-                clients: RwLock::default(),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            writer: Mutex::new(writer),
+            queue: Mutex::default(),
+            leader: AtomicBool::new(false),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            data_key,
+            clients: RwLock::default(),
+        });
+        if let Some(p) = &path {
+            checkpointer(p, Arc::downgrade(&inner))?;
+        } else {
+            // One connection holds the whole in-memory database: checkpoint on commit.
+            lock(&inner.writer).pragma_update(None, "wal_autocheckpoint", 1000)?;
+        }
+        Ok(Self { inner })
     }
 
     /// Checkpoints the WAL into the database file (on shutdown; connections close on drop).
@@ -227,6 +232,39 @@ impl SqliteStore {
         }
         Ok(Some(serde_json::from_value(value)?))
     }
+}
+
+/// WAL frames (pages) past which the checkpointer also truncates the WAL.
+const WAL_RESET_FRAMES: i64 = 2000;
+
+/// Starts the thread that checkpoints the WAL into the database file, on its own
+/// connection, until the store is dropped.
+///
+/// Every 100 ms a PASSIVE checkpoint copies what it can without blocking the writer. Under
+/// a steady stream of commits that never catches up entirely, and SQLite only rewinds a WAL
+/// that was copied entirely, so the WAL would grow without end: once it holds more than
+/// [`WAL_RESET_FRAMES`] frames, a TRUNCATE checkpoint waits for the writer, copies the few
+/// frames left and empties the file. The writer pauses for that remainder only.
+fn checkpointer(path: &Path, store: std::sync::Weak<Inner>) -> StoreResult<()> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    // A checkpoint copies pages from the WAL to the file; it needs no cache of its own.
+    conn.pragma_update(None, "cache_size", -64)?;
+    std::thread::Builder::new()
+        .name("oidc-flow-checkpoint".into())
+        .spawn(move || {
+            while store.strong_count() > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+                let frames: Option<i64> = conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                    .ok();
+                if frames.is_some_and(|f| f > WAL_RESET_FRAMES) {
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                }
+            }
+        })
+        .map_err(|e| StoreError::Failed(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
 }
 
 fn open_reader(path: &Path) -> StoreResult<Connection> {
