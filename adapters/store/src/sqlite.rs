@@ -615,41 +615,42 @@ impl Store for SqliteStore {
     }
 }
 
+/// Inserts a code or token row: its digest, grant, JSON record and expiry.
+fn insert_secret<R: serde::Serialize>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    (hash, grant, expires_at): (&SecretHash, &GrantId, OffsetDateTime),
+    record: &R,
+) -> StoreResult<()> {
+    tx.prepare_cached(sql)?.execute(params![
+        hash.as_bytes().as_slice(),
+        grant.as_str(),
+        to_json(record)?,
+        expires_at.unix_timestamp()
+    ])?;
+    Ok(())
+}
+
 fn apply_one(tx: &Transaction<'_>, e: &Effect) -> StoreResult<()> {
     match e {
-        Effect::StoreCode(r) => {
-            tx.prepare_cached(
-                "INSERT INTO codes (hash, grant_id, data, taken, expires_at) VALUES (?1, ?2, ?3, 0, ?4)",
-            )?
-            .execute(params![
-                r.hash.as_bytes().as_slice(),
-                r.grant.as_str(),
-                to_json(r)?,
-                r.expires_at.unix_timestamp()
-            ])?;
-        }
-        Effect::StoreAccessToken(r) => {
-            tx.prepare_cached(
-                "INSERT INTO access_tokens (hash, grant_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                r.hash.as_bytes().as_slice(),
-                r.grant.as_str(),
-                to_json(r)?,
-                r.expires_at.unix_timestamp()
-            ])?;
-        }
-        Effect::StoreRefreshToken(r) => {
-            tx.prepare_cached(
-                "INSERT INTO refresh_tokens (hash, grant_id, data, taken, expires_at) VALUES (?1, ?2, ?3, 0, ?4)",
-            )?
-            .execute(params![
-                r.hash.as_bytes().as_slice(),
-                r.grant.as_str(),
-                to_json(r)?,
-                r.expires_at.unix_timestamp()
-            ])?;
-        }
+        Effect::StoreCode(r) => insert_secret(
+            tx,
+            "INSERT INTO codes (hash, grant_id, data, taken, expires_at) VALUES (?1, ?2, ?3, 0, ?4)",
+            (&r.hash, &r.grant, r.expires_at),
+            r,
+        )?,
+        Effect::StoreAccessToken(r) => insert_secret(
+            tx,
+            "INSERT INTO access_tokens (hash, grant_id, data, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            (&r.hash, &r.grant, r.expires_at),
+            r,
+        )?,
+        Effect::StoreRefreshToken(r) => insert_secret(
+            tx,
+            "INSERT INTO refresh_tokens (hash, grant_id, data, taken, expires_at) VALUES (?1, ?2, ?3, 0, ?4)",
+            (&r.hash, &r.grant, r.expires_at),
+            r,
+        )?,
         Effect::RememberNonce(n) => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO nonces (client_id, nonce, expires_at) VALUES (?1, ?2, ?3)",
