@@ -11,7 +11,11 @@ use oidc_flow_store::{SqliteStore, Store};
 
 /// An OpenID Connect provider. Without a subcommand: `serve` with its defaults.
 #[derive(Parser)]
-#[command(name = "oidc-flow", version, about)]
+#[command(
+    name = "oidc-flow",
+    version,
+    about = "An OpenID Connect provider: run it, and register its clients and users"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
