@@ -1,0 +1,162 @@
+//! The store and driver behind one object-safe trait, so Rocket's managed state, routes and
+//! guards need no type parameters (a `#[get]` handler cannot be generic over the store).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use oidc_flow::authorize::{PendingAuthorization, Resumed};
+use oidc_flow::flow::AuthorizeStep;
+use oidc_flow::{AccessTokenRecord, Authentication, ErrorPage, JsonResponse, Provider, SecretHash};
+use oidc_flow_store::driver::{self, AuthorizeResult, DriverError};
+use oidc_flow_store::{Store, StoreResult};
+use time::OffsetDateTime;
+
+/// A boxed, sendable future.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the adapter asks of the store and the driver; each method is one driver call or
+/// one store call.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// [`driver::authorize`].
+    fn authorize<'a>(
+        &'a self,
+        provider: &'a Provider,
+        step: AuthorizeStep,
+        session: Option<Authentication>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<AuthorizeResult, DriverError>>;
+
+    /// [`driver::token`].
+    fn token<'a>(
+        &'a self,
+        provider: &'a Provider,
+        form: &'a [u8],
+        authorization: Option<&'a [u8]>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<JsonResponse, DriverError>>;
+
+    /// [`driver::userinfo`].
+    fn userinfo<'a>(
+        &'a self,
+        provider: &'a Provider,
+        authorization: Option<&'a [u8]>,
+        form: Option<&'a [u8]>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<JsonResponse, DriverError>>;
+
+    /// [`driver::unpark`].
+    fn unpark<'a>(
+        &'a self,
+        handle: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, StoreResult<Option<Result<Resumed, ErrorPage>>>>;
+
+    /// Parks `pending` again under the same `handle` (after a look that took it).
+    fn repark<'a>(
+        &'a self,
+        handle: &'a str,
+        pending: PendingAuthorization,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// [`Store::put_session`].
+    fn put_session<'a>(
+        &'a self,
+        id: SecretHash,
+        session: Authentication,
+        expires_at: OffsetDateTime,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// [`Store::session`].
+    fn session<'a>(
+        &'a self,
+        id: SecretHash,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, StoreResult<Option<Authentication>>>;
+
+    /// [`Store::access_token`].
+    fn access_token<'a>(
+        &'a self,
+        hash: &'a SecretHash,
+    ) -> BoxFuture<'a, StoreResult<Option<AccessTokenRecord>>>;
+}
+
+impl<S: Store> Backend for S {
+    fn authorize<'a>(
+        &'a self,
+        provider: &'a Provider,
+        step: AuthorizeStep,
+        session: Option<Authentication>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<AuthorizeResult, DriverError>> {
+        Box::pin(driver::authorize(self, provider, step, session, now))
+    }
+
+    fn token<'a>(
+        &'a self,
+        provider: &'a Provider,
+        form: &'a [u8],
+        authorization: Option<&'a [u8]>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
+        Box::pin(driver::token(self, provider, form, authorization, now))
+    }
+
+    fn userinfo<'a>(
+        &'a self,
+        provider: &'a Provider,
+        authorization: Option<&'a [u8]>,
+        form: Option<&'a [u8]>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
+        Box::pin(driver::userinfo(self, provider, authorization, form, now))
+    }
+
+    fn unpark<'a>(
+        &'a self,
+        handle: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, StoreResult<Option<Result<Resumed, ErrorPage>>>> {
+        Box::pin(driver::unpark(self, handle, now))
+    }
+
+    fn repark<'a>(
+        &'a self,
+        handle: &'a str,
+        pending: PendingAuthorization,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            self.put_pending(
+                &SecretHash::of(handle),
+                &pending,
+                now + driver::PENDING_LIFETIME,
+            )
+            .await
+        })
+    }
+
+    fn put_session<'a>(
+        &'a self,
+        id: SecretHash,
+        session: Authentication,
+        expires_at: OffsetDateTime,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move { Store::put_session(self, &id, &session, expires_at).await })
+    }
+
+    fn session<'a>(
+        &'a self,
+        id: SecretHash,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, StoreResult<Option<Authentication>>> {
+        Box::pin(async move { Store::session(self, &id, now).await })
+    }
+
+    fn access_token<'a>(
+        &'a self,
+        hash: &'a SecretHash,
+    ) -> BoxFuture<'a, StoreResult<Option<AccessTokenRecord>>> {
+        Box::pin(Store::access_token(self, hash))
+    }
+}

@@ -1,0 +1,209 @@
+//! The app's own resources behind an access token (RFC 6750): the [`Bearer`] guard.
+
+use std::marker::PhantomData;
+
+use oidc_flow::userinfo::{self, BearerError};
+use oidc_flow::{ErrorCode, JsonResponse, OAuthError, Scope};
+use rocket::http::{Header, Status};
+use rocket::request::{self, FromRequest, Request};
+use rocket::response::{self, Responder};
+use time::OffsetDateTime;
+
+use crate::{Oidc, OidcResponse};
+
+/// The scope a resource needs: every space-separated token of [`RequiredScope::SCOPE`] must
+/// be in the access token's scope.
+///
+/// ```
+/// struct ReadProfile;
+/// impl oidc_flow_rocket::RequiredScope for ReadProfile {
+///     const SCOPE: &'static str = "profile";
+/// }
+/// ```
+pub trait RequiredScope: Send + Sync + 'static {
+    /// Space-separated scope tokens, all required (empty: any valid token).
+    const SCOPE: &'static str;
+}
+
+/// No scope required: any valid access token of this provider.
+#[derive(Debug, Clone, Copy)]
+pub struct NoScope;
+
+impl RequiredScope for NoScope {
+    const SCOPE: &'static str = "";
+}
+
+/// A request guard for the app's resources: a valid, unexpired access token of this
+/// provider, sent as `Authorization: Bearer ...`, whose scope covers `R::SCOPE`.
+///
+/// When it fails the request gets RFC 6750's answer: 401 `invalid_token` (unknown, revoked
+/// or expired token), 401 without an error code (no token), 400 `invalid_request`
+/// (malformed), or 403 `insufficient_scope`, each with `WWW-Authenticate: Bearer ...` and a
+/// JSON error body. The [`Oidc`] fairing writes it onto whatever the app's catcher
+/// renders; a route taking `Result<Bearer<R>, BearerRejection>` can return the
+/// [`BearerRejection`] itself.
+///
+/// The token is looked up in the store and checked with the core's rules (the UserInfo
+/// endpoint's, without its need for `openid`).
+pub struct Bearer<R: RequiredScope = NoScope> {
+    record: oidc_flow::AccessTokenRecord,
+    _scope: PhantomData<fn() -> R>,
+}
+
+impl<R: RequiredScope> std::fmt::Debug for Bearer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bearer")
+            .field("subject", &self.record.subject)
+            .field("client_id", &self.record.client_id)
+            .field("scope", &self.record.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: RequiredScope> Bearer<R> {
+    /// The end-user the token speaks for.
+    pub fn subject(&self) -> &str {
+        &self.record.subject
+    }
+
+    /// The client it was issued to.
+    pub fn client_id(&self) -> &str {
+        &self.record.client_id
+    }
+
+    /// The scope it carries (at least `R::SCOPE`).
+    pub fn scope(&self) -> &Scope {
+        &self.record.scope
+    }
+
+    /// When it expires.
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.record.expires_at
+    }
+}
+
+/// Why a [`Bearer`] guard refused a request: the core's RFC 6750 error, as a response.
+#[derive(Debug, Clone)]
+pub struct BearerRejection(pub BearerError);
+
+impl BearerRejection {
+    /// The HTTP status (400, 401 or 403).
+    pub fn status(&self) -> Status {
+        Status::from_code(self.0.response.status).unwrap_or(Status::Unauthorized)
+    }
+
+    /// The OAuth error code, if there is one (none when no token was sent).
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.0.error.as_ref().map(|e| e.code)
+    }
+}
+
+impl<'r> Responder<'r, 'static> for BearerRejection {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        OidcResponse::json(self.0.response).respond_to(req)
+    }
+}
+
+/// The refusal of this request's [`Bearer`] guard, for the fairing's `on_response`.
+struct Refused(Option<BearerError>);
+
+#[rocket::async_trait]
+impl<'r, R: RequiredScope> FromRequest<'r> for Bearer<R> {
+    type Error = BearerRejection;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let Some(oidc) = req.rocket().state::<Oidc>() else {
+            return refuse(req, server_error("the provider is not attached"));
+        };
+        let provider = &oidc.parts().provider;
+        let realm = provider.issuer();
+        let authorization = req.headers().get_one("Authorization").map(str::as_bytes);
+        // Finding the token: the UserInfo endpoint's parser (header only: RFC 6750 §2.1).
+        let received = match userinfo::Received::parse(provider, authorization, None) {
+            Ok(r) => r,
+            Err(e) => return refuse(req, e),
+        };
+        let record = match oidc
+            .parts()
+            .backend
+            .access_token(received.token_hash())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("oidc-flow: access token lookup failed: {e}");
+                return refuse(
+                    req,
+                    server_error("the server could not check the access token"),
+                );
+            }
+        };
+        // Checking it: the core's rules (known, same hash, unexpired). The UserInfo
+        // endpoint also wants `openid`; a resource does not, so that refusal alone passes.
+        let now = OffsetDateTime::now_utc();
+        let record = match (received.authorize(record.clone(), now), record) {
+            (Ok(_), Some(record)) => record,
+            (Err(e), Some(record))
+                if e.error.as_ref().map(|e| e.code) == Some(ErrorCode::InsufficientScope) =>
+            {
+                record
+            }
+            (Err(e), _) => return refuse(req, e),
+            (Ok(_), None) => {
+                return refuse(
+                    req,
+                    BearerError::new(realm, ErrorCode::InvalidToken, "unknown access token"),
+                );
+            }
+        };
+        let needed = match Scope::parse(R::SCOPE) {
+            Ok(s) => s,
+            Err(_) => {
+                return refuse(
+                    req,
+                    server_error("the resource's required scope is malformed"),
+                );
+            }
+        };
+        if !needed.is_subset_of(&record.scope) {
+            return refuse(req, BearerError::insufficient_scope(realm, &needed));
+        }
+        request::Outcome::Success(Self {
+            record,
+            _scope: PhantomData,
+        })
+    }
+}
+
+/// A failure of the server, not of the token: 500 without a challenge.
+fn server_error(description: &str) -> BearerError {
+    let error = OAuthError::new(ErrorCode::ServerError, description);
+    BearerError {
+        response: JsonResponse::oauth_error(500, &error),
+        error: Some(error),
+    }
+}
+
+fn refuse<S>(req: &Request<'_>, e: BearerError) -> request::Outcome<S, BearerRejection> {
+    req.local_cache(|| Refused(Some(e.clone())));
+    let rejection = BearerRejection(e);
+    request::Outcome::Error((rejection.status(), rejection))
+}
+
+/// Puts the RFC 6750 answer on the response to a request a [`Bearer`] guard refused, if the
+/// response still has that status (the app's catcher rendered it; the route did not
+/// recover with `Option`/`Result`).
+pub(crate) fn challenge(req: &Request<'_>, res: &mut rocket::Response<'_>) {
+    let Refused(Some(e)) = req.local_cache(|| Refused(None)) else {
+        return;
+    };
+    if res.status().code != e.response.status {
+        return;
+    }
+    for (name, value) in &e.response.headers {
+        res.set_header(Header::new(*name, value.clone()));
+    }
+    res.set_header(rocket::http::ContentType::JSON);
+    let body = e.response.body.clone();
+    res.set_sized_body(body.len(), std::io::Cursor::new(body));
+}

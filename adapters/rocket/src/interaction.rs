@@ -1,0 +1,460 @@
+//! The app's login and consent routes: request guards that hand them the waiting
+//! authorization, and the calls that resume it.
+
+use oidc_flow::authorize::{AwaitingConsent, AwaitingLogin, ConsentAnswer, Resumed};
+use oidc_flow::flow::AuthorizeFlow;
+use oidc_flow::{Authentication, Client, ErrorPage, MintedSecret, Scope};
+use oidc_flow_store::driver;
+use rocket::http::{Cookie, CookieJar, Method, SameSite, Status};
+use rocket::request::{self, FromRequest, Request};
+use rocket::response::{self, Responder};
+use time::OffsetDateTime;
+
+use crate::routes::{SESSION_LIFETIME, finish};
+use crate::{Oidc, OidcResponse};
+
+/// The query parameter that carries a waiting authorization's handle to the app's login and
+/// consent pages: `/login?oidc_request=...`. A form on that page without an `action`
+/// posts back to the same URL, handle included.
+pub const HANDLE_PARAM: &str = "oidc_request";
+
+/// The end-user's session at the provider.
+pub(crate) const SESSION_COOKIE: &str = "oidc_flow_session";
+/// The handles of the authorizations this browser is in the middle of.
+const PENDING_COOKIE: &str = "oidc_flow_pending";
+/// How many of them a browser keeps (tabs open at once); the oldest goes first.
+const MAX_PENDING: usize = 4;
+
+/// Why a login or consent guard refused the request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum InteractionError {
+    /// The handle is unknown, used, expired, or was not started by this browser.
+    Expired,
+    /// The authorization waits for the other step (consent rather than login, or back).
+    WrongStep,
+    /// A form posted from another site.
+    CrossSite,
+    /// The client of the request is no longer registered as it was.
+    Refused(ErrorPage),
+    /// The store failed.
+    Server(String),
+}
+
+impl std::fmt::Display for InteractionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Expired => f.write_str(
+                "this sign-in request has expired, was already used, or was started in another \
+                 browser; start again from the application",
+            ),
+            Self::WrongStep => f.write_str("this sign-in request is waiting for another step"),
+            Self::CrossSite => f.write_str("a form posted from another site was refused"),
+            Self::Refused(page) => f.write_str(&page.error.description),
+            Self::Server(_) => f.write_str("the server could not complete the request"),
+        }
+    }
+}
+
+impl std::error::Error for InteractionError {}
+
+impl InteractionError {
+    /// The HTTP status it is answered with.
+    pub fn status(&self) -> Status {
+        match self {
+            Self::Server(_) => Status::InternalServerError,
+            Self::CrossSite => Status::Forbidden,
+            _ => Status::BadRequest,
+        }
+    }
+
+    /// The error page.
+    pub fn to_response(&self) -> OidcResponse {
+        match self {
+            Self::Refused(page) => OidcResponse::error_page(page),
+            Self::Server(e) => {
+                log::error!("oidc-flow: request failed: {e}");
+                OidcResponse::error_text(self.status(), "server_error", &self.to_string())
+            }
+            _ => OidcResponse::error_text(self.status(), "invalid_request", &self.to_string()),
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for InteractionError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        self.to_response().respond_to(req)
+    }
+}
+
+/// An authorization waiting for the end-user to sign in: the request guard of the app's
+/// login route.
+///
+/// It reads the handle from `?oidc_request=` ([`HANDLE_PARAM`]), forwards when there is
+/// none (so the same path can serve a plain login), and fails with [`InteractionError`]
+/// when the handle is unknown, used, expired, or was not started in this browser. Looking
+/// does not use the handle up: the app can show the page, refuse a wrong password and show
+/// it again. [`PendingLogin::complete`] uses it up.
+///
+/// ```
+/// # use oidc_flow_rocket::{Authentication, OidcResponse, PendingLogin};
+/// #[rocket::get("/login")]
+/// fn login_page(pending: PendingLogin<'_>) -> String {
+///     format!("Sign in to continue to {}", pending.client_name())
+/// }
+///
+/// #[rocket::post("/login")]
+/// async fn login(pending: PendingLogin<'_>) -> OidcResponse {
+///     // ... the app checks its own credentials ...
+///     let user = Authentication {
+///         subject: "u-1".into(),
+///         auth_time: rocket::time::OffsetDateTime::now_utc(),
+///         acr: None,
+///         amr: vec!["pwd".into()],
+///     };
+///     pending.complete(user).await
+/// }
+/// ```
+#[derive(Debug)]
+pub struct PendingLogin<'r> {
+    oidc: &'r Oidc,
+    cookies: &'r CookieJar<'r>,
+    handle: String,
+    awaiting: AwaitingLogin,
+}
+
+/// An authorization waiting for the end-user's consent: the request guard of the app's
+/// consent route (as [`PendingLogin`] is of the login route).
+#[derive(Debug)]
+pub struct PendingConsent<'r> {
+    oidc: &'r Oidc,
+    cookies: &'r CookieJar<'r>,
+    handle: String,
+    awaiting: AwaitingConsent,
+}
+
+fn client_label(client: &Client) -> &str {
+    client.client_name.as_deref().unwrap_or(&client.client_id)
+}
+
+impl PendingLogin<'_> {
+    /// The handle (already in the page's URL; for forms that post elsewhere).
+    pub fn handle(&self) -> &str {
+        &self.handle
+    }
+
+    /// The waiting request: client, scope, `prompt`, `login_hint`, `acr_values`, locales...
+    pub fn request(&self) -> &AwaitingLogin {
+        &self.awaiting
+    }
+
+    /// The client asking.
+    pub fn client(&self) -> &Client {
+        self.awaiting.client()
+    }
+
+    /// The client's display name, or its id.
+    pub fn client_name(&self) -> &str {
+        client_label(self.awaiting.client())
+    }
+
+    /// The requested scope.
+    pub fn scope(&self) -> &Scope {
+        self.awaiting.scope()
+    }
+
+    /// `login_hint`, to pre-fill the form.
+    pub fn login_hint(&self) -> Option<&str> {
+        self.awaiting.login_hint()
+    }
+
+    /// Resumes the authorization with the end-user the app authenticated: opens their
+    /// session at the provider, then answers with the redirect to the client, or a redirect
+    /// to the consent page. The handle is used up.
+    ///
+    /// `user.auth_time` must not be older than the request (a login is what was asked for);
+    /// otherwise the answer is the login page again.
+    pub async fn complete(self, user: Authentication) -> OidcResponse {
+        let now = OffsetDateTime::now_utc();
+        let inner = self.oidc.parts();
+        let awaiting = match take(self.oidc, &self.handle, now).await {
+            Ok(Resumed::Login(a)) => a,
+            Ok(Resumed::Consent(a)) => {
+                return match inner.backend.repark(&self.handle, a.pending(), now).await {
+                    Ok(()) => InteractionError::WrongStep.to_response(),
+                    Err(e) => InteractionError::Server(e.to_string()).to_response(),
+                };
+            }
+            Err(e) => {
+                update_pending(self.oidc, self.cookies, Some(&self.handle), None);
+                return e.to_response();
+            }
+        };
+        let session = MintedSecret::generate(&mut driver::system_rng());
+        if let Err(e) = inner
+            .backend
+            .put_session(session.hash(), user.clone(), now + SESSION_LIFETIME)
+            .await
+        {
+            return OidcResponse::server_error(&e.into());
+        }
+        let mut cookie = Cookie::build((SESSION_COOKIE, session.into_string()))
+            .path(inner.base_path.clone())
+            .max_age(rocket::time::Duration::seconds(
+                SESSION_LIFETIME.whole_seconds(),
+            ));
+        if inner.base_path.is_empty() {
+            cookie = cookie.path("/");
+        }
+        self.cookies.add(secured(self.oidc, cookie.build()));
+        let result = inner
+            .backend
+            .authorize(
+                &inner.provider,
+                AuthorizeFlow::after_login(awaiting, user),
+                None,
+                now,
+            )
+            .await;
+        finish(self.oidc, self.cookies, result, Some(&self.handle))
+    }
+}
+
+impl PendingConsent<'_> {
+    /// The handle (already in the page's URL; for forms that post elsewhere).
+    pub fn handle(&self) -> &str {
+        &self.handle
+    }
+
+    /// The waiting request: client, scope, `prompt`, locales...
+    pub fn request(&self) -> &AwaitingConsent {
+        &self.awaiting
+    }
+
+    /// The end-user being asked.
+    pub fn subject(&self) -> &str {
+        self.awaiting.subject()
+    }
+
+    /// The client asking.
+    pub fn client(&self) -> &Client {
+        self.awaiting.client()
+    }
+
+    /// The client's display name, or its id.
+    pub fn client_name(&self) -> &str {
+        client_label(self.awaiting.client())
+    }
+
+    /// The requested scope.
+    pub fn scope(&self) -> &Scope {
+        self.awaiting.scope()
+    }
+
+    /// The end-user allows the client the requested scope (remembered for later requests).
+    pub async fn allow(self) -> OidcResponse {
+        self.answer(ConsentAnswer::Allow).await
+    }
+
+    /// The end-user refuses: the client gets `access_denied`.
+    pub async fn deny(self) -> OidcResponse {
+        self.answer(ConsentAnswer::Deny).await
+    }
+
+    async fn answer(self, answer: ConsentAnswer) -> OidcResponse {
+        let now = OffsetDateTime::now_utc();
+        let inner = self.oidc.parts();
+        let awaiting = match take(self.oidc, &self.handle, now).await {
+            Ok(Resumed::Consent(a)) => a,
+            Ok(Resumed::Login(a)) => {
+                return match inner.backend.repark(&self.handle, a.pending(), now).await {
+                    Ok(()) => InteractionError::WrongStep.to_response(),
+                    Err(e) => InteractionError::Server(e.to_string()).to_response(),
+                };
+            }
+            Err(e) => {
+                update_pending(self.oidc, self.cookies, Some(&self.handle), None);
+                return e.to_response();
+            }
+        };
+        let result = inner
+            .backend
+            .authorize(
+                &inner.provider,
+                AuthorizeFlow::after_consent(awaiting, answer),
+                None,
+                now,
+            )
+            .await;
+        finish(self.oidc, self.cookies, result, Some(&self.handle))
+    }
+}
+
+/// Takes the authorization parked under `handle` (uses the handle up).
+async fn take(oidc: &Oidc, handle: &str, now: OffsetDateTime) -> Result<Resumed, InteractionError> {
+    match oidc.parts().backend.unpark(handle, now).await {
+        Err(e) => Err(InteractionError::Server(e.to_string())),
+        Ok(None) => Err(InteractionError::Expired),
+        Ok(Some(Err(page))) => Err(InteractionError::Refused(page)),
+        Ok(Some(Ok(resumed))) => Ok(resumed),
+    }
+}
+
+/// What both guards do: find the handle, check it belongs to this browser, and look at the
+/// parked request (taking it, then parking it again under the same handle).
+async fn look<'r>(
+    req: &'r Request<'_>,
+) -> request::Outcome<(&'r Oidc, String, Resumed), InteractionError> {
+    use request::Outcome;
+    let Some(oidc) = req.rocket().state::<Oidc>() else {
+        return Outcome::Error((
+            Status::InternalServerError,
+            InteractionError::Server("the Oidc fairing is not attached".to_owned()),
+        ));
+    };
+    let handle = match req.query_value::<&str>(HANDLE_PARAM) {
+        Some(Ok(h)) if !h.is_empty() => h.to_owned(),
+        _ => return Outcome::Forward(Status::BadRequest),
+    };
+    if cross_site(oidc, req) {
+        let e = InteractionError::CrossSite;
+        return Outcome::Error((e.status(), e));
+    }
+    if !pending_handles(req.cookies()).any(|h| h == handle) {
+        let e = InteractionError::Expired;
+        return Outcome::Error((e.status(), e));
+    }
+    let now = OffsetDateTime::now_utc();
+    let resumed = match take(oidc, &handle, now).await {
+        Ok(r) => r,
+        Err(e) => return Outcome::Error((e.status(), e)),
+    };
+    let pending = match &resumed {
+        Resumed::Login(a) => a.pending(),
+        Resumed::Consent(a) => a.pending(),
+    };
+    if let Err(e) = oidc.parts().backend.repark(&handle, pending, now).await {
+        let e = InteractionError::Server(e.to_string());
+        return Outcome::Error((e.status(), e));
+    }
+    Outcome::Success((oidc, handle, resumed))
+}
+
+/// A state-changing request sent from another site (Fetch Metadata, or an `Origin` that
+/// is not the issuer's). The pending cookie is SameSite=Lax, so such a post would fail the
+/// handle check anyway; this says why.
+fn cross_site(oidc: &Oidc, req: &Request<'_>) -> bool {
+    if matches!(req.method(), Method::Get | Method::Head) {
+        return false;
+    }
+    let headers = req.headers();
+    if headers
+        .get_one("Sec-Fetch-Site")
+        .is_some_and(|s| s.eq_ignore_ascii_case("cross-site"))
+    {
+        return true;
+    }
+    headers
+        .get_one("Origin")
+        .is_some_and(|o| o != oidc.parts().issuer_origin)
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for PendingLogin<'r> {
+    type Error = InteractionError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        look(req)
+            .await
+            .and_then(|(oidc, handle, resumed)| match resumed {
+                Resumed::Login(awaiting) => request::Outcome::Success(Self {
+                    oidc,
+                    cookies: req.cookies(),
+                    handle,
+                    awaiting,
+                }),
+                Resumed::Consent(_) => {
+                    request::Outcome::Error((Status::BadRequest, InteractionError::WrongStep))
+                }
+            })
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for PendingConsent<'r> {
+    type Error = InteractionError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        look(req)
+            .await
+            .and_then(|(oidc, handle, resumed)| match resumed {
+                Resumed::Consent(awaiting) => request::Outcome::Success(Self {
+                    oidc,
+                    cookies: req.cookies(),
+                    handle,
+                    awaiting,
+                }),
+                Resumed::Login(_) => {
+                    request::Outcome::Error((Status::BadRequest, InteractionError::WrongStep))
+                }
+            })
+    }
+}
+
+// ------------------------------------------------------------------ cookies
+
+/// HttpOnly, SameSite=Lax, and Secure when the issuer is https.
+fn secured(oidc: &Oidc, mut cookie: Cookie<'static>) -> Cookie<'static> {
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_secure(oidc.parts().secure_cookies);
+    cookie
+}
+
+fn pending_handles<'a>(cookies: &'a CookieJar<'_>) -> impl Iterator<Item = &'a str> + 'a {
+    cookies
+        .get(PENDING_COOKIE)
+        .map(|c| c.value())
+        .unwrap_or_default()
+        .split('.')
+        .filter(|h| !h.is_empty())
+}
+
+/// Rewrites the browser's pending handles: `remove` goes, `add` comes last (the oldest go
+/// past [`MAX_PENDING`]).
+pub(crate) fn update_pending(
+    oidc: &Oidc,
+    cookies: &CookieJar<'_>,
+    remove: Option<&str>,
+    add: Option<&str>,
+) {
+    let mut handles: Vec<String> = pending_handles(cookies)
+        .filter(|h| Some(*h) != remove && Some(*h) != add)
+        // Handles are base64url; anything else in the cookie is not ours.
+        .filter(|h| {
+            h.len() <= 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .collect();
+    if remove.is_none() && add.is_none() {
+        return;
+    }
+    if let Some(h) = add {
+        handles.push(h.to_owned());
+    }
+    let excess = handles.len().saturating_sub(MAX_PENDING);
+    handles.drain(..excess);
+    let cookie = Cookie::build((PENDING_COOKIE, handles.join(".")))
+        .path("/")
+        .max_age(rocket::time::Duration::seconds(
+            driver::PENDING_LIFETIME.whole_seconds(),
+        ))
+        .build();
+    if handles.is_empty() {
+        cookies.remove(secured(oidc, cookie));
+    } else {
+        cookies.add(secured(oidc, cookie));
+    }
+}

@@ -1,0 +1,257 @@
+//! The Rocket 0.5 adapter of oidc-flow: any Rocket app becomes an OpenID provider.
+//!
+//! It holds no protocol logic: every endpoint is a call to the store's driver, and every
+//! answer is the core's, turned into a Rocket response. The app keeps its users, its login
+//! page and (if it wants one) its consent page; the adapter hands it the waiting
+//! authorization through request guards and takes the end-user back.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use oidc_flow::Provider;
+//! use oidc_flow_rocket::{Authentication, Bearer, Oidc, OidcResponse, PendingLogin, RequiredScope};
+//! use oidc_flow_rocket::{UserClaims, UserInfo};
+//! use oidc_flow_store::MemoryStore;
+//! use rocket::{get, post, routes};
+//!
+//! struct Users;
+//! impl UserClaims for Users {
+//!     async fn claims(&self, subject: &str) -> Option<UserInfo> {
+//!         Some(UserInfo { name: Some(subject.to_owned()), ..UserInfo::default() })
+//!     }
+//! }
+//!
+//! // The app's login page: `PendingLogin` is the authorization waiting for it.
+//! #[post("/login")]
+//! async fn login(pending: PendingLogin<'_>) -> OidcResponse {
+//!     // ... check the app's own credentials, then:
+//!     pending.complete(Authentication {
+//!         subject: "u-1".into(),
+//!         auth_time: rocket::time::OffsetDateTime::now_utc(),
+//!         acr: None,
+//!         amr: vec!["pwd".into()],
+//!     }).await
+//! }
+//!
+//! struct Profile;
+//! impl RequiredScope for Profile { const SCOPE: &'static str = "profile"; }
+//!
+//! // The app's API, behind an access token with the `profile` scope.
+//! #[get("/api/me")]
+//! fn me(token: Bearer<Profile>) -> String { token.subject().to_owned() }
+//!
+//! # async fn build(provider: Arc<Provider>) -> rocket::Rocket<rocket::Build> {
+//! let oidc = Oidc::builder(provider, Arc::new(MemoryStore::new()), Users)
+//!     .login_url("/login")
+//!     .consent_url("/consent")
+//!     .build();
+//! rocket::build().attach(oidc).mount("/", routes![login, me])
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`Oidc`]: the provider in Rocket's managed state; as a fairing it mounts the endpoints
+//!   under the issuer's path and adds RFC 6750 challenges to refused bearer requests.
+//! - [`PendingLogin`], [`PendingConsent`]: request guards for the app's login and consent
+//!   routes; [`PendingLogin::complete`], [`PendingConsent::allow`] and
+//!   [`PendingConsent::deny`] resume the authorization.
+//! - [`Bearer`]: a request guard for the app's own resources (token and [`RequiredScope`]).
+//! - [`UserClaims`]: the app's claims; [`AppStore`] puts them in front of a store.
+//! - [`OidcResponse`]: a finished response (Rocket's `Responder` is synchronous).
+//!
+//! # Cookies
+//! `oidc_flow_session` (the end-user's session at the provider, path = the issuer's path)
+//! and `oidc_flow_pending` (the handles of the authorizations this browser started, path
+//! `/`) are HttpOnly, SameSite=Lax, and Secure when the issuer is https. The login and
+//! consent guards accept a handle only from the browser that started the request, so a
+//! cross-site form post (which carries no Lax cookie) or a handle planted from another
+//! browser is refused: that is the CSRF protection of the app's login and consent forms.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+use oidc_flow::Provider;
+use oidc_flow_store::Store;
+
+mod app_store;
+mod backend;
+mod bearer;
+mod interaction;
+mod response;
+mod routes;
+
+pub use app_store::{AppStore, UserClaims};
+pub use bearer::{Bearer, BearerRejection, NoScope, RequiredScope};
+pub use interaction::{HANDLE_PARAM, InteractionError, PendingConsent, PendingLogin};
+pub use oidc_flow::{Authentication, Scope, UserInfo};
+pub use response::OidcResponse;
+pub use routes::{MAX_BODY, SESSION_LIFETIME, routes};
+
+use backend::Backend;
+
+/// The provider as Rocket managed state, and the fairing that installs it.
+///
+/// Attach it (`rocket::build().attach(oidc)`): it manages itself, mounts [`routes()`]
+/// under the issuer's path (`https://app.example/oidc` mounts `/oidc/authorize`, ...), and
+/// puts `WWW-Authenticate` on responses to requests a [`Bearer`] guard refused.
+#[derive(Clone)]
+pub struct Oidc {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    provider: Arc<Provider>,
+    backend: Box<dyn Backend>,
+    base_path: String,
+    login_url: String,
+    consent_url: String,
+    secure_cookies: bool,
+    issuer_origin: String,
+    discovery: Arc<[u8]>,
+    jwks: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for Oidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oidc")
+            .field("issuer", &self.inner.provider.issuer())
+            .field("base_path", &self.inner.base_path)
+            .field("login_url", &self.inner.login_url)
+            .field("consent_url", &self.inner.consent_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Oidc {
+    /// Starts a configuration: the provider, its store, and the app's claims.
+    pub fn builder<S: Store, C: UserClaims>(
+        provider: Arc<Provider>,
+        store: Arc<S>,
+        claims: C,
+    ) -> OidcBuilder<S, C> {
+        OidcBuilder {
+            provider,
+            store,
+            claims,
+            login_url: "/login".to_owned(),
+            consent_url: "/consent".to_owned(),
+            first_party: Vec::new(),
+        }
+    }
+
+    /// The provider configuration.
+    pub fn provider(&self) -> &Provider {
+        &self.inner.provider
+    }
+
+    /// Where the endpoints are mounted: the issuer URL's path (`/` for a bare origin).
+    pub fn base_path(&self) -> &str {
+        if self.inner.base_path.is_empty() {
+            "/"
+        } else {
+            &self.inner.base_path
+        }
+    }
+
+    pub(crate) fn parts(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// Configures an [`Oidc`]; see [`Oidc::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct OidcBuilder<S, C> {
+    provider: Arc<Provider>,
+    store: Arc<S>,
+    claims: C,
+    login_url: String,
+    consent_url: String,
+    first_party: Vec<String>,
+}
+
+impl<S: Store, C: UserClaims> OidcBuilder<S, C> {
+    /// The app's login page (default `/login`). An authorization that needs the end-user
+    /// to sign in is sent there with `?oidc_request=HANDLE` ([`HANDLE_PARAM`]); its route
+    /// takes a [`PendingLogin`].
+    pub fn login_url(mut self, url: impl Into<String>) -> Self {
+        self.login_url = url.into();
+        self
+    }
+
+    /// The app's consent page (default `/consent`), reached like the login page; its route
+    /// takes a [`PendingConsent`].
+    pub fn consent_url(mut self, url: impl Into<String>) -> Self {
+        self.consent_url = url.into();
+        self
+    }
+
+    /// Clients of the app itself: the end-user is not asked to consent to them (the store's
+    /// consent lookup answers yes), unless the request says `prompt=consent`.
+    pub fn first_party<I, T>(mut self, client_ids: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.first_party
+            .extend(client_ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// The finished configuration.
+    pub fn build(self) -> Oidc {
+        let issuer = url::Url::parse(self.provider.issuer()).ok();
+        let secure_cookies = issuer.as_ref().is_some_and(|u| u.scheme() == "https");
+        let base_path = issuer
+            .as_ref()
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let issuer_origin = issuer
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        // Both documents are fixed for the life of the process: render them once.
+        let discovery = oidc_flow::discovery::document(&self.provider)
+            .to_string()
+            .into_bytes()
+            .into();
+        let jwks = self.provider.jwks().to_string().into_bytes().into();
+        let store = app_store::AppStore::new(self.store, self.claims, self.first_party);
+        Oidc {
+            inner: Arc::new(Inner {
+                provider: self.provider,
+                backend: Box::new(store),
+                base_path,
+                login_url: self.login_url,
+                consent_url: self.consent_url,
+                secure_cookies,
+                issuer_origin,
+                discovery,
+                jwks,
+            }),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl rocket::fairing::Fairing for Oidc {
+    fn info(&self) -> rocket::fairing::Info {
+        rocket::fairing::Info {
+            name: "oidc-flow provider",
+            kind: rocket::fairing::Kind::Ignite | rocket::fairing::Kind::Response,
+        }
+    }
+
+    async fn on_ignite(&self, rocket: rocket::Rocket<rocket::Build>) -> rocket::fairing::Result {
+        let base = self.base_path().to_owned();
+        Ok(rocket.manage(self.clone()).mount(base, routes()))
+    }
+
+    async fn on_response<'r>(
+        &self,
+        request: &'r rocket::Request<'_>,
+        response: &mut rocket::Response<'r>,
+    ) {
+        bearer::challenge(request, response);
+    }
+}

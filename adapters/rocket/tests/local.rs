@@ -1,0 +1,594 @@
+//! Every endpoint and guard through Rocket's local client, against the example app: its
+//! login and consent pages, the provider's endpoints under `/oidc`, and `/api/me`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+mod common;
+
+use common::{ISSUER, REDIRECT, World, authorize_url, query};
+use oidc_flow::{AccessTokenRecord, Effect, GrantId, Scope, SecretHash};
+use oidc_flow_store::Store as _;
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::{Client, LocalRequest};
+
+/// A response, read whole.
+#[derive(Debug)]
+struct Resp {
+    status: Status,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn set_cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .find(|v| v.starts_with(&format!("{name}=")))
+    }
+
+    fn location(&self) -> &str {
+        assert_eq!(self.status, Status::SeeOther, "{}", self.body);
+        self.header("location").unwrap()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+async fn send(req: LocalRequest<'_>) -> Resp {
+    let r = req.dispatch().await;
+    let status = r.status();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|h| (h.name().as_str().to_owned(), h.value().to_owned()))
+        .collect();
+    let body = r.into_string().await.unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+async fn post_form(b: &Client, uri: &str, pairs: &[(&str, &str)]) -> Resp {
+    send(
+        b.post(uri.to_owned())
+            .header(ContentType::Form)
+            .body(form(pairs)),
+    )
+    .await
+}
+
+/// From an authorization URL through the app's login page (and its consent page, answered
+/// with `decision`, if shown) to the last response.
+async fn sign_in(b: &Client, url: &str, user: &str, password: &str, decision: &str) -> Resp {
+    let start = send(b.get(url.to_owned())).await;
+    let login = start.location().to_owned();
+    assert!(login.starts_with("/login?oidc_request="), "{login}");
+    let done = post_form(b, &login, &[("username", user), ("password", password)]).await;
+    if done.status == Status::SeeOther && done.location().starts_with("/consent?") {
+        let consent = done.location().to_owned();
+        return post_form(b, &consent, &[("decision", decision)]).await;
+    }
+    done
+}
+
+/// The code of a redirect to the client, with its state checked.
+fn code_of(resp: &Resp, state: &str) -> String {
+    let location = resp.location();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    let p = query(location);
+    assert_eq!(p.get("state").map(String::as_str), Some(state), "{p:?}");
+    assert_eq!(p.get("iss").map(String::as_str), Some(ISSUER));
+    p.get("code")
+        .cloned()
+        .unwrap_or_else(|| panic!("no code: {p:?}"))
+}
+
+async fn exchange(world: &World, b: &Client, client_id: &str, code: &str) -> Resp {
+    send(
+        b.post("/oidc/token")
+            .header(ContentType::Form)
+            .header(Header::new("Authorization", world.basic(client_id)))
+            .body(form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+            ])),
+    )
+    .await
+}
+
+async fn get_bearer(b: &Client, uri: &str, token: &str) -> Resp {
+    send(
+        b.get(uri.to_owned())
+            .header(Header::new("Authorization", format!("Bearer {token}"))),
+    )
+    .await
+}
+
+/// Stores an access token directly (scopes and expiry the flows would not make).
+async fn plant_token(world: &World, token: &str, scope: &str, expires_in: time::Duration) {
+    let record = AccessTokenRecord {
+        hash: SecretHash::of(token),
+        grant: GrantId::from_stored(format!("g-{token}")),
+        client_id: "demo".into(),
+        subject: "u-alice".into(),
+        scope: Scope::parse(scope).unwrap(),
+        expires_at: time::OffsetDateTime::now_utc() + expires_in,
+    };
+    world
+        .store
+        .apply(&[Effect::StoreAccessToken(record)])
+        .await
+        .unwrap();
+}
+
+// ------------------------------------------------------------------ documents
+
+#[tokio::test]
+async fn discovery_and_jwks_under_the_issuer_path() {
+    let world = World::new(ISSUER).await;
+    let b = world.browser().await;
+    let d = send(b.get("/oidc/.well-known/openid-configuration")).await;
+    assert_eq!(d.status, Status::Ok);
+    assert_eq!(d.header("content-type"), Some("application/json"));
+    assert_eq!(d.header("cache-control"), Some("public, max-age=300"));
+    let doc = d.json();
+    assert_eq!(doc["issuer"], ISSUER);
+    assert_eq!(doc["authorization_endpoint"], format!("{ISSUER}/authorize"));
+    assert_eq!(doc["token_endpoint"], format!("{ISSUER}/token"));
+    assert_eq!(doc["userinfo_endpoint"], format!("{ISSUER}/userinfo"));
+    assert_eq!(doc["jwks_uri"], format!("{ISSUER}/jwks"));
+
+    let head = send(b.head("/oidc/.well-known/openid-configuration")).await;
+    assert_eq!(head.status, Status::Ok);
+    assert!(head.body.is_empty());
+
+    let jwks = send(b.get("/oidc/jwks")).await;
+    assert_eq!(jwks.status, Status::Ok);
+    let keys = jwks.json();
+    assert_eq!(keys["keys"][0]["kty"], "RSA");
+    assert!(keys["keys"][0].get("d").is_none(), "no private part");
+
+    // Nothing is mounted outside the issuer's path.
+    assert_eq!(send(b.get("/jwks")).await.status, Status::NotFound);
+}
+
+// ------------------------------------------------------------------ the code flow
+
+#[tokio::test]
+async fn code_flow_through_the_apps_login_and_consent_pages() {
+    let world = World::new(ISSUER).await;
+    let b = world.browser().await;
+
+    // /authorize hands the request to the app's login page, bound to this browser.
+    let start = send(b.get(authorize_url("demo", "openid profile email", "s1", ""))).await;
+    let login = start.location().to_owned();
+    let handle = query(&login)["oidc_request"].clone();
+    assert_eq!(handle.len(), 43);
+    let pending = start.set_cookie("oidc_flow_pending").unwrap();
+    assert!(pending.contains(&handle), "{pending}");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(pending.contains(attr), "{pending}");
+    }
+    assert!(!pending.contains("Secure"), "http issuer: {pending}");
+
+    // The app's page sees the client; looking does not use the handle up.
+    for _ in 0..2 {
+        let page = send(b.get(login.clone())).await;
+        assert_eq!(page.status, Status::Ok);
+        assert!(page.body.contains("The demo app"), "{}", page.body);
+    }
+    // A wrong password: the app shows its form again, the request still waits.
+    let wrong = post_form(&b, &login, &[("username", "alice"), ("password", "nope")]).await;
+    assert_eq!(wrong.status, Status::Ok);
+    assert!(wrong.body.contains("wrong password"));
+
+    // The right one: the provider opens its session and asks for consent.
+    let logged_in = post_form(
+        &b,
+        &login,
+        &[("username", "alice"), ("password", "wonderland")],
+    )
+    .await;
+    let session = logged_in.set_cookie("oidc_flow_session").unwrap();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/oidc", "Max-Age=43200"] {
+        assert!(session.contains(attr), "{session}");
+    }
+    let consent = logged_in.location().to_owned();
+    assert!(consent.starts_with("/consent?oidc_request="), "{consent}");
+    // The login handle is used up.
+    let again = post_form(
+        &b,
+        &login,
+        &[("username", "alice"), ("password", "wonderland")],
+    )
+    .await;
+    assert_eq!(again.status, Status::BadRequest, "{}", again.body);
+
+    let page = send(b.get(consent.clone())).await;
+    assert_eq!(page.status, Status::Ok);
+    assert!(page.body.contains("<li>profile</li>"), "{}", page.body);
+    let allowed = post_form(&b, &consent, &[("decision", "allow")]).await;
+    let code = code_of(&allowed, "s1");
+
+    // The token endpoint.
+    let tokens = exchange(&world, &b, "demo", &code).await;
+    assert_eq!(tokens.status, Status::Ok, "{}", tokens.body);
+    assert_eq!(tokens.header("cache-control"), Some("no-store"));
+    let t = tokens.json();
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["id_token"].as_str().unwrap().split('.').count(), 3);
+
+    // UserInfo, GET and POST: the claims come from the app's users (the store has none).
+    let info = get_bearer(&b, "/oidc/userinfo", &access).await;
+    assert_eq!(info.status, Status::Ok, "{}", info.body);
+    let claims = info.json();
+    assert_eq!(claims["sub"], "u-alice");
+    assert_eq!(claims["name"], "Alice Liddell");
+    assert_eq!(claims["email"], "alice@example.com");
+    let posted = post_form(&b, "/oidc/userinfo", &[("access_token", &access)]).await;
+    assert_eq!(posted.status, Status::Ok, "{}", posted.body);
+    assert_eq!(posted.json()["sub"], "u-alice");
+
+    // The app's own API with the same token.
+    let me = get_bearer(&b, "/api/me", &access).await;
+    assert_eq!(me.status, Status::Ok, "{}", me.body);
+    assert_eq!(me.json()["sub"], "u-alice");
+    assert_eq!(me.json()["name"], "Alice Liddell");
+    assert_eq!(me.json()["client_id"], "demo");
+
+    // The code is single-use; its replay revokes what was issued from it.
+    let replay = exchange(&world, &b, "demo", &code).await;
+    assert_eq!(replay.status, Status::BadRequest);
+    assert_eq!(replay.json()["error"], "invalid_grant");
+    let revoked = get_bearer(&b, "/api/me", &access).await;
+    assert_eq!(revoked.status, Status::Unauthorized);
+
+    // The session and the remembered consent answer prompt=none without a page.
+    let quiet = send(b.get(authorize_url(
+        "demo",
+        "openid profile",
+        "s2",
+        "&prompt=none",
+    )))
+    .await;
+    let code = code_of(&quiet, "s2");
+    assert_eq!(exchange(&world, &b, "demo", &code).await.status, Status::Ok);
+
+    // Another browser has no session: login_required.
+    let other = world.browser().await;
+    let refused = send(other.get(authorize_url("demo", "openid", "s3", "&prompt=none"))).await;
+    assert_eq!(
+        query(refused.location()).get("error").map(String::as_str),
+        Some("login_required")
+    );
+}
+
+#[tokio::test]
+async fn refresh_token_grant() {
+    let world = World::new(ISSUER).await;
+    let b = world.browser().await;
+    let url = authorize_url(
+        "demo",
+        "openid profile offline_access",
+        "r1",
+        "&prompt=consent",
+    );
+    let done = sign_in(&b, &url, "bob", "builder", "allow").await;
+    let tokens = exchange(&world, &b, "demo", &code_of(&done, "r1"))
+        .await
+        .json();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let refreshed = send(
+        b.post("/oidc/token")
+            .header(ContentType::Form)
+            .header(Header::new("Authorization", world.basic("demo")))
+            .body(form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+            ])),
+    )
+    .await;
+    assert_eq!(refreshed.status, Status::Ok, "{}", refreshed.body);
+    let access = refreshed.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = get_bearer(&b, "/api/me", &access).await;
+    assert_eq!(me.json()["sub"], "u-bob");
+}
+
+#[tokio::test]
+async fn authorize_by_post() {
+    let world = World::new(ISSUER).await;
+    let b = world.browser().await;
+    let url = authorize_url("demo", "openid", "p1", "");
+    let body = url.split_once('?').unwrap().1.to_owned();
+    let r = send(
+        b.post("/oidc/authorize")
+            .header(ContentType::Form)
+            .body(body),
+    )
+    .await;
+    assert!(r.location().starts_with("/login?oidc_request="));
+    // Not a form: 415.
+    let r = send(
+        b.post("/oidc/authorize")
+            .header(ContentType::JSON)
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(r.status, Status::UnsupportedMediaType);
+}
+
+#[tokio::test]
+async fn consent_denied_is_access_denied() {
+    let world = World::new(ISSUER).await;
+    let b = world.browser().await;
+    let url = authorize_url("demo", "openid profile", "d1", "");
+    let done = sign_in(&b, &url, "alice", "wonderland", "deny").await;
+    let p = query(done.location());
+    assert!(done.location().starts_with(REDIRECT));
+    assert_eq!(p.get("error").map(String::as_str), Some("access_denied"));
+    assert_eq!(p.get("state").map(String::as_str), Some("d1"));
+}
+
+#[tokio::test]
+async fn first_party_client_skips_consent_unless_prompt_consent() {
+    let world = World::new(ISSUER).await;
+    let b = world.browser().await;
+    let url = authorize_url("portal", "openid profile", "f1", "");
+    let start = send(b.get(url)).await;
+    let login = start.location().to_owned();
+    let done = post_form(
+        &b,
+        &login,
+        &[("username", "alice"), ("password", "wonderland")],
+    )
+    .await;
+    let code = code_of(&done, "f1");
+    assert_eq!(
+        exchange(&world, &b, "portal", &code).await.status,
+        Status::Ok
+    );
+
+    // prompt=consent is the client's explicit ask: the core shows the page anyway.
+    let url = authorize_url("portal", "openid", "f2", "&prompt=consent");
+    let asked = send(b.get(url)).await;
+    assert!(
+        asked.location().starts_with("/consent?"),
+        "{}",
+        asked.location()
+    );
+}
+
+// ------------------------------------------------------------------ guards of the pages
+
+#[tokio::test]
+async fn handles_are_bound_to_the_browser_and_cross_site_posts_refused() {
+    let world = World::new(ISSUER).await;
+    let a = world.browser().await;
+    let start = send(a.get(authorize_url("demo", "openid", "b1", ""))).await;
+    let login = start.location().to_owned();
+    let creds = [("username", "alice"), ("password", "wonderland")];
+
+    // Another browser cannot use (or even look at) the handle: login CSRF.
+    let b = world.browser().await;
+    let looked = send(b.get(login.clone())).await;
+    assert_eq!(looked.status, Status::BadRequest);
+    let posted = post_form(&b, &login, &creds).await;
+    assert_eq!(posted.status, Status::BadRequest);
+    assert!(posted.set_cookie("oidc_flow_session").is_none());
+
+    // A post from another site is refused, even from the right browser.
+    let evil = send(
+        a.post(login.clone())
+            .header(ContentType::Form)
+            .header(Header::new("Origin", "https://evil.example"))
+            .body(form(&creds)),
+    )
+    .await;
+    assert_eq!(evil.status, Status::Forbidden);
+    let evil = send(
+        a.post(login.clone())
+            .header(ContentType::Form)
+            .header(Header::new("Sec-Fetch-Site", "cross-site"))
+            .body(form(&creds)),
+    )
+    .await;
+    assert_eq!(evil.status, Status::Forbidden);
+
+    // The wrong step, an unknown handle, no handle at all (forwarded: no other route).
+    let handle = query(&login)["oidc_request"].clone();
+    let wrong_step = send(a.get(format!("/consent?oidc_request={handle}"))).await;
+    assert_eq!(wrong_step.status, Status::BadRequest);
+    let unknown = send(a.get("/login?oidc_request=AAAA")).await;
+    assert_eq!(unknown.status, Status::BadRequest);
+    let none = send(a.get("/login")).await;
+    assert_eq!(none.status, Status::BadRequest);
+
+    // After all that the request still waits for its own browser, same origin allowed.
+    let done = send(
+        a.post(login.clone())
+            .header(ContentType::Form)
+            .header(Header::new("Origin", "http://127.0.0.1:8000"))
+            .header(Header::new("Sec-Fetch-Site", "same-origin"))
+            .body(form(&creds)),
+    )
+    .await;
+    assert!(
+        done.location().starts_with("/consent?"),
+        "{}",
+        done.location()
+    );
+}
+
+#[tokio::test]
+async fn cookies_are_secure_on_an_https_issuer() {
+    let world = World::new("https://idp.example/oidc").await;
+    let b = world.browser().await;
+    let start = send(b.get(authorize_url("demo", "openid", "h1", ""))).await;
+    assert!(
+        start
+            .set_cookie("oidc_flow_pending")
+            .unwrap()
+            .contains("Secure")
+    );
+    let login = start.location().to_owned();
+    let done = post_form(
+        &b,
+        &login,
+        &[("username", "alice"), ("password", "wonderland")],
+    )
+    .await;
+    let session = done.set_cookie("oidc_flow_session").unwrap();
+    assert!(session.contains("Secure"), "{session}");
+}
+
+// ------------------------------------------------------------------ the Bearer guard
+
+#[tokio::test]
+async fn bearer_guard_answers_rfc_6750() {
+    let world = World::new(ISSUER).await;
+    let b = world.browser().await;
+
+    // No token: 401 and a bare challenge.
+    let none = send(b.get("/api/me")).await;
+    assert_eq!(none.status, Status::Unauthorized);
+    assert_eq!(
+        none.header("www-authenticate"),
+        Some(format!("Bearer realm=\"{ISSUER}\"").as_str())
+    );
+
+    // A forged token: 401 invalid_token.
+    let forged = get_bearer(&b, "/api/me", "forged-token-0123456789").await;
+    assert_eq!(forged.status, Status::Unauthorized);
+    let challenge = forged.header("www-authenticate").unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert_eq!(forged.json()["error"], "invalid_token");
+
+    // A malformed header: 400 invalid_request.
+    let bad = send(
+        b.get("/api/me")
+            .header(Header::new("Authorization", "Bearer two words")),
+    )
+    .await;
+    assert_eq!(bad.status, Status::BadRequest);
+    assert_eq!(bad.json()["error"], "invalid_request");
+
+    // A valid token without `profile`: 403 insufficient_scope, naming the scope.
+    plant_token(
+        &world,
+        "tok-email",
+        "openid email",
+        time::Duration::hours(1),
+    )
+    .await;
+    let narrow = get_bearer(&b, "/api/me", "tok-email").await;
+    assert_eq!(narrow.status, Status::Forbidden);
+    let challenge = narrow.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"profile\""), "{challenge}");
+    assert_eq!(narrow.json()["error"], "insufficient_scope");
+
+    // An expired token: 401 invalid_token (the core's expiry rule).
+    plant_token(
+        &world,
+        "tok-old",
+        "openid profile",
+        -time::Duration::seconds(1),
+    )
+    .await;
+    let old = get_bearer(&b, "/api/me", "tok-old").await;
+    assert_eq!(old.status, Status::Unauthorized);
+    assert!(
+        old.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+
+    // A resource does not need `openid`; UserInfo does.
+    plant_token(&world, "tok-profile", "profile", time::Duration::hours(1)).await;
+    let ok = get_bearer(&b, "/api/me", "tok-profile").await;
+    assert_eq!(ok.status, Status::Ok, "{}", ok.body);
+    let info = get_bearer(&b, "/oidc/userinfo", "tok-profile").await;
+    assert_eq!(info.status, Status::Forbidden);
+}
+
+// ------------------------------------------------------------------ endpoint errors
+
+#[tokio::test]
+async fn endpoint_errors() {
+    let world = World::new(ISSUER).await;
+    let b = world.browser().await;
+
+    // An unknown client: an error page, never a redirect.
+    let page = send(b.get(authorize_url("nobody", "openid", "e1", ""))).await;
+    assert_eq!(page.status, Status::BadRequest);
+    assert!(page.header("location").is_none());
+    assert!(page.body.contains("invalid_client") || page.body.contains("invalid_request"));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+
+    // The token endpoint: not a form, too large, a bad code, a bad client.
+    let json = send(b.post("/oidc/token").header(ContentType::JSON).body("{}")).await;
+    assert_eq!(json.status, Status::UnsupportedMediaType);
+    let huge = send(
+        b.post("/oidc/token")
+            .header(ContentType::Form)
+            .body(format!("grant_type={}", "a".repeat(70 * 1024))),
+    )
+    .await;
+    assert_eq!(huge.status, Status::PayloadTooLarge);
+    let bad_code = exchange(&world, &b, "demo", "no-such-code").await;
+    assert_eq!(bad_code.status, Status::BadRequest);
+    assert_eq!(bad_code.json()["error"], "invalid_grant");
+    assert_eq!(bad_code.header("cache-control"), Some("no-store"));
+    let bad_client = send(
+        b.post("/oidc/token")
+            .header(ContentType::Form)
+            .header(Header::new("Authorization", "Basic ZGVtbzp3cm9uZw=="))
+            .body(form(&[("grant_type", "authorization_code"), ("code", "x")])),
+    )
+    .await;
+    assert_eq!(bad_client.status, Status::Unauthorized);
+    assert_eq!(bad_client.json()["error"], "invalid_client");
+
+    // UserInfo without a token, and with a forged one.
+    let none = send(b.get("/oidc/userinfo")).await;
+    assert_eq!(none.status, Status::Unauthorized);
+    assert!(
+        none.header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let forged = get_bearer(&b, "/oidc/userinfo", "forged").await;
+    assert_eq!(forged.status, Status::Unauthorized);
+    assert_eq!(forged.json()["error"], "invalid_token");
+}
