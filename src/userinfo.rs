@@ -188,11 +188,24 @@ impl Received {
         &self.hash
     }
 
-    /// Checks the stored record: present, unexpired, and with the `openid` scope.
+    /// Checks the stored record for the UserInfo endpoint: present, unexpired, and with
+    /// the `openid` scope (OIDC Core §5.3).
     pub fn authorize(
         self,
         record: Option<AccessTokenRecord>,
         now: time::OffsetDateTime,
+    ) -> Result<Authorized, BearerError> {
+        let openid = Scope::parse(Scope::OPENID).unwrap_or_default();
+        self.authorize_for(record, now, &openid)
+    }
+
+    /// Checks the stored record for a protected resource that needs `required`: present,
+    /// unexpired, and carrying every token of `required` (403 `insufficient_scope` otherwise).
+    pub fn authorize_for(
+        self,
+        record: Option<AccessTokenRecord>,
+        now: time::OffsetDateTime,
+        required: &Scope,
     ) -> Result<Authorized, BearerError> {
         let invalid =
             |why: &str| BearerError::new(&self.realm, ErrorCode::InvalidToken, why.to_owned());
@@ -202,9 +215,8 @@ impl Received {
         if now >= record.expires_at {
             return Err(invalid("the access token has expired"));
         }
-        if !record.scope.is_openid() {
-            let needed = Scope::parse(Scope::OPENID).unwrap_or_default();
-            return Err(BearerError::insufficient_scope(&self.realm, &needed));
+        if !required.is_subset_of(&record.scope) {
+            return Err(BearerError::insufficient_scope(&self.realm, required));
         }
         Ok(Authorized { record })
     }
@@ -226,6 +238,11 @@ impl Authorized {
     /// The token's scope.
     pub fn scope(&self) -> &Scope {
         &self.record.scope
+    }
+
+    /// The stored record of the token (client, grant, expiry), for resources that need it.
+    pub fn into_record(self) -> AccessTokenRecord {
+        self.record
     }
 
     /// The claims the token's scope releases, as JSON (`sub` always).

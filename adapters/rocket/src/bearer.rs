@@ -116,7 +116,6 @@ impl<'r, R: RequiredScope> FromRequest<'r> for Bearer<R> {
             return refuse(req, server_error("the provider is not attached"));
         };
         let provider = &oidc.parts().provider;
-        let realm = provider.issuer();
         let authorization = req.headers().get_one("Authorization").map(str::as_bytes);
         // Finding the token: the UserInfo endpoint's parser (header only: RFC 6750 §2.1).
         let received = match userinfo::Received::parse(provider, authorization, None) {
@@ -138,24 +137,6 @@ impl<'r, R: RequiredScope> FromRequest<'r> for Bearer<R> {
                 );
             }
         };
-        // Checking it: the core's rules (known, same hash, unexpired). The UserInfo
-        // endpoint also wants `openid`; a resource does not, so that refusal alone passes.
-        let now = OffsetDateTime::now_utc();
-        let record = match (received.authorize(record.clone(), now), record) {
-            (Ok(_), Some(record)) => record,
-            (Err(e), Some(record))
-                if e.error.as_ref().map(|e| e.code) == Some(ErrorCode::InsufficientScope) =>
-            {
-                record
-            }
-            (Err(e), _) => return refuse(req, e),
-            (Ok(_), None) => {
-                return refuse(
-                    req,
-                    BearerError::new(realm, ErrorCode::InvalidToken, "unknown access token"),
-                );
-            }
-        };
         let needed = match Scope::parse(R::SCOPE) {
             Ok(s) => s,
             Err(_) => {
@@ -165,9 +146,12 @@ impl<'r, R: RequiredScope> FromRequest<'r> for Bearer<R> {
                 );
             }
         };
-        if !needed.is_subset_of(&record.scope) {
-            return refuse(req, BearerError::insufficient_scope(realm, &needed));
-        }
+        // The core's rules: known, same hash, unexpired, and the scope this route needs.
+        let now = OffsetDateTime::now_utc();
+        let record = match received.authorize_for(record, now, &needed) {
+            Ok(authorized) => authorized.into_record(),
+            Err(e) => return refuse(req, e),
+        };
         request::Outcome::Success(Self {
             record,
             _scope: PhantomData,
