@@ -46,18 +46,24 @@ impl Params {
         if std::str::from_utf8(input).is_err() {
             return Err(ParseError::Malformed);
         }
-        let decoded: Vec<(String, String)> =
-            serde_urlencoded::from_bytes(input).map_err(|_| ParseError::Malformed)?;
-        let mut pairs: Vec<(String, String)> = Vec::with_capacity(decoded.len());
+        let mut pairs: Vec<(String, String)> = Vec::new();
         let mut repeated = None;
-        for (name, value) in decoded {
+        // `name=value` pairs split on `&`, as the WHATWG urlencoded parser does; decoding is
+        // strict, so bytes that are not UTF-8 fail instead of becoming U+FFFD (a real U+FFFD,
+        // sent as `%EF%BF%BD`, is a character like any other).
+        for pair in input.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => {
+                    let (name, rest) = pair.split_at(at);
+                    (name, rest.get(1..).unwrap_or_default())
+                }
+                None => (pair, &[][..]),
+            };
+            let value = decode_component(value)?;
             if value.is_empty() {
                 continue;
             }
-            if name.contains('\u{FFFD}') || value.contains('\u{FFFD}') {
-                // The percent-decoded bytes were not UTF-8.
-                return Err(ParseError::Malformed);
-            }
+            let name = decode_component(name)?;
             if pairs.iter().any(|(n, _)| *n == name) {
                 repeated.get_or_insert_with(|| truncate_name(&name));
                 continue;
@@ -114,6 +120,19 @@ impl Params {
     }
 }
 
+/// Decodes one form-urlencoded component: `+` is a space, `%XX` a byte, and the bytes must
+/// be UTF-8.
+fn decode_component(raw: &[u8]) -> Result<String, ParseError> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    percent_encoding::percent_decode(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| ParseError::Malformed)
+}
+
 /// Error messages echo a parameter name; keep an attacker's name short and printable.
 fn truncate_name(name: &str) -> String {
     name.chars()
@@ -165,6 +184,11 @@ mod tests {
             Err(ParseError::TooManyParameters { .. })
         ));
         assert_eq!(Params::parse(b"a=%FF", 100), Err(ParseError::Malformed));
+        assert_eq!(Params::parse(b"%C3=1", 100), Err(ParseError::Malformed));
+        // A real U+FFFD is a character, not a decoding failure (found by fuzz/redirect_uri).
+        let p = Params::parse(b"a=%EF%BF%BD&%EF%BF%BD=b", 100).unwrap();
+        assert_eq!(p.get("a"), Some("\u{FFFD}"));
+        assert_eq!(p.get("\u{FFFD}"), Some("b"));
         assert_eq!(
             Params::parse(&[0xff, b'='], 100),
             Err(ParseError::Malformed)

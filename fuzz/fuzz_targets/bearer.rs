@@ -1,0 +1,7 @@
+//! Fuzz target `bearer`: see `harness::bearer`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::bearer(data));

@@ -1,0 +1,7 @@
+//! Fuzz target `jws`: see `harness::jws`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::jws(data));
