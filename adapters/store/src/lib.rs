@@ -89,6 +89,10 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
+/// How long every backend keeps a taken code past its expiry, so a late replay still finds
+/// its grant to revoke.
+pub const TAKEN_CODE_GRACE: time::Duration = time::Duration::hours(1);
+
 /// Result type of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 

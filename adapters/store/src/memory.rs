@@ -10,7 +10,10 @@ use oidc_flow::{
 };
 use time::OffsetDateTime;
 
-use crate::{Store, StoreError, StoreResult, StoredKey, UserRecord, scope_covers, scope_union};
+use crate::{
+    Store, StoreError, StoreResult, StoredKey, TAKEN_CODE_GRACE, UserRecord, scope_covers,
+    scope_union,
+};
 
 #[derive(Default)]
 struct Inner {
@@ -266,7 +269,15 @@ impl Store for MemoryStore {
             + g.pending.len()
             + g.sessions.len()
             + g.revoked.len();
-        g.codes.retain(|_, (r, _)| r.expires_at > now);
+        // Taken codes stay a while, so a late replay still revokes its grant (as in SQLite).
+        g.codes.retain(|_, (r, taken)| {
+            let until = if *taken {
+                r.expires_at + TAKEN_CODE_GRACE
+            } else {
+                r.expires_at
+            };
+            until > now
+        });
         g.access_tokens.retain(|_, r| r.expires_at > now);
         g.refresh_tokens.retain(|_, (r, _)| r.expires_at > now);
         g.nonces.retain(|_, exp| *exp > now);

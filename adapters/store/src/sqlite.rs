@@ -25,13 +25,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use time::OffsetDateTime;
 
 use crate::{
-    DataKey, Store, StoreError, StoreResult, StoredKey, UserRecord, scope_covers, scope_union,
+    DataKey, Store, StoreError, StoreResult, StoredKey, TAKEN_CODE_GRACE, UserRecord, scope_covers,
+    scope_union,
 };
 
 /// How long a revoked grant is remembered, so tokens racing the revocation are refused.
 const REVOCATION_MEMORY: time::Duration = time::Duration::hours(1);
-/// How long a taken code is kept past its expiry, so a late replay still revokes its grant.
-pub(crate) const TAKEN_CODE_GRACE: time::Duration = time::Duration::hours(1);
 /// The member under which a client's clear secret is stored, encrypted with the data key.
 const SEALED_SECRET: &str = "client_secret_sealed";
 /// Most read-only connections beside the writer (file databases only).
