@@ -96,12 +96,13 @@ fn code_flow(
     let received = authorize::Received::from_query(query).unwrap();
     let bound = received.bind_client(Some(client.clone())).unwrap();
     let validated = bound.validate(provider).unwrap();
-    let checked = validated.nonce_seen(false).unwrap();
+    let checked = validated.nonce_claimed(true).unwrap();
     let session = Authentication {
         subject: "alice".to_owned(),
         auth_time: NOW - time::Duration::minutes(5),
         acr: None,
         amr: vec!["pwd".to_owned()],
+        sid: None,
     };
     let Decision::Authorized(authorized) = checked.decide(Some(session), true, NOW) else {
         panic!("a logged-in, consenting user is authorized");

@@ -42,10 +42,74 @@ pub fn hyper_forms(data: &[u8]) {
             );
         }
     }
-    // The login and consent pages read these fields of the posted form.
-    if let Ok(params) = Params::parse(body, 64 * 1024) {
-        for field in ["handle", "csrf", "username", "password", "decision"] {
-            let _ = params.get(field);
+    // The login and consent pages read these fields of the posted form, with `Params`.
+    form_fields(body);
+}
+
+/// Fields the login and consent pages read.
+const FIELDS: [&str; 5] = ["handle", "csrf", "username", "password", "decision"];
+
+/// What `Params` gives for each field the pages read is what the WHATWG urlencoded parser
+/// of the `url` crate decodes from the body: the value of the one occurrence with a
+/// non-empty value (an empty value is an absent one, RFC 6749 §3.1), none if there is none;
+/// a body with a field twice is refused, and a refused body has a reason.
+fn form_fields(body: &[u8]) {
+    let limit = 64 * 1024;
+    // Every (name, value) with a non-empty value, decoded independently.
+    let theirs: Vec<(String, String)> = url::form_urlencoded::parse(body)
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let occurrences = |field: &str| -> Vec<&str> {
+        theirs
+            .iter()
+            .filter(|(k, _)| k == field)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    match Params::parse(body, limit) {
+        Ok(params) => {
+            for field in FIELDS {
+                let found = occurrences(field);
+                assert!(
+                    found.len() <= 1,
+                    "{field} sent {} times, yet accepted",
+                    found.len()
+                );
+                assert_eq!(
+                    params.get(field),
+                    found.first().copied(),
+                    "Params gives {field} another value than the body holds"
+                );
+            }
+            // Nothing is invented either: every parameter kept is in the body, once.
+            for (name, value) in params.iter() {
+                assert_eq!(
+                    occurrences(name),
+                    [value],
+                    "Params holds {name}={value:?}, not what the body says"
+                );
+            }
+        }
+        Err(_) => {
+            let mut names: Vec<&str> = theirs.iter().map(|(k, _)| k.as_str()).collect();
+            names.sort_unstable();
+            let before = names.len();
+            names.dedup();
+            let repeated = names.len() < before;
+            // `url` decodes bytes that are not UTF-8 to U+FFFD, where `Params` refuses them.
+            let replaced = std::str::from_utf8(body).is_err()
+                || theirs
+                    .iter()
+                    .any(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}'));
+            let too_many = names.len() > oidc_flow::params::MAX_PARAMETERS
+                || body.iter().filter(|&&b| b == b'&').count()
+                    >= oidc_flow::params::MAX_PARAMETERS * 4;
+            assert!(
+                body.len() > limit || repeated || replaced || too_many,
+                "a form refused for no reason: {:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

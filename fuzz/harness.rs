@@ -80,7 +80,7 @@ pub struct Fixture {
     pub provider: Provider,
     /// The registered clients by id.
     pub clients: HashMap<String, Client>,
-    /// The keys the `jws` target verifies with.
+    /// The keys the `jws` target verifies with: one per asymmetric algorithm ([`JWS_KEYS`]).
     pub keys: KeySet,
     /// The store every run starts from.
     pub store: Store,
@@ -105,6 +105,60 @@ fn key_set() -> KeySet {
     keys
 }
 
+/// One key of the `jws` target: kid, algorithm, private PEM (ours signs and verifies with
+/// it) and the public JWK (the independent verifier's, read from `tests/keys/*.jwk.json`).
+pub struct JwsKey {
+    /// The kid in the key set and the tokens' headers.
+    pub kid: &'static str,
+    /// Its one algorithm.
+    pub alg: Algorithm,
+    pem: &'static [u8],
+    jwk: &'static str,
+}
+
+/// Every asymmetric algorithm of the core, one key each (the RSA key serves all six).
+pub const JWS_KEYS: [JwsKey; 10] = {
+    const fn key(
+        kid: &'static str,
+        alg: Algorithm,
+        pem: &'static [u8],
+        jwk: &'static str,
+    ) -> JwsKey {
+        JwsKey { kid, alg, pem, jwk }
+    }
+    const P256: &[u8] = include_bytes!("../tests/keys/p256.pem");
+    const P256_JWK: &str = include_str!("../tests/keys/p256.jwk.json");
+    const ED: &[u8] = include_bytes!("../tests/keys/ed25519.pem");
+    const ED_JWK: &str = include_str!("../tests/keys/ed25519.jwk.json");
+    const P384: &[u8] = include_bytes!("../tests/keys/p384.pem");
+    const P384_JWK: &str = include_str!("../tests/keys/p384.jwk.json");
+    const P521: &[u8] = include_bytes!("../tests/keys/p521.pem");
+    const P521_JWK: &str = include_str!("../tests/keys/p521.jwk.json");
+    const RSA: &[u8] = include_bytes!("../tests/keys/rsa2048.pem");
+    const RSA_JWK: &str = include_str!("../tests/keys/rsa2048.jwk.json");
+    [
+        key("key-es256", Algorithm::ES256, P256, P256_JWK),
+        key("key-eddsa", Algorithm::EdDSA, ED, ED_JWK),
+        key("key-es384", Algorithm::ES384, P384, P384_JWK),
+        key("key-es512", Algorithm::ES512, P521, P521_JWK),
+        key("key-rs256", Algorithm::RS256, RSA, RSA_JWK),
+        key("key-rs384", Algorithm::RS384, RSA, RSA_JWK),
+        key("key-rs512", Algorithm::RS512, RSA, RSA_JWK),
+        key("key-ps256", Algorithm::PS256, RSA, RSA_JWK),
+        key("key-ps384", Algorithm::PS384, RSA, RSA_JWK),
+        key("key-ps512", Algorithm::PS512, RSA, RSA_JWK),
+    ]
+};
+
+fn jws_key_set() -> KeySet {
+    let mut keys = KeySet::new();
+    for k in &JWS_KEYS {
+        let key = SigningKey::from_pem(k.pem, k.alg, Some(k.kid)).expect("jws key fixture");
+        keys.add(key).expect("add a jws key");
+    }
+    keys
+}
+
 fn client(json: serde_json::Value) -> Client {
     serde_json::from_value::<Client>(json)
         .expect("client fixture")
@@ -118,6 +172,7 @@ fn alice(at: OffsetDateTime) -> Authentication {
         auth_time: at,
         acr: None,
         amr: vec!["pwd".to_owned()],
+        sid: None,
     }
 }
 
@@ -239,7 +294,7 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     Fixture {
         provider,
         clients,
-        keys: key_set(),
+        keys: jws_key_set(),
         store,
     }
 });
@@ -304,9 +359,6 @@ impl Store {
                 Effect::StoreRefreshToken(r) => {
                     self.refresh.insert(r.hash, (r, false));
                 }
-                Effect::RememberNonce(n) => {
-                    self.nonces.insert((n.client_id, n.nonce));
-                }
                 Effect::RememberConsent(c) => self.consents.push(c),
                 Effect::RevokeGrant(g) => {
                     self.access.retain(|_, r| r.grant != g);
@@ -332,30 +384,88 @@ impl Store {
 struct Issued {
     client_id: String,
     redeemed: bool,
+    /// Its grant, an index into [`Model::grants`].
+    grant: usize,
+}
+
+/// What the model knows of one authorization request, and of the grant once something
+/// was issued from it: all the model's own record, not the core's.
+#[derive(Clone, Debug, Default)]
+struct Grant {
+    /// The client, as the request named it.
+    client_id: String,
+    /// The end-user authenticated for it: the session's, or the one who logged in.
+    subject: Option<String>,
+    /// The `nonce` of the request.
+    nonce: Option<String>,
+    /// The end-user's consent was found stored, or given on the consent page, for this
+    /// request.
+    consented: bool,
+    /// A code (or refresh token) of the grant was presented again, or by another client:
+    /// every token of the grant must stop working (RFC 6749 §4.1.2, §10.4).
+    revoked: bool,
+}
+
+impl Grant {
+    /// A new request by `client_id` with this nonce: nobody authenticated, no consent yet.
+    fn request(client_id: &str, nonce: Option<&str>) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            nonce: nonce.map(str::to_owned),
+            ..Self::default()
+        }
+    }
 }
 
 /// What the flow target expects, kept independently of the core.
 #[derive(Default, Debug)]
 struct Model {
+    grants: Vec<Grant>,
     codes: HashMap<SecretHash, Issued>,
     code_list: Vec<String>,
     refresh: HashMap<SecretHash, Issued>,
     refresh_list: Vec<String>,
-    access: HashSet<SecretHash>,
+    /// Access tokens issued, with their grant.
+    access: HashMap<SecretHash, usize>,
     access_list: Vec<String>,
-    logins: Vec<String>,
-    consents: Vec<String>,
+    /// Pending login and consent pages (stored as an adapter would), with their request.
+    logins: Vec<(String, Grant)>,
+    consents: Vec<(String, Grant)>,
 }
 
 impl Model {
     fn seeded() -> Self {
         let mut m = Self::default();
-        for (code, client_id) in [(RFC_CODE, RFC_CLIENT), (PKCE_CODE, PUBLIC_CLIENT)] {
+        // The fixture's records: alice, who consented to every client.
+        let mut seeded = |client_id: &str, nonce: Option<&str>| {
+            m.grants.push(Grant {
+                subject: Some("alice".to_owned()),
+                consented: true,
+                ..Grant::request(client_id, nonce)
+            });
+            m.grants.len() - 1
+        };
+        let codes = [
+            (
+                RFC_CODE,
+                RFC_CLIENT,
+                seeded(RFC_CLIENT, Some("n-0S6_WzA2Mj")),
+            ),
+            (
+                PKCE_CODE,
+                PUBLIC_CLIENT,
+                seeded(PUBLIC_CLIENT, Some("n-0S6_WzA2Mj")),
+            ),
+        ];
+        let refresh_grant = seeded(RFC_CLIENT, None);
+        let access_grant = seeded(RFC_CLIENT, None);
+        for (code, client_id, grant) in codes {
             m.codes.insert(
                 SecretHash::of(code),
                 Issued {
                     client_id: client_id.to_owned(),
                     redeemed: false,
+                    grant,
                 },
             );
             m.code_list.push(code.to_owned());
@@ -365,13 +475,73 @@ impl Model {
             Issued {
                 client_id: RFC_CLIENT.to_owned(),
                 redeemed: false,
+                grant: refresh_grant,
             },
         );
         m.refresh_list.push(RFC_REFRESH.to_owned());
-        m.access.insert(SecretHash::of(RFC_ACCESS));
+        m.access.insert(SecretHash::of(RFC_ACCESS), access_grant);
         m.access_list.push(RFC_ACCESS.to_owned());
         m
     }
+
+    /// Marks the grant of a code or refresh token revoked.
+    fn revoke(&mut self, grant: usize) {
+        if let Some(g) = self.grants.get_mut(grant) {
+            g.revoked = true;
+        }
+    }
+}
+
+/// The claims of an ID token (its payload, base64url-decoded here; `jws` checks signatures).
+fn id_token_claims(token: &str) -> serde_json::Map<String, serde_json::Value> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("an ID token has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("an ID token's payload is base64url");
+    serde_json::from_slice(&bytes).expect("an ID token's payload is a JSON object")
+}
+
+/// An ID token issued for `grant` to its client: iss is the provider's issuer, aud the
+/// client, sub the authenticated end-user, nonce the request's (`refreshed`: none, or the
+/// request's), exp after iat.
+fn check_id_token(token: &str, grant: &Grant, refreshed: bool) {
+    use serde_json::Value;
+    let claims = id_token_claims(token);
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    assert_eq!(text("iss"), Some(ISSUER), "ID token iss: {claims:?}");
+    let aud = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    assert_eq!(aud, [grant.client_id.as_str()], "ID token aud: {claims:?}");
+    assert!(
+        grant.subject.is_some(),
+        "an ID token without an authenticated user"
+    );
+    assert_eq!(
+        text("sub"),
+        grant.subject.as_deref(),
+        "ID token sub: {claims:?}"
+    );
+    if refreshed {
+        assert!(
+            text("nonce").is_none() || text("nonce") == grant.nonce.as_deref(),
+            "refreshed ID token nonce: {claims:?}"
+        );
+    } else {
+        assert_eq!(
+            text("nonce"),
+            grant.nonce.as_deref(),
+            "ID token nonce: {claims:?}"
+        );
+    }
+    let time = |name: &str| claims.get(name).and_then(Value::as_i64);
+    let (Some(iat), Some(exp)) = (time("iat"), time("exp")) else {
+        panic!("an ID token without iat or exp: {claims:?}");
+    };
+    assert!(exp > iat, "ID token exp {exp} not after iat {iat}");
 }
 
 /// How an authorization request ended, once driven.
@@ -389,7 +559,7 @@ fn drive_authorize(
     mut step: AuthorizeStep,
     mut client_id: Option<String>,
     session: Option<Authentication>,
-    model: Option<&mut Model>,
+    mut model: Option<(&mut Model, &mut Grant)>,
 ) -> Ended {
     let fx = &*FIXTURE;
     let mut session = Some(session);
@@ -410,8 +580,8 @@ fn drive_authorize(
                         );
                         let _ = done.response.location();
                         let _ = done.response.form_post_html();
-                        if let Some(model) = model {
-                            record_front_channel(model, id, &done.response);
+                        if let Some((model, grant)) = model {
+                            record_front_channel(model, grant, &done.response);
                         }
                         store.apply(done.effects);
                         Ended::Redirect(done.response)
@@ -424,17 +594,32 @@ fn drive_authorize(
                 client_id = Some(id.to_owned());
                 AuthorizeAnswer::Client(fx.clients.get(id).cloned())
             }
-            AuthorizeNeed::NonceSeen { client_id, nonce } => AuthorizeAnswer::NonceSeen(
-                store
-                    .nonces
-                    .contains(&(client_id.to_owned(), nonce.to_owned())),
+            AuthorizeNeed::ClaimNonce(n) => AuthorizeAnswer::NonceClaimed(
+                store.nonces.insert((n.client_id.clone(), n.nonce.clone())),
             ),
-            AuthorizeNeed::Session => AuthorizeAnswer::Session(session.take().flatten()),
+            AuthorizeNeed::Session => {
+                let session = session.take().flatten();
+                if let (Some((_, grant)), Some(s)) = (&mut model, &session) {
+                    grant.subject = Some(s.subject.clone());
+                }
+                AuthorizeAnswer::Session(session)
+            }
             AuthorizeNeed::Consent {
                 subject,
                 client_id,
                 scope,
-            } => AuthorizeAnswer::Consent(store.consented(subject, client_id, scope)),
+            } => {
+                let given = store.consented(subject, client_id, scope);
+                if let Some((_, grant)) = &mut model {
+                    assert_eq!(
+                        grant.subject.as_deref(),
+                        Some(subject),
+                        "consent looked up for another user than the authenticated one"
+                    );
+                    grant.consented |= given;
+                }
+                AuthorizeAnswer::Consent(given)
+            }
             AuthorizeNeed::Claims { subject } => AuthorizeAnswer::Claims(claims_of(subject)),
             _ => return Ended::Page,
         };
@@ -445,20 +630,44 @@ fn drive_authorize(
     }
 }
 
-/// Records the code and access token of a successful front-channel response.
-fn record_front_channel(model: &mut Model, client_id: &str, r: &oidc_flow::Redirect) {
-    if let Some(code) = r.param("code") {
+/// Records the code and access token of a successful front-channel response, after
+/// checking that the request had an authenticated user and their consent, and the claims
+/// of its ID token.
+fn record_front_channel(model: &mut Model, grant: &Grant, r: &oidc_flow::Redirect) {
+    let (code, access, id_token) = (
+        r.param("code"),
+        r.param("access_token"),
+        r.param("id_token"),
+    );
+    if code.is_none() && access.is_none() && id_token.is_none() {
+        return;
+    }
+    assert!(
+        grant.subject.is_some(),
+        "issued with nobody logged in: {r:?}"
+    );
+    assert!(
+        grant.consented,
+        "issued without the end-user's consent: {r:?}"
+    );
+    if let Some(t) = id_token {
+        check_id_token(t, grant, false);
+    }
+    model.grants.push(grant.clone());
+    let index = model.grants.len() - 1;
+    if let Some(code) = code {
         model.codes.insert(
             SecretHash::of(code),
             Issued {
-                client_id: client_id.to_owned(),
+                client_id: grant.client_id.clone(),
                 redeemed: false,
+                grant: index,
             },
         );
         model.code_list.push(code.to_owned());
     }
-    if let Some(at) = r.param("access_token") {
-        model.access.insert(SecretHash::of(at));
+    if let Some(at) = access {
+        model.access.insert(SecretHash::of(at), index);
         model.access_list.push(at.to_owned());
     }
 }
@@ -476,7 +685,7 @@ fn authorize_fully(store: &mut Store, input: &[u8], post: bool) -> Ended {
     match ended {
         Ended::Login(l) => {
             let id = l.client().client_id.clone();
-            let l = match round_trip(l.pending()) {
+            let l = match round_trip(l.park().0) {
                 Some(Resumed::Login(l)) => l,
                 _ => return Ended::Page,
             };
@@ -619,9 +828,20 @@ fn drive_token(
             assert!(!issued.redeemed, "a {kind} redeemed twice");
             assert_eq!(issued.client_id, client_id, "a {kind} of another client");
             issued.redeemed = true;
+            let index = issued.grant;
+            let grant = model.grants.get(index).expect("a known grant").clone();
+            assert!(
+                !grant.revoked,
+                "a {kind} of a revoked grant (a code of it was replayed) still works"
+            );
+            assert!(grant.subject.is_some(), "a token with nobody logged in");
+            assert!(grant.consented, "a token without the end-user's consent");
             let body = response.json();
+            if let Some(t) = body.get("id_token").and_then(|v| v.as_str()) {
+                check_id_token(t, &grant, kind == "refresh token");
+            }
             if let Some(at) = body.get("access_token").and_then(|v| v.as_str()) {
-                model.access.insert(SecretHash::of(at));
+                model.access.insert(SecretHash::of(at), index);
                 model.access_list.push(at.to_owned());
             }
             if let Some(rt) = body.get("refresh_token").and_then(|v| v.as_str()) {
@@ -630,19 +850,46 @@ fn drive_token(
                     Issued {
                         client_id: client_id.clone(),
                         redeemed: false,
+                        grant: index,
                     },
                 );
                 model.refresh_list.push(rt.to_owned());
             }
-        } else if let Redeemed::Code(h, Taken::Fresh(_)) = &redeemed {
-            // Taken but refused: the code is gone either way.
-            if let Some(i) = model.codes.get_mut(h) {
-                i.redeemed = true;
+        } else {
+            match &redeemed {
+                // Taken but refused: the secret is gone either way; presented by another
+                // client, its grant is revoked.
+                Redeemed::Code(h, Taken::Fresh(r)) => {
+                    if let Some(i) = model.codes.get_mut(h) {
+                        i.redeemed = true;
+                        let g = i.grant;
+                        if r.client_id != client_id {
+                            model.revoke(g);
+                        }
+                    }
+                }
+                Redeemed::Refresh(h, Taken::Fresh(r)) => {
+                    if let Some(i) = model.refresh.get_mut(h) {
+                        i.redeemed = true;
+                        let g = i.grant;
+                        if r.client_id != client_id {
+                            model.revoke(g);
+                        }
+                    }
+                }
+                // Presented again: a replay, and the grant is revoked.
+                Redeemed::Code(h, Taken::AlreadyTaken(_)) => {
+                    if let Some(g) = model.codes.get(h).map(|i| i.grant) {
+                        model.revoke(g);
+                    }
+                }
+                Redeemed::Refresh(h, Taken::AlreadyTaken(_)) => {
+                    if let Some(g) = model.refresh.get(h).map(|i| i.grant) {
+                        model.revoke(g);
+                    }
+                }
+                _ => {}
             }
-        } else if let Redeemed::Refresh(h, Taken::Fresh(_)) = &redeemed
-            && let Some(i) = model.refresh.get_mut(h)
-        {
-            i.redeemed = true;
         }
     }
     store.apply(done.effects);
@@ -670,9 +917,13 @@ fn drive_userinfo(
                         "userinfo for an unknown token"
                     );
                     if let Some(model) = model {
+                        let grant = model
+                            .access
+                            .get(&h)
+                            .expect("userinfo for a token never issued");
                         assert!(
-                            model.access.contains(&h),
-                            "userinfo for a token never issued"
+                            !model.grants.get(*grant).is_some_and(|g| g.revoked),
+                            "userinfo for a token of a revoked grant (a code of it was replayed)"
                         );
                     }
                 }
@@ -958,7 +1209,12 @@ pub fn pkce(data: &[u8]) {
         else {
             continue;
         };
-        record_front_channel(&mut model, PUBLIC_CLIENT, &r);
+        let grant = Grant {
+            subject: Some("alice".to_owned()),
+            consented: true,
+            ..Grant::request(PUBLIC_CLIENT, None)
+        };
+        record_front_channel(&mut model, &grant, &r);
         let Some(code) = r.param("code") else {
             continue;
         };
@@ -1002,25 +1258,142 @@ fn fixed_resolver<'k>(
     }
 }
 
-/// `jws`: a compact JWS verified with the fixed key set.
+/// `jws`: a compact JWS verified with the fixed key set, and checked against an independent
+/// verifier both ways: whatever `decode_verify` accepts must carry a signature that
+/// `jsonwebtoken` (aws-lc-rs directly for ES512, which it lacks) verifies with the same key,
+/// and a well-formed token whose signature that verifier accepts must be accepted by ours
+/// (the `independent-*` seeds are signed by Python's `cryptography`, `fuzz/seeds/jws.py`).
 pub fn jws(data: &[u8]) {
     let Ok(token) = std::str::from_utf8(data) else {
         return;
     };
     let keys = &FIXTURE.keys;
-    if let Ok(v) = jws::decode_verify(token, fixed_resolver(keys)) {
-        // What verified must be what we would produce: same algorithm and key.
-        if let Some(kid) = &v.kid
-            && !v.alg.is_symmetric()
-        {
+    let ours = jws::decode_verify(token, fixed_resolver(keys));
+    let theirs = independent_verify(token);
+    match &ours {
+        Ok(v) => {
+            // What verified must be what we would produce: same algorithm and key.
+            if let Some(kid) = &v.kid
+                && !v.alg.is_symmetric()
+            {
+                assert_eq!(
+                    keys.get(kid).map(|k| k.algorithm()),
+                    Some(v.alg),
+                    "kid/alg mismatch"
+                );
+            }
+            assert!(token.len() <= jws::MAX_TOKEN_LEN);
+            let Some(theirs) = &theirs else {
+                panic!("decode_verify accepted a signature the independent verifier refuses");
+            };
             assert_eq!(
-                keys.get(kid).map(|k| k.algorithm()),
-                Some(v.alg),
-                "kid/alg mismatch"
+                (theirs.alg.as_str(), theirs.kid.as_deref()),
+                (v.alg.as_str(), v.kid.as_deref()),
+                "the header read differently"
+            );
+            assert_eq!(
+                Some(&v.claims),
+                theirs.claims.as_ref(),
+                "the claims read differently"
             );
         }
-        assert!(token.len() <= jws::MAX_TOKEN_LEN);
+        Err(e) => {
+            if let Some(theirs) = &theirs
+                && theirs.claims.is_some()
+                && !theirs.crit
+                && token.len() <= jws::MAX_TOKEN_LEN
+            {
+                panic!("a validly signed {} token refused: {e}", theirs.alg);
+            }
+        }
     }
+}
+
+/// What the independent verifier read from a token whose signature it verified.
+#[derive(Debug)]
+pub struct IndependentlyVerified {
+    /// The header's `alg`.
+    pub alg: String,
+    /// The header's `kid`.
+    pub kid: Option<String>,
+    /// Whether the header has `crit` (which ours refuses: it implements no extension).
+    pub crit: bool,
+    /// The payload, if it is a JSON object.
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Verifies a compact JWS without the core: the header is read here, the key chosen as the
+/// `jws` target's resolver does (HS* with [`JWS_HMAC_SECRET`]; else the kid's key, which
+/// must be for that alg, or with no kid the alg's key) from the public JWKs in
+/// `tests/keys/`, and the signature checked by `jsonwebtoken` (ES512: aws-lc-rs).
+/// `None` unless the signature verifies.
+pub fn independent_verify(token: &str) -> Option<IndependentlyVerified> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{DecodingKey, crypto};
+    use serde_json::Value;
+
+    let parts: Vec<&str> = token.split('.').collect();
+    let [header_b64, payload_b64, signature_b64] = parts.as_slice() else {
+        return None;
+    };
+    let signing_input = token.get(..header_b64.len() + 1 + payload_b64.len())?;
+    let header: serde_json::Map<String, Value> =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header_b64).ok()?).ok()?;
+    let alg = header.get("alg")?.as_str()?.to_owned();
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(_) => return None,
+    };
+    let verified = if matches!(alg.as_str(), "HS256" | "HS384" | "HS512") {
+        let key = DecodingKey::from_secret(JWS_HMAC_SECRET).ok()?;
+        let jalg = alg.parse::<jsonwebtoken::Algorithm>().ok()?;
+        crypto::verify(signature_b64, signing_input.as_bytes(), &key, jalg).ok()?
+    } else {
+        let key = match &kid {
+            Some(kid) => JWS_KEYS.iter().find(|k| k.kid == kid)?,
+            None => JWS_KEYS.iter().find(|k| k.alg.as_str() == alg)?,
+        };
+        if key.alg.as_str() != alg {
+            return None;
+        }
+        let jwk: Value = serde_json::from_str(key.jwk).expect("a JWK fixture");
+        let field = |name: &str| jwk.get(name).and_then(Value::as_str).expect("a JWK field");
+        if alg == "ES512" {
+            // jsonwebtoken has no P-521: aws-lc-rs on the uncompressed point 04 || x || y.
+            use aws_lc_rs::signature::{ECDSA_P521_SHA512_FIXED, UnparsedPublicKey};
+            let mut point = vec![4_u8];
+            point.extend(URL_SAFE_NO_PAD.decode(field("x")).expect("x"));
+            point.extend(URL_SAFE_NO_PAD.decode(field("y")).expect("y"));
+            let signature = URL_SAFE_NO_PAD.decode(signature_b64).ok()?;
+            UnparsedPublicKey::new(&ECDSA_P521_SHA512_FIXED, point)
+                .verify(signing_input.as_bytes(), &signature)
+                .is_ok()
+        } else {
+            let decoding = match jwk.get("kty").and_then(Value::as_str) {
+                Some("EC") => DecodingKey::from_ec_components(field("x"), field("y")),
+                Some("OKP") => DecodingKey::from_ed_components(field("x")),
+                _ => DecodingKey::from_rsa_components(field("n"), field("e")),
+            }
+            .expect("a public key fixture");
+            let jalg = alg.parse::<jsonwebtoken::Algorithm>().ok()?;
+            crypto::verify(signature_b64, signing_input.as_bytes(), &decoding, jalg).ok()?
+        }
+    };
+    if !verified {
+        return None;
+    }
+    let claims = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .ok()
+        .and_then(|p| serde_json::from_slice(&p).ok());
+    Some(IndependentlyVerified {
+        alg,
+        kid,
+        crit: header.contains_key("crit"),
+        claims,
+    })
 }
 
 /// `id_token_hint`: the input as the `id_token_hint` of an otherwise valid request by the
@@ -1301,9 +1674,12 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
                 auth_time: store.now - Duration::seconds(i64::from(ago)),
                 acr: None,
                 amr: vec!["pwd".to_owned()],
+                sid: None,
             });
-            let ended = drive_authorize(store, step, None, session, Some(model));
-            keep_pending(model, ended);
+            let nonce = a.nonce.map(|n| pick(&NONCES, n));
+            let mut grant = Grant::request(client_id, nonce);
+            let ended = drive_authorize(store, step, None, session, Some((model, &mut grant)));
+            keep_pending(model, ended, grant);
         }
         Op::RawAuthorize { post, bytes } => {
             let step = if post {
@@ -1311,11 +1687,21 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
             } else {
                 AuthorizeFlow::from_query(&bytes)
             };
-            let ended = drive_authorize(store, step, None, Some(alice(store.now)), Some(model));
-            keep_pending(model, ended);
+            // The model reads the client and nonce with `url`'s parser, not the core's.
+            let first = |name: &str| {
+                url::form_urlencoded::parse(&bytes)
+                    .find(|(k, v)| k == name && !v.is_empty())
+                    .map(|(_, v)| v.into_owned())
+            };
+            let client_id = first("client_id").unwrap_or_default();
+            let nonce = first("nonce");
+            let mut grant = Grant::request(&client_id, nonce.as_deref());
+            let session = Some(alice(store.now));
+            let ended = drive_authorize(store, step, None, session, Some((model, &mut grant)));
+            keep_pending(model, ended, grant);
         }
         Op::Login { pending, subject } => {
-            let Some(json) = take_at(&mut model.logins, pending) else {
+            let Some((json, mut grant)) = take_at(&mut model.logins, pending) else {
                 return;
             };
             let Ok(p) = serde_json::from_str::<PendingAuthorization>(&json) else {
@@ -1330,13 +1716,17 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
                 auth_time: store.now,
                 acr: None,
                 amr: vec!["pwd".to_owned()],
+                sid: None,
             };
+            // Whoever logs in is the end-user now; their consent is still to be found.
+            grant.subject = Some(user.subject.clone());
+            grant.consented = false;
             let step = AuthorizeFlow::after_login(l, user);
-            let ended = drive_authorize(store, step, Some(id), None, Some(model));
-            keep_pending(model, ended);
+            let ended = drive_authorize(store, step, Some(id), None, Some((model, &mut grant)));
+            keep_pending(model, ended, grant);
         }
         Op::Consent { pending, allow } => {
-            let Some(json) = take_at(&mut model.consents, pending) else {
+            let Some((json, mut grant)) = take_at(&mut model.consents, pending) else {
                 return;
             };
             let Ok(p) = serde_json::from_str::<PendingAuthorization>(&json) else {
@@ -1346,14 +1736,20 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
             let Ok(Resumed::Consent(c)) = p.resume(FIXTURE.clients.get(&id).cloned()) else {
                 return;
             };
+            assert_eq!(
+                Some(c.subject()),
+                grant.subject.as_deref(),
+                "a consent page for another user than the authenticated one"
+            );
             let answer = if allow {
+                grant.consented = true;
                 ConsentAnswer::Allow
             } else {
                 ConsentAnswer::Deny
             };
             let step = AuthorizeFlow::after_consent(c, answer);
-            let ended = drive_authorize(store, step, Some(id), None, Some(model));
-            keep_pending(model, ended);
+            let ended = drive_authorize(store, step, Some(id), None, Some((model, &mut grant)));
+            keep_pending(model, ended, grant);
         }
         Op::Token(t) => {
             let client_id = pick(&CLIENT_IDS, t.client);
@@ -1412,12 +1808,23 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
             let t = pick_owned(&model.access_list, token)
                 .unwrap_or(RFC_ACCESS)
                 .to_owned();
-            if in_body {
+            let r = if in_body {
                 let body = params::encode([("access_token", t.as_str())]);
-                let _ = drive_userinfo(store, None, Some(body.as_bytes()), Some(model));
+                drive_userinfo(store, None, Some(body.as_bytes()), Some(model))
             } else {
                 let header = format!("Bearer {t}");
-                let _ = drive_userinfo(store, Some(header.as_bytes()), None, Some(model));
+                drive_userinfo(store, Some(header.as_bytes()), None, Some(model))
+            };
+            let revoked = model
+                .access
+                .get(&SecretHash::of(&t))
+                .and_then(|g| model.grants.get(*g))
+                .is_some_and(|g| g.revoked);
+            if revoked {
+                assert_eq!(
+                    r.status, 401,
+                    "userinfo for a token of a revoked grant: {r:?}"
+                );
             }
         }
         Op::Advance { seconds } => store.now += Duration::seconds(i64::from(seconds)),
@@ -1454,7 +1861,7 @@ fn basic(id: &str, secret: &str) -> String {
     out
 }
 
-fn take_at(list: &mut Vec<String>, i: u8) -> Option<String> {
+fn take_at<T>(list: &mut Vec<T>, i: u8) -> Option<T> {
     if list.is_empty() {
         return None;
     }
@@ -1462,20 +1869,18 @@ fn take_at(list: &mut Vec<String>, i: u8) -> Option<String> {
     Some(list.remove(at))
 }
 
-fn keep_pending(model: &mut Model, ended: Ended) {
+fn keep_pending(model: &mut Model, ended: Ended, grant: Grant) {
     match ended {
         Ended::Login(l) => {
             if model.logins.len() < 8 {
-                model
-                    .logins
-                    .push(serde_json::to_string(&l.pending()).expect("pending serializes"));
+                let json = serde_json::to_string(&l.park().0).expect("pending serializes");
+                model.logins.push((json, grant));
             }
         }
         Ended::Consent(c) => {
             if model.consents.len() < 8 {
-                model
-                    .consents
-                    .push(serde_json::to_string(&c.pending()).expect("pending serializes"));
+                let json = serde_json::to_string(&c.park().0).expect("pending serializes");
+                model.consents.push((json, grant));
             }
         }
         Ended::Page | Ended::Redirect(_) => {}

@@ -37,6 +37,8 @@ use crate::secret::{GrantId, MintedSecret};
 
 /// Largest authorization request accepted, as a query string or form body.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// How long an authorization may wait for login and consent (parked requests expire then).
+pub const PENDING_LIFETIME: time::Duration = time::Duration::minutes(15);
 
 const MAX_CLIENT_ID: usize = 255;
 const MAX_URI: usize = 2048;
@@ -184,7 +186,7 @@ impl Received {
             None if openid => {
                 return Err(ErrorPage::new(
                     ErrorCode::InvalidRequest,
-                    "the redirect_uri parameter is required (OIDC Core §3.1.2.1)",
+                    "the redirect_uri parameter is required (OIDC Core section 3.1.2.1)",
                 ));
             }
             None => match client.redirect_uris.as_slice() {
@@ -448,7 +450,7 @@ fn check(
             }
             Some(ResponseMode::Query) if response_type.returns_tokens() => {
                 return Err(OAuthError::invalid_request(
-                    "response_mode=query cannot carry tokens (OAuth 2.0 Multiple Response Types §5)",
+                    "response_mode=query cannot carry tokens (OAuth 2.0 Multiple Response Types section 5)",
                 ));
             }
             Some(m) => target.mode = m,
@@ -489,7 +491,7 @@ fn check(
 
     if response_type.id_token && raw.nonce.is_none() {
         return Err(OAuthError::invalid_request(
-            "the nonce parameter is required when an ID token is returned from the authorization endpoint (OIDC Core §3.2.2.1, §3.3.2.11)",
+            "the nonce parameter is required when an ID token is returned from the authorization endpoint (OIDC Core section 3.2.2.1, section 3.3.2.11)",
         ));
     }
     if provider.require_nonce && scope.is_openid() && raw.nonce.is_none() {
@@ -547,7 +549,7 @@ fn check(
             };
             if !pkce::is_valid_challenge(challenge, method) {
                 return Err(OAuthError::invalid_request(
-                    "the code_challenge is malformed (RFC 7636 §4.2)",
+                    "the code_challenge is malformed (RFC 7636 section 4.2)",
                 ));
             }
             Some(PkceChallenge {
@@ -599,6 +601,25 @@ fn parse_max_age(v: &str) -> Result<u64, OAuthError> {
 /// Checks an `id_token_hint`: an ID token we issued to this client, signature and `iss`
 /// checked, expiry not (OIDC Core §3.1.2.1). Returns its `sub`.
 fn verify_hint(hint: &str, client: &Client, provider: &Provider) -> Result<String, OAuthError> {
+    verify_id_token_hint(hint, client, provider).map(|h| h.subject)
+}
+
+/// What a verified `id_token_hint` says about the end-user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VerifiedHint {
+    /// Its `sub`.
+    pub subject: String,
+    /// Its `sid`, when the ID token carried one.
+    pub sid: Option<String>,
+}
+
+/// Checks an `id_token_hint` (at the authorization and end-session endpoints): an ID token
+/// this provider issued to `client`, signature and `iss` checked, expiry not.
+pub(crate) fn verify_id_token_hint(
+    hint: &str,
+    client: &Client,
+    provider: &Provider,
+) -> Result<VerifiedHint, OAuthError> {
     let bad = |why: &str| OAuthError::invalid_request(format!("invalid id_token_hint: {why}"));
     let verified = jws::decode_verify(hint, |alg, kid| {
         if alg.is_symmetric() {
@@ -630,11 +651,16 @@ fn verify_hint(hint: &str, client: &Client, provider: &Provider) -> Result<Strin
     if !aud_ok {
         return Err(bad("not issued to this client"));
     }
-    claims
+    let subject = claims
         .get("sub")
         .and_then(|v| v.as_str())
         .map(str::to_owned)
-        .ok_or_else(|| bad("it has no sub"))
+        .ok_or_else(|| bad("it has no sub"))?;
+    let sid = claims
+        .get("sid")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    Ok(VerifiedHint { subject, sid })
 }
 
 /// A valid request whose nonce may still need the replay check.
@@ -646,14 +672,26 @@ pub struct Validated {
 }
 
 impl Validated {
-    /// The nonce to look up, when the provider checks replays and the request carries one.
-    /// Answer with [`Validated::nonce_seen`] either way.
-    pub fn nonce_to_check<'a>(&'a self, provider: &Provider) -> Option<&'a str> {
-        if provider.check_nonce_replay {
-            self.ctx.nonce.as_deref()
-        } else {
-            None
+    /// The nonce to claim, when the provider checks replays and the request carries one.
+    ///
+    /// The store claims it atomically (insert unless an unexpired one exists) *now*, when the
+    /// request is validated, so two concurrent requests with one nonce cannot both pass.
+    /// It is remembered as long as an ID token carrying it can be issued and stay valid:
+    /// the longest wait for login and consent, then the code's and the ID token's lifetimes.
+    /// Answer with [`Validated::nonce_claimed`] either way.
+    pub fn nonce_to_claim(&self, provider: &Provider, now: OffsetDateTime) -> Option<NonceRecord> {
+        if !provider.check_nonce_replay {
+            return None;
         }
+        let nonce = self.ctx.nonce.as_ref()?;
+        Some(NonceRecord {
+            client_id: self.ctx.client_id.clone(),
+            nonce: nonce.clone(),
+            expires_at: now
+                + PENDING_LIFETIME
+                + provider.code_lifetime
+                + provider.id_token_lifetime,
+        })
     }
 
     /// The client of the replay lookup (nonces are remembered per client).
@@ -666,9 +704,10 @@ impl Validated {
         self.ctx.nonce.as_deref()
     }
 
-    /// Takes the answer of the replay lookup (`false` when no lookup was asked for).
-    pub fn nonce_seen(self, seen: bool) -> Result<Checked, ErrorRedirect> {
-        if seen && self.ctx.nonce.is_some() {
+    /// Takes the answer of the replay claim: `true` when this request claimed its nonce (or no
+    /// claim was asked for), `false` when the client already used it.
+    pub fn nonce_claimed(self, claimed: bool) -> Result<Checked, ErrorRedirect> {
+        if !claimed && self.ctx.nonce.is_some() {
             return Err(self.ctx.target.error(OAuthError::invalid_request(
                 "the nonce was already used by this client",
             )));
@@ -791,7 +830,7 @@ fn after_login(
 }
 
 /// A request waiting for the end-user to log in.
-#[must_use = "resume it after login, or store it with `pending()`"]
+#[must_use = "resume it after login, or park it with `park()`"]
 #[derive(Debug)]
 pub struct AwaitingLogin {
     client: Client,
@@ -800,7 +839,7 @@ pub struct AwaitingLogin {
 }
 
 /// A request waiting for the end-user's consent.
-#[must_use = "resume it with the end-user's answer, or store it with `pending()`"]
+#[must_use = "resume it with the end-user's answer, or park it with `park()`"]
 #[derive(Debug)]
 pub struct AwaitingConsent {
     client: Client,
@@ -815,6 +854,10 @@ macro_rules! interaction_getters {
             /// The client asking.
             pub fn client(&self) -> &Client {
                 &self.client
+            }
+            /// The redirect URI the response will go to (verified against the registration).
+            pub fn redirect_uri(&self) -> &str {
+                &self.ctx.target.redirect_uri
             }
             /// The requested scope.
             pub fn scope(&self) -> &Scope {
@@ -853,21 +896,66 @@ macro_rules! interaction_getters {
 }
 interaction_getters!(AwaitingLogin);
 interaction_getters!(AwaitingConsent);
+interaction_getters!(LoginPage);
+interaction_getters!(ConsentPage);
+
+/// What a login page shows about a parked request: the same getters as [`AwaitingLogin`],
+/// and no transition, so a page can be drawn from it but nothing can be decided with it.
+#[derive(Debug, Clone)]
+pub struct LoginPage {
+    client: Client,
+    ctx: Context,
+}
+
+/// What a consent page shows about a parked request (see [`LoginPage`]).
+#[derive(Debug, Clone)]
+pub struct ConsentPage {
+    client: Client,
+    ctx: Context,
+    user: Authentication,
+}
+
+impl ConsentPage {
+    /// The end-user being asked.
+    pub fn subject(&self) -> &str {
+        &self.user.subject
+    }
+}
 
 impl AwaitingLogin {
-    /// A serialisable snapshot to store until the login form comes back.
-    pub fn pending(&self) -> PendingAuthorization {
-        PendingAuthorization {
+    /// Parks the request until the login form comes back: consumes it, so the one waiting
+    /// request becomes one stored record (resumed once, by
+    /// [`PendingAuthorization::resume`]), and what the page needs to show.
+    pub fn park(self) -> (PendingAuthorization, LoginPage) {
+        let page = LoginPage {
+            client: self.client,
+            ctx: self.ctx.clone(),
+        };
+        let pending = PendingAuthorization {
             stage: PendingStage::Login {
                 requested_at: self.requested_at,
             },
-            ctx: self.ctx.clone(),
-        }
+            ctx: self.ctx,
+        };
+        (pending, page)
     }
 
     /// Resumes after the end-user logged in. The authentication must be at least as recent
     /// as the request, so a stale session cannot stand in for the login that was asked for.
+    /// A login as another end-user than the `id_token_hint` names ends in `login_required`
+    /// (OIDC Core section 3.1.2.1).
     pub fn logged_in(self, user: Authentication, consent_given: bool) -> Decision {
+        if self
+            .ctx
+            .hint_subject
+            .as_deref()
+            .is_some_and(|hint| hint != user.subject)
+        {
+            return Decision::Error(self.ctx.target.error(OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the end-user who logged in is not the one the id_token_hint names",
+            )));
+        }
         if user.auth_time
             < self
                 .requested_at
@@ -895,14 +983,18 @@ impl AwaitingConsent {
         &self.user.subject
     }
 
-    /// A serialisable snapshot to store until the consent form comes back.
-    pub fn pending(&self) -> PendingAuthorization {
-        PendingAuthorization {
-            stage: PendingStage::Consent {
-                user: self.user.clone(),
-            },
+    /// Parks the request until the consent form comes back (see [`AwaitingLogin::park`]).
+    pub fn park(self) -> (PendingAuthorization, ConsentPage) {
+        let page = ConsentPage {
+            client: self.client,
             ctx: self.ctx.clone(),
-        }
+            user: self.user.clone(),
+        };
+        let pending = PendingAuthorization {
+            stage: PendingStage::Consent { user: self.user },
+            ctx: self.ctx,
+        };
+        (pending, page)
     }
 
     /// Takes the end-user's answer; a refusal redirects `access_denied`.
@@ -937,8 +1029,9 @@ enum PendingStage {
 /// An authorization request waiting for login or consent, in a form that can be stored
 /// (it serialises with serde) and resumed in a later HTTP request.
 ///
-/// It holds no client secret: resuming binds the client record again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// It holds no client secret: resuming binds the client record again. It is not `Clone`:
+/// one parked request resumes once.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[must_use]
 pub struct PendingAuthorization {
     #[serde(flatten)]
@@ -1098,14 +1191,11 @@ impl Authorized {
         }
         params.push(("iss", provider.issuer.clone()));
 
-        if provider.check_nonce_replay
-            && let Some(nonce) = &ctx.nonce
-        {
-            effects.push(Effect::RememberNonce(NonceRecord {
+        if let Some(sid) = &self.user.sid {
+            effects.push(Effect::JoinSession {
+                sid: sid.clone(),
                 client_id: ctx.client_id.clone(),
-                nonce: nonce.clone(),
-                expires_at: now + provider.code_lifetime.max(provider.id_token_lifetime),
-            }));
+            });
         }
         if self.remember_consent {
             effects.push(Effect::RememberConsent(ConsentRecord {

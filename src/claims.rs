@@ -34,7 +34,7 @@ pub struct Address {
 /// The subject is not here: it comes from the authentication, so a claims source cannot
 /// make a token speak for someone else.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)] // Each field is the standard claim of the same name (OIDC Core §5.1).
+#[allow(missing_docs)] // Each field is the standard claim of the same name (OIDC Core section 5.1).
 pub struct UserInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

@@ -250,6 +250,17 @@ pub struct Client {
     /// A name to show the end-user on the consent page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
+    /// Where the end-user may be sent after logging out, compared as exact strings
+    /// (OIDC RP-Initiated Logout section 3.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where the provider POSTs a logout token when a session the client took part in ends
+    /// (OIDC Back-Channel Logout section 2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the client needs `sid` in logout tokens (and so in ID tokens).
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 fn default_response_types() -> Vec<ResponseType> {
@@ -307,6 +318,63 @@ pub enum ClientError {
     /// A response type is registered without its grant type (RFC 7591 §2.1).
     #[error("response type `{0}` needs grant type `{1}`")]
     GrantTypeMissing(ResponseType, &'static str),
+    /// A URI uses a scheme that runs code or reads local files in the browser.
+    #[error("URI `{0}` uses a scheme that is never allowed (javascript, data, file, vbscript)")]
+    DangerousScheme(String),
+    /// A plain-http URI names a host other than a loopback one.
+    #[error(
+        "URI `{0}` is plain http on a host that is not loopback: use https (or allow insecure redirects)"
+    )]
+    InsecureRedirect(String),
+    /// A private-use scheme (RFC 8252 section 7.1) registered by a confidential client, or one
+    /// that is not a reversed domain name.
+    #[error(
+        "URI `{0}` uses a private-use scheme: only public (native) clients may, with a reversed domain name such as com.example.app"
+    )]
+    PrivateUseScheme(String),
+    /// The client's HS* ID tokens would be keyed with a secret shorter than the hash output.
+    #[error(
+        "an {alg} ID token needs a client secret of at least {min} characters (RFC 7518 section 3.2)"
+    )]
+    SecretTooShort {
+        /// The algorithm.
+        alg: Algorithm,
+        /// The shortest acceptable secret.
+        min: usize,
+    },
+    /// A back-channel logout URI is not an absolute http(s) URI without a fragment.
+    #[error(
+        "backchannel_logout_uri `{0}` must be an absolute http or https URI without a fragment"
+    )]
+    BadLogoutUri(String),
+}
+
+/// Schemes never accepted in a redirect URI: they run script or read local files.
+const DANGEROUS_SCHEMES: [&str; 4] = ["javascript", "data", "file", "vbscript"];
+
+/// Whether `host` is a loopback host (RFC 8252 section 7.3, 8.3).
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// An absolute URI without a fragment whose scheme is not one of [`DANGEROUS_SCHEMES`].
+fn check_uri(uri: &str) -> Result<url::Url, ClientError> {
+    let parsed = match url::Url::parse(uri) {
+        Ok(u) if u.fragment().is_none() => u,
+        _ => return Err(ClientError::BadRedirectUri(uri.to_owned())),
+    };
+    if DANGEROUS_SCHEMES.contains(&parsed.scheme()) {
+        return Err(ClientError::DangerousScheme(uri.to_owned()));
+    }
+    if parsed.cannot_be_a_base() && matches!(parsed.scheme(), "http" | "https") {
+        return Err(ClientError::BadRedirectUri(uri.to_owned()));
+    }
+    Ok(parsed)
 }
 
 impl Client {
@@ -322,10 +390,17 @@ impl Client {
         if self.redirect_uris.is_empty() {
             return Err(ClientError::NoRedirectUri);
         }
-        for uri in &self.redirect_uris {
+        for uri in self
+            .redirect_uris
+            .iter()
+            .chain(&self.post_logout_redirect_uris)
+        {
+            check_uri(uri)?;
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
             match url::Url::parse(uri) {
-                Ok(u) if u.fragment().is_none() && !u.cannot_be_a_base() => {}
-                _ => return Err(ClientError::BadRedirectUri(uri.clone())),
+                Ok(u) if u.fragment().is_none() && matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err(ClientError::BadLogoutUri(uri.clone())),
             }
         }
         match (self.token_endpoint_auth_method, self.has_secret()) {
@@ -343,9 +418,14 @@ impl Client {
         }
         if let Some(alg) = self.id_token_signed_response_alg
             && alg.is_symmetric()
-            && self.client_secret.is_none()
         {
-            return Err(ClientError::HmacNeedsSecret(alg));
+            let Some(secret) = &self.client_secret else {
+                return Err(ClientError::HmacNeedsSecret(alg));
+            };
+            let min = alg.min_hmac_key_len();
+            if secret.len() < min {
+                return Err(ClientError::SecretTooShort { alg, min });
+            }
         }
         for rt in &self.response_types {
             for needed in rt.needs_grant_types() {
@@ -355,6 +435,43 @@ impl Client {
             }
         }
         Ok(self)
+    }
+
+    /// The registration policy for redirect and post-logout URIs, checked when a client is
+    /// registered or changed (not on every request: a client registered under a looser
+    /// policy keeps working):
+    /// plain `http` only for loopback hosts unless `allow_insecure`; schemes other than http
+    /// and https only for public clients, as RFC 8252 section 7.1 private-use schemes (a
+    /// reversed domain name with a dot, such as `com.example.app:/cb`).
+    pub fn check_redirect_policy(&self, allow_insecure: bool) -> Result<(), ClientError> {
+        for uri in self
+            .redirect_uris
+            .iter()
+            .chain(&self.post_logout_redirect_uris)
+        {
+            let parsed = check_uri(uri)?;
+            match parsed.scheme() {
+                "https" => {}
+                "http" if allow_insecure || is_loopback_host(&parsed) => {}
+                "http" => return Err(ClientError::InsecureRedirect(uri.clone())),
+                scheme if self.is_public() && scheme.contains('.') => {}
+                _ => return Err(ClientError::PrivateUseScheme(uri.clone())),
+            }
+        }
+        if let Some(uri) = &self.backchannel_logout_uri
+            && let Ok(parsed) = url::Url::parse(uri)
+            && parsed.scheme() == "http"
+            && !allow_insecure
+            && !is_loopback_host(&parsed)
+        {
+            return Err(ClientError::InsecureRedirect(uri.clone()));
+        }
+        Ok(())
+    }
+
+    /// Whether `uri` is a registered post-logout redirect URI, compared as an exact string.
+    pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris.iter().any(|u| u == uri)
     }
 
     /// Whether the client is public (no secret; RFC 6749 §2.1).
@@ -414,16 +531,16 @@ mod tests {
     #[test]
     fn registration_json_uses_rfc7591_names() {
         let c: Client = serde_json::from_str(
-            r#"{"client_id":"c1","client_secret":"s3cret","redirect_uris":["https://rp.example/cb"],
+            r#"{"client_id":"c1","client_secret":"s3cret-of-at-least-thirty-two-bytes","redirect_uris":["https://rp.example/cb"],
                 "response_types":["code","code id_token"],"grant_types":["authorization_code","implicit"],
                 "scope":"openid email","token_endpoint_auth_method":"client_secret_post",
                 "id_token_signed_response_alg":"HS256"}"#,
         )
         .unwrap();
         let c = c.validate().unwrap();
-        assert!(c.verify_secret("s3cret"));
-        assert!(!c.verify_secret("s3cre"));
-        assert!(!c.verify_secret("s3cret "));
+        assert!(c.verify_secret("s3cret-of-at-least-thirty-two-bytes"));
+        assert!(!c.verify_secret("s3cret-of-at-least-thirty-two-byte"));
+        assert!(!c.verify_secret("s3cret-of-at-least-thirty-two-bytes "));
         assert!(c.has_redirect_uri("https://rp.example/cb"));
         assert!(!c.has_redirect_uri("https://rp.example/cb/"));
     }
@@ -451,5 +568,94 @@ mod tests {
         c.client_secret_sha256 = Some(SecretHash::of("s"));
         c.id_token_signed_response_alg = Some(Algorithm::HS256);
         assert!(matches!(c.validate(), Err(ClientError::HmacNeedsSecret(_))));
+    }
+
+    fn registration(secret: Option<&str>, method: &str, uris: &[&str]) -> Client {
+        let c: Client = serde_json::from_value(serde_json::json!({
+            "client_id": "c1",
+            "client_secret": secret,
+            "token_endpoint_auth_method": method,
+            "redirect_uris": uris,
+        }))
+        .unwrap();
+        c
+    }
+
+    #[test]
+    fn dangerous_schemes_are_never_registered() {
+        for uri in [
+            "javascript://x/%0aalert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "vbscript:msgbox",
+            "JavaScript://x/",
+        ] {
+            let c = registration(None, "none", &[uri]);
+            let err = c.validate().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ClientError::DangerousScheme(_) | ClientError::BadRedirectUri(_)
+                ),
+                "{uri}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn redirect_policy_http_only_on_loopback_and_private_schemes_only_for_public_clients() {
+        let ok = |secret: Option<&str>, method: &str, uri: &str, insecure: bool| {
+            registration(secret, method, &[uri])
+                .validate()
+                .and_then(|c| c.check_redirect_policy(insecure))
+        };
+        let s = Some("s");
+        assert!(ok(s, "client_secret_basic", "https://rp.example/cb", false).is_ok());
+        for loopback in [
+            "http://127.0.0.1:8080/cb",
+            "http://localhost/cb",
+            "http://[::1]:9/cb",
+        ] {
+            assert!(
+                ok(s, "client_secret_basic", loopback, false).is_ok(),
+                "{loopback}"
+            );
+        }
+        assert!(matches!(
+            ok(s, "client_secret_basic", "http://rp.example/cb", false),
+            Err(ClientError::InsecureRedirect(_))
+        ));
+        assert!(ok(s, "client_secret_basic", "http://rp.example/cb", true).is_ok());
+        assert!(ok(None, "none", "com.example.app:/cb", false).is_ok());
+        assert!(matches!(
+            ok(s, "client_secret_basic", "com.example.app:/cb", false),
+            Err(ClientError::PrivateUseScheme(_))
+        ));
+        assert!(matches!(
+            ok(None, "none", "myapp:/cb", false),
+            Err(ClientError::PrivateUseScheme(_))
+        ));
+    }
+
+    #[test]
+    fn hmac_secrets_are_at_least_as_long_as_the_hash() {
+        for (alg, min) in [
+            (Algorithm::HS256, 32),
+            (Algorithm::HS384, 48),
+            (Algorithm::HS512, 64),
+        ] {
+            let mut c = registration(
+                Some(&"k".repeat(min - 1)),
+                "client_secret_basic",
+                &["https://rp.example/cb"],
+            );
+            c.id_token_signed_response_alg = Some(alg);
+            assert_eq!(
+                c.clone().validate().unwrap_err(),
+                ClientError::SecretTooShort { alg, min }
+            );
+            c.client_secret = Some("k".repeat(min));
+            assert!(c.validate().is_ok());
+        }
     }
 }

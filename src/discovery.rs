@@ -51,5 +51,8 @@ pub fn document(provider: &Provider) -> Value {
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "display_values_supported": ["page", "popup", "touch", "wap"],
         "authorization_response_iss_parameter_supported": true,
+        "end_session_endpoint": e.end_session,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }

@@ -39,6 +39,10 @@ pub struct Authentication {
     /// The authentication methods used, if known.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The provider session this authentication belongs to (`sid` in ID tokens and logout
+    /// tokens, OIDC Back-Channel Logout section 2.1), when the login made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// An authorization code, stored under its hash until taken.
@@ -109,7 +113,8 @@ pub struct RefreshTokenRecord {
     pub expires_at: OffsetDateTime,
 }
 
-/// A nonce to remember for the replay check.
+/// A nonce to claim for the replay check: the store inserts it unless an unexpired one with
+/// the same client and value exists (one atomic insert-if-absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NonceRecord {
     /// The client that sent it.
@@ -142,12 +147,23 @@ pub enum Effect {
     StoreAccessToken(AccessTokenRecord),
     /// Store a new refresh token.
     StoreRefreshToken(RefreshTokenRecord),
-    /// Remember a nonce for the replay check.
-    RememberNonce(NonceRecord),
     /// Remember a consent.
     RememberConsent(ConsentRecord),
     /// Revoke every code and token of a grant (code reuse, refresh token reuse).
     RevokeGrant(GrantId),
+    /// Remember that `client_id` was issued a response in the session `sid`, so a logout of
+    /// that session notifies it (OIDC Back-Channel Logout).
+    JoinSession {
+        /// The session.
+        sid: String,
+        /// The client that took part.
+        client_id: String,
+    },
+    /// End the session `sid`: forget it and the clients that took part in it.
+    EndSession {
+        /// The session.
+        sid: String,
+    },
 }
 
 /// The store's answer to taking a single-use secret (a code or a refresh token) atomically.

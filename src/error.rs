@@ -95,17 +95,30 @@ pub struct OAuthError {
 
 impl OAuthError {
     /// An error with the given code and description.
+    ///
+    /// The description is kept to the characters RFC 6749 allows in `error_description`
+    /// (section 4.1.2.1 and 5.2: `%x20-21 / %x23-5B / %x5D-7E`); any other character, which can
+    /// come from echoed input, becomes `?`.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        Self {
-            code,
-            description: description.into(),
+        let mut description = description.into();
+        if !description.chars().all(is_description_char) {
+            description = description
+                .chars()
+                .map(|c| if is_description_char(c) { c } else { '?' })
+                .collect();
         }
+        Self { code, description }
     }
 
     /// Shorthand for an `invalid_request` error.
     pub fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, description)
     }
+}
+
+/// Whether `c` may appear in an `error_description` (RFC 6749 section 4.1.2.1, 5.2).
+pub fn is_description_char(c: char) -> bool {
+    matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
 }
 
 /// Why raw request bytes could not be read as parameters.
@@ -145,5 +158,22 @@ pub enum ParseError {
 impl From<ParseError> for OAuthError {
     fn from(e: ParseError) -> Self {
         OAuthError::invalid_request(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_keep_to_the_rfc_6749_characters() {
+        let e = OAuthError::invalid_request("a \"quoted\" back\\slash, \u{a7}5 and a\nnewline");
+        assert_eq!(e.description, "a ?quoted? back?slash, ?5 and a?newline");
+        assert!(e.description.chars().all(is_description_char));
+        let plain = OAuthError::invalid_request("the nonce was already used by this client");
+        assert_eq!(
+            plain.description,
+            "the nonce was already used by this client"
+        );
     }
 }

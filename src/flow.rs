@@ -33,8 +33,10 @@ use crate::authorize::{
 use crate::claims::UserInfo;
 use crate::client::Client;
 use crate::effect::{
-    AccessTokenRecord, Authentication, CodeRecord, Completed, RefreshTokenRecord, Taken,
+    AccessTokenRecord, Authentication, CodeRecord, Completed, NonceRecord, RefreshTokenRecord,
+    Taken,
 };
+use crate::logout::{self, AwaitingConfirmation, Ending, LoggedOut};
 use crate::provider::Provider;
 use crate::response::{ErrorPage, JsonResponse, Redirect};
 use crate::scope::Scope;
@@ -63,13 +65,9 @@ pub enum AuthorizeNeed<'a> {
         /// The client to look up.
         client_id: &'a str,
     },
-    /// Whether this client already used this nonce (the replay check).
-    NonceSeen {
-        /// The client.
-        client_id: &'a str,
-        /// The nonce.
-        nonce: &'a str,
-    },
+    /// Claim this nonce atomically: insert it unless an unexpired record of the same client
+    /// and value exists (the replay check). Answer whether this call claimed it.
+    ClaimNonce(&'a NonceRecord),
     /// The end-user's session, if the user agent has one.
     Session,
     /// Whether `subject` already consented to `client_id` for every token of `scope`.
@@ -94,8 +92,9 @@ pub enum AuthorizeNeed<'a> {
 pub enum AuthorizeAnswer {
     /// Answers [`AuthorizeNeed::Client`].
     Client(Option<Client>),
-    /// Answers [`AuthorizeNeed::NonceSeen`].
-    NonceSeen(bool),
+    /// Answers [`AuthorizeNeed::ClaimNonce`]: `true` when this call claimed it, `false` when
+    /// the client had used it already.
+    NonceClaimed(bool),
     /// Answers [`AuthorizeNeed::Session`].
     Session(Option<Authentication>),
     /// Answers [`AuthorizeNeed::Consent`].
@@ -108,7 +107,7 @@ impl AuthorizeAnswer {
     fn name(&self) -> &'static str {
         match self {
             Self::Client(_) => "Client",
-            Self::NonceSeen(_) => "NonceSeen",
+            Self::NonceClaimed(_) => "NonceClaimed",
             Self::Session(_) => "Session",
             Self::Consent(_) => "Consent",
             Self::Claims(_) => "Claims",
@@ -150,7 +149,7 @@ pub struct AuthorizeFlow {
 #[derive(Debug)]
 enum AuthorizeState {
     Received(Received),
-    Nonce(Validated),
+    Nonce(Validated, NonceRecord),
     Session(Checked),
     Consent(Checked, Authentication),
     LoggedIn(AwaitingLogin, Authentication),
@@ -205,10 +204,7 @@ impl AuthorizeFlow {
             AuthorizeState::Received(r) => AuthorizeNeed::Client {
                 client_id: r.client_id(),
             },
-            AuthorizeState::Nonce(v) => AuthorizeNeed::NonceSeen {
-                client_id: v.client_id(),
-                nonce: v.nonce().unwrap_or_default(),
-            },
+            AuthorizeState::Nonce(_, record) => AuthorizeNeed::ClaimNonce(record),
             AuthorizeState::Session(_) => AuthorizeNeed::Session,
             AuthorizeState::Consent(c, user) => AuthorizeNeed::Consent {
                 subject: &user.subject,
@@ -229,7 +225,7 @@ impl AuthorizeFlow {
     fn needed(&self) -> &'static str {
         match self.need() {
             AuthorizeNeed::Client { .. } => "Client",
-            AuthorizeNeed::NonceSeen { .. } => "NonceSeen",
+            AuthorizeNeed::ClaimNonce(_) => "ClaimNonce",
             AuthorizeNeed::Session => "Session",
             AuthorizeNeed::Consent { .. } => "Consent",
             AuthorizeNeed::Claims { .. } => "Claims",
@@ -251,12 +247,12 @@ impl AuthorizeFlow {
         let step = match (self.state, answer) {
             (AuthorizeState::Received(r), AuthorizeAnswer::Client(client)) => {
                 match r.bind_client(client) {
-                    Ok(bound) => after_bind(bound, provider),
+                    Ok(bound) => after_bind(bound, provider, now),
                     Err(page) => AuthorizeStep::Done(AuthorizeOutcome::ErrorPage(page)),
                 }
             }
-            (AuthorizeState::Nonce(v), AuthorizeAnswer::NonceSeen(seen)) => {
-                match v.nonce_seen(seen) {
+            (AuthorizeState::Nonce(v, _), AuthorizeAnswer::NonceClaimed(claimed)) => {
+                match v.nonce_claimed(claimed) {
                     Ok(c) => Self::step(AuthorizeState::Session(c)),
                     Err(e) => redirect_error(e),
                 }
@@ -293,15 +289,15 @@ impl AuthorizeFlow {
     }
 }
 
-fn after_bind(bound: ClientBound, provider: &Provider) -> AuthorizeStep {
+fn after_bind(bound: ClientBound, provider: &Provider, now: OffsetDateTime) -> AuthorizeStep {
     match bound.validate(provider) {
-        Ok(v) if v.nonce_to_check(provider).is_some() => {
-            AuthorizeFlow::step(AuthorizeState::Nonce(v))
-        }
-        // No replay check asked for: nothing to look up.
-        Ok(v) => match v.nonce_seen(false) {
-            Ok(c) => AuthorizeFlow::step(AuthorizeState::Session(c)),
-            Err(e) => redirect_error(e),
+        Ok(v) => match v.nonce_to_claim(provider, now) {
+            Some(record) => AuthorizeFlow::step(AuthorizeState::Nonce(v, record)),
+            // No replay check asked for: nothing to claim.
+            None => match v.nonce_claimed(true) {
+                Ok(c) => AuthorizeFlow::step(AuthorizeState::Session(c)),
+                Err(e) => redirect_error(e),
+            },
         },
         Err(e) => redirect_error(e),
     }
@@ -551,5 +547,182 @@ fn userinfo_answer_name(a: &UserinfoAnswer) -> &'static str {
     match a {
         UserinfoAnswer::AccessToken(_) => "AccessToken",
         UserinfoAnswer::Claims(_) => "Claims",
+    }
+}
+
+// ---------------------------------------------------------------- end-session endpoint
+
+/// What the logout flow needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogoutNeed<'a> {
+    /// The registered client with this id, or `None`.
+    Client {
+        /// The client to look up.
+        client_id: &'a str,
+    },
+    /// The end-user's session, if the user agent has one.
+    Session,
+    /// The clients that took part in the session `sid` (those the store recorded).
+    SessionClients {
+        /// The session.
+        sid: &'a str,
+    },
+}
+
+/// The driver's answer to a [`LogoutNeed`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LogoutAnswer {
+    /// Answers [`LogoutNeed::Client`].
+    Client(Option<Client>),
+    /// Answers [`LogoutNeed::Session`].
+    Session(Option<Authentication>),
+    /// Answers [`LogoutNeed::SessionClients`] with the registered clients (unknown ones left out).
+    SessionClients(Vec<Client>),
+}
+
+impl LogoutAnswer {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "Client",
+            Self::Session(_) => "Session",
+            Self::SessionClients(_) => "SessionClients",
+        }
+    }
+}
+
+/// How an end-session request ended.
+#[derive(Debug)]
+#[must_use]
+pub enum LogoutOutcome {
+    /// Show this error page (status 400).
+    ErrorPage(ErrorPage),
+    /// Ask the end-user to confirm; resume with [`LogoutFlow::after_confirmation`] when the
+    /// adapter's CSRF-protected confirmation form comes back.
+    Confirm(AwaitingConfirmation),
+    /// Apply the effects, then send the browser on and deliver the back-channel notices.
+    Done(Completed<LoggedOut>),
+}
+
+/// One step of the logout flow.
+#[derive(Debug)]
+#[must_use]
+pub enum LogoutStep {
+    /// Answer [`LogoutFlow::need`], then [`LogoutFlow::resume`].
+    Need(LogoutFlow),
+    /// Finished.
+    Done(LogoutOutcome),
+}
+
+/// An end-session request in progress, its typed state erased.
+#[derive(Debug)]
+#[must_use]
+pub struct LogoutFlow {
+    state: LogoutState,
+}
+
+#[derive(Debug)]
+enum LogoutState {
+    Received(logout::Received),
+    Session(logout::Bound),
+    Clients(Ending),
+}
+
+impl LogoutFlow {
+    fn step(state: LogoutState) -> LogoutStep {
+        LogoutStep::Need(Self { state })
+    }
+
+    /// Starts from the query string of a GET.
+    pub fn from_query(query: &[u8]) -> LogoutStep {
+        Self::start(logout::Received::from_query(query))
+    }
+
+    /// Starts from the form body of a POST.
+    pub fn from_form(body: &[u8]) -> LogoutStep {
+        Self::start(logout::Received::from_form(body))
+    }
+
+    fn start(parsed: Result<logout::Received, ErrorPage>) -> LogoutStep {
+        match parsed {
+            Ok(r) if r.client_id().is_none() => match r.without_client() {
+                Ok(bound) => Self::step(LogoutState::Session(bound)),
+                Err(page) => LogoutStep::Done(LogoutOutcome::ErrorPage(page)),
+            },
+            Ok(r) => Self::step(LogoutState::Received(r)),
+            Err(page) => LogoutStep::Done(LogoutOutcome::ErrorPage(page)),
+        }
+    }
+
+    /// Resumes a logout the end-user confirmed.
+    pub fn after_confirmation(awaiting: AwaitingConfirmation) -> LogoutStep {
+        Self::ending(awaiting.confirm())
+    }
+
+    fn ending(ending: Ending) -> LogoutStep {
+        Self::step(LogoutState::Clients(ending))
+    }
+
+    /// What the flow needs to go on.
+    pub fn need(&self) -> LogoutNeed<'_> {
+        match &self.state {
+            // `start` binds requests without a client at once, so there is one here.
+            LogoutState::Received(r) => LogoutNeed::Client {
+                client_id: r.client_id().unwrap_or_default(),
+            },
+            LogoutState::Session(_) => LogoutNeed::Session,
+            LogoutState::Clients(e) => LogoutNeed::SessionClients {
+                sid: e.sid().unwrap_or_default(),
+            },
+        }
+    }
+
+    fn needed(&self) -> &'static str {
+        match self.need() {
+            LogoutNeed::Client { .. } => "Client",
+            LogoutNeed::Session => "Session",
+            LogoutNeed::SessionClients { .. } => "SessionClients",
+        }
+    }
+
+    /// Feeds the answer to the current need and runs to the next need or the end.
+    pub fn resume(
+        self,
+        answer: LogoutAnswer,
+        provider: &Provider,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<LogoutStep, ProtocolMisuse> {
+        let misuse = ProtocolMisuse {
+            needed: self.needed(),
+            answered: answer.name(),
+        };
+        Ok(match (self.state, answer) {
+            (LogoutState::Received(r), LogoutAnswer::Client(client)) => {
+                match r.bind_client(client, provider) {
+                    Ok(bound) => Self::step(LogoutState::Session(bound)),
+                    Err(page) => LogoutStep::Done(LogoutOutcome::ErrorPage(page)),
+                }
+            }
+            (LogoutState::Session(bound), LogoutAnswer::Session(session)) => {
+                match bound.with_session(session) {
+                    logout::Decision::Confirm(awaiting) => {
+                        LogoutStep::Done(LogoutOutcome::Confirm(awaiting))
+                    }
+                    // Without a session id there are no recorded clients to ask for.
+                    logout::Decision::End(ending) if ending.sid().is_none() => LogoutStep::Done(
+                        LogoutOutcome::Done(ending.finish(&[], provider, rng, now)),
+                    ),
+                    logout::Decision::End(ending) => Self::ending(ending),
+                }
+            }
+            (LogoutState::Clients(ending), LogoutAnswer::SessionClients(clients)) => {
+                LogoutStep::Done(LogoutOutcome::Done(
+                    ending.finish(&clients, provider, rng, now),
+                ))
+            }
+            _ => return Err(misuse),
+        })
     }
 }

@@ -27,6 +27,8 @@ struct IdTokenClaims<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     amr: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     at_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     c_hash: Option<String>,
@@ -75,6 +77,7 @@ pub(crate) fn sign(
         nonce: input.nonce,
         acr: input.authentication.acr.as_deref(),
         amr: &input.authentication.amr,
+        sid: input.authentication.sid.as_deref(),
         at_hash: input.access_token.map(|t| alg.half_hash(t)),
         c_hash: input.code.map(|c| alg.half_hash(c)),
         extra: extra.as_ref(),
@@ -84,7 +87,7 @@ pub(crate) fn sign(
 }
 
 /// The claims an ID token may carry besides the end-user's (also listed in discovery).
-pub(crate) const REGISTERED_CLAIMS: [&str; 12] = [
+pub(crate) const REGISTERED_CLAIMS: [&str; 13] = [
     "iss",
     "sub",
     "aud",
@@ -95,6 +98,7 @@ pub(crate) const REGISTERED_CLAIMS: [&str; 12] = [
     "acr",
     "amr",
     "azp",
+    "sid",
     "at_hash",
     "c_hash",
 ];

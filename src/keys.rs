@@ -107,6 +107,16 @@ impl Algorithm {
         self.family() == Family::Hmac
     }
 
+    /// The shortest HMAC key this algorithm accepts, in bytes: the hash output's size
+    /// (RFC 7518 section 3.2); 0 for the asymmetric algorithms.
+    pub fn min_hmac_key_len(self) -> usize {
+        if self.is_symmetric() {
+            self.digest_algorithm().output_len()
+        } else {
+            0
+        }
+    }
+
     /// OIDC Core `at_hash` / `c_hash`: base64url of the left half of the hash of `value`.
     ///
     /// The hash is the one of the algorithm's size; EdDSA (Ed25519) uses SHA-512.
@@ -603,9 +613,14 @@ pub fn jwk_thumbprint(jwk: &Map<String, Value>) -> Result<String, KeyError> {
 }
 
 /// The provider's signing keys, looked up by kid or by algorithm.
+///
+/// Beside the keys that sign, a set can hold *published* keys: keys rotated out, which sign
+/// nothing any more but stay in the JWKS (and verify an `id_token_hint`), so the tokens
+/// they signed still verify until they are retired.
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<SigningKey>,
+    published: Vec<SigningKey>,
 }
 
 impl KeySet {
@@ -623,17 +638,37 @@ impl KeySet {
         Ok(())
     }
 
-    /// The key with this kid.
-    pub fn get(&self, kid: &str) -> Option<&SigningKey> {
-        self.keys.iter().find(|k| k.kid == kid)
+    /// Adds a key that is only published (in [`KeySet::jwks`] and found by
+    /// [`KeySet::get`]) and never signs: a key rotated out. Kids are unique across both kinds.
+    pub fn add_published(&mut self, key: SigningKey) -> Result<(), KeyError> {
+        if self.get(key.kid()).is_some() {
+            return Err(KeyError::DuplicateKid(key.kid));
+        }
+        self.published.push(key);
+        Ok(())
     }
 
-    /// The key that signs for `alg`: the first added key with that alg.
+    /// The key with this kid, signing or only published (to verify what it signed).
+    pub fn get(&self, kid: &str) -> Option<&SigningKey> {
+        self.keys
+            .iter()
+            .chain(&self.published)
+            .find(|k| k.kid == kid)
+    }
+
+    /// The only-published keys, in insertion order.
+    pub fn published(&self) -> impl Iterator<Item = &SigningKey> {
+        self.published.iter()
+    }
+
+    /// The key that signs for `alg`: the first added signing key with that alg (a published
+    /// key never signs).
     pub fn for_algorithm(&self, alg: Algorithm) -> Option<&SigningKey> {
         self.keys.iter().find(|k| k.alg == alg)
     }
 
-    /// The distinct algorithms of the keys, in insertion order (for discovery metadata).
+    /// The distinct algorithms of the signing keys, in insertion order (for discovery
+    /// metadata).
     pub fn algorithms(&self) -> Vec<Algorithm> {
         let mut algs: Vec<Algorithm> = Vec::new();
         for key in &self.keys {
@@ -644,26 +679,28 @@ impl KeySet {
         algs
     }
 
-    /// All keys, in insertion order.
+    /// The signing keys, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = &SigningKey> {
         self.keys.iter()
     }
 
-    /// Whether the set holds no key.
+    /// Whether the set holds no signing key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
-    /// Number of keys in the set.
+    /// Number of signing keys in the set.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
-    /// The RFC 7517 JWK Set `{"keys":[...]}` of the public keys; never any private member.
+    /// The RFC 7517 JWK Set `{"keys":[...]}` of the public keys, signing then published;
+    /// never any private member.
     pub fn jwks(&self) -> Value {
         let keys = self
             .keys
             .iter()
+            .chain(&self.published)
             .map(|k| Value::Object(k.public_jwk.clone()))
             .collect();
         let mut set = Map::new();
@@ -1439,6 +1476,59 @@ mod tests {
         let tag = hmac_sign(Algorithm::HS256, b"secret", b"m").unwrap();
         assert!(!hmac_verify(Algorithm::RS256, b"secret", b"m", &tag));
         assert!(!hmac_verify(Algorithm::HS384, b"secret", b"m", &tag));
+    }
+
+    #[test]
+    fn published_keys_are_in_the_jwks_but_never_sign() {
+        let old = SigningKey::from_pem(P256_PEM, Algorithm::ES256, None).unwrap();
+        let (new, _) = SigningKey::generate(Algorithm::ES256, None).unwrap();
+        let new_kid = new.kid().to_owned();
+        let mut set = KeySet::new();
+        set.add_published(old).unwrap();
+        assert!(set.is_empty(), "a published key is not a signing key");
+        assert_eq!(
+            set.for_algorithm(Algorithm::ES256).map(SigningKey::kid),
+            None
+        );
+        assert!(set.algorithms().is_empty());
+        set.add(new).unwrap();
+        assert_eq!(
+            set.for_algorithm(Algorithm::ES256).map(SigningKey::kid),
+            Some(new_kid.as_str()),
+            "the signing key signs, though the published one came first"
+        );
+        assert_eq!(set.algorithms(), vec![Algorithm::ES256]);
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.iter().count(), 1);
+        // Both verify: the published key is found by kid (an id_token_hint it signed).
+        let message = b"header.payload";
+        let old_sig = {
+            let k = SigningKey::from_pem(P256_PEM, Algorithm::ES256, None).unwrap();
+            k.sign(message).unwrap()
+        };
+        assert!(set.get(P256_KID).unwrap().verify(message, &old_sig));
+        assert!(set.get(&new_kid).is_some());
+        assert_eq!(
+            set.published().map(SigningKey::kid).collect::<Vec<_>>(),
+            vec![P256_KID]
+        );
+        let jwks = set.jwks();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, vec![new_kid.as_str(), P256_KID]);
+        assert!(!jwks.to_string().contains("\"d\""), "no private member");
+        // Kids are unique across both kinds.
+        let again = SigningKey::from_pem(P256_PEM, Algorithm::ES256, None).unwrap();
+        assert!(matches!(set.add(again), Err(KeyError::DuplicateKid(_))));
+        let again = SigningKey::from_pem(P256_PEM, Algorithm::ES256, None).unwrap();
+        assert!(matches!(
+            set.add_published(again),
+            Err(KeyError::DuplicateKid(_))
+        ));
     }
 
     #[test]

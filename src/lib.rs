@@ -34,6 +34,7 @@ pub mod flow;
 mod idtoken;
 pub mod jws;
 pub mod keys;
+pub mod logout;
 pub mod params;
 pub mod pkce;
 pub mod provider;

@@ -42,10 +42,13 @@ pub struct Endpoints {
     pub userinfo: String,
     /// The JWKS document.
     pub jwks: String,
+    /// The end-session endpoint (RP-Initiated Logout).
+    pub end_session: String,
 }
 
 impl Endpoints {
-    /// The conventional paths under the issuer: `/authorize`, `/token`, `/userinfo`, `/jwks`.
+    /// The conventional paths under the issuer: `/authorize`, `/token`, `/userinfo`, `/jwks`,
+    /// `/logout`.
     pub fn under(issuer: &str) -> Self {
         let base = issuer.trim_end_matches('/');
         Self {
@@ -53,6 +56,7 @@ impl Endpoints {
             token: format!("{base}/token"),
             userinfo: format!("{base}/userinfo"),
             jwks: format!("{base}/jwks"),
+            end_session: format!("{base}/logout"),
         }
     }
 }
@@ -63,7 +67,7 @@ impl Endpoints {
 pub enum ConfigError {
     /// The issuer is not an https URL (or http on a loopback host) without query and fragment.
     #[error(
-        "issuer `{0}` must be an https URL (http only on localhost) with no query or fragment (OIDC Discovery §3)"
+        "issuer `{0}` must be an https URL (http only on localhost) with no query or fragment (OIDC Discovery section 3)"
     )]
     BadIssuer(String),
     /// No key signs the default algorithm.
@@ -149,7 +153,7 @@ impl Provider {
         self.code_lifetime
     }
 
-    /// Whether nonces are checked for replay (the caller answers `nonce_seen`).
+    /// Whether nonces are checked for replay (the caller answers the `ClaimNonce` need).
     pub fn checks_nonce_replay(&self) -> bool {
         self.check_nonce_replay
     }
@@ -302,7 +306,7 @@ impl ProviderBuilder {
         }
         if p.code_lifetime > MAX_CODE_LIFETIME {
             return Err(ConfigError::BadLifetime(
-                "codes may live at most 10 minutes (RFC 6749 §4.1.2)",
+                "codes may live at most 10 minutes (RFC 6749 section 4.1.2)",
             ));
         }
         if !p.scopes_supported.is_openid() {

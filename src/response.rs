@@ -92,9 +92,7 @@ impl Redirect {
         html.push_str(
             "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Submit</title></head>",
         );
-        html.push_str(
-            "<body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"",
-        );
+        html.push_str("<body><form method=\"post\" action=\"");
         html.push_str(&escape_html(&self.redirect_uri));
         html.push_str("\">");
         for (k, v) in &self.params {
@@ -105,9 +103,53 @@ impl Redirect {
             html.push_str("\">");
         }
         html.push_str(
-            "<noscript><button type=\"submit\">Continue</button></noscript></form></body></html>",
+            "<noscript><button type=\"submit\">Continue</button></noscript></form><script>",
         );
+        html.push_str(FORM_POST_SCRIPT);
+        html.push_str("</script></body></html>");
         Some(html)
+    }
+
+    /// The Content-Security-Policy to send with [`Self::form_post_html`]: nothing loads, its
+    /// one inline script runs by its hash, and its form may post only to the origin of the
+    /// redirect URI.
+    pub fn form_post_csp(&self) -> String {
+        let action = csp_origin(&self.redirect_uri).unwrap_or_else(|| "'none'".to_owned());
+        format!(
+            "default-src 'none'; script-src '{FORM_POST_SCRIPT_HASH}'; form-action {action}; \
+             frame-ancestors 'none'; base-uri 'none'"
+        )
+    }
+}
+
+/// The one script of the form_post page.
+const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
+
+/// Its CSP hash source: SHA-256 of [`FORM_POST_SCRIPT`], base64 (checked by a test).
+const FORM_POST_SCRIPT_HASH: &str = "sha256-ePniVEkSivX/c7XWBGafqh8tSpiRrKiqYeqbG7N1TOE=";
+
+/// The CSP source expression naming where `uri` lives, for `form-action`: its origin
+/// (`https://rp.example:8443`) for a URL with a host, its scheme (`com.example.app:`) for a
+/// private-use URI scheme (RFC 8252 §7.1); `None` if `uri` is not an absolute URI.
+///
+/// A page whose form leads to a redirect URI names it: browsers apply `form-action` to every
+/// redirect that follows a form submission.
+pub fn csp_origin(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.origin() {
+        origin @ url::Origin::Tuple(..) => Some(origin.ascii_serialization()),
+        url::Origin::Opaque(_) => {
+            let scheme = url.scheme();
+            // Schemes are ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ): safe in a header.
+            (scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && !matches!(
+                    scheme,
+                    "javascript" | "vbscript" | "data" | "blob" | "filesystem" | "file"
+                ))
+            .then(|| format!("{scheme}:"))
+        }
     }
 }
 
@@ -125,6 +167,62 @@ pub fn escape_html(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn the_form_post_script_hash_is_its_sha256() {
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, FORM_POST_SCRIPT.as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+        assert_eq!(FORM_POST_SCRIPT_HASH, format!("sha256-{b64}"));
+        let r = Redirect::new(
+            "https://rp.example:8443/cb?x=1".into(),
+            ResponseMode::FormPost,
+            vec![("code", "abc".into())],
+        );
+        let html = r.form_post_html().unwrap();
+        assert!(
+            html.contains(&format!("<script>{FORM_POST_SCRIPT}</script>")),
+            "{html}"
+        );
+        assert!(!html.contains("onload"), "{html}");
+        assert_eq!(
+            r.form_post_csp(),
+            format!(
+                "default-src 'none'; script-src '{FORM_POST_SCRIPT_HASH}'; \
+                 form-action https://rp.example:8443; frame-ancestors 'none'; base-uri 'none'"
+            )
+        );
+    }
+
+    #[test]
+    fn csp_origins() {
+        assert_eq!(
+            csp_origin("http://127.0.0.1:8080/cb").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            csp_origin("https://RP.example/cb?a=b#f").as_deref(),
+            Some("https://rp.example")
+        );
+        assert_eq!(
+            csp_origin("https://rp.example:443/").as_deref(),
+            Some("https://rp.example")
+        );
+        assert_eq!(
+            csp_origin("com.example.app:/cb").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(csp_origin("javascript:alert(1)"), None);
+        assert_eq!(csp_origin("/relative"), None);
+    }
 }
 
 /// An error shown to the user agent, never redirected, because the client or its redirect URI

@@ -18,11 +18,25 @@ pub struct Scope {
 #[non_exhaustive]
 pub enum ScopeError {
     /// A token holds a character outside RFC 6749's `NQCHAR` set.
-    #[error("the scope holds a character that RFC 6749 §3.3 does not allow")]
+    #[error("the scope holds a character that RFC 6749 section 3.3 does not allow")]
     BadCharacter,
     /// The scope string is too long.
     #[error("the scope is too long (at most {MAX_SCOPE_LEN} bytes)")]
     TooLong,
+}
+
+/// What a standard scope shares, in words for the end-user's consent page (OIDC Core
+/// section 5.4, 11); `None` for a scope this provider does not know (show its name).
+pub fn describe(token: &str) -> Option<&'static str> {
+    Some(match token {
+        "openid" => "who you are: an identifier of your account here",
+        "profile" => "your name and profile: name, username, picture, birthdate, locale",
+        "email" => "your email address, and whether it is verified",
+        "address" => "your postal address",
+        "phone" => "your phone number, and whether it is verified",
+        "offline_access" => "access while you are not signed in (until you revoke it)",
+        _ => return None,
+    })
 }
 
 impl Scope {

@@ -25,6 +25,17 @@ impl MintedSecret {
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// Draws 256 bits, or more when `min_len` (in characters of the wire form) asks for a
+    /// longer secret: an HS384 or HS512 key must be at least as long as the hash output
+    /// (RFC 7518 section 3.2), and the key of a client's HS* ID tokens is its secret's text.
+    pub fn generate_at_least(rng: &mut impl CryptoRng, min_len: usize) -> Self {
+        // base64url without padding: 4 characters per 3 bytes.
+        let bytes = SECRET_BYTES.max(min_len.div_ceil(4) * 3);
+        let mut buf = vec![0u8; bytes];
+        rng.fill_bytes(&mut buf);
+        Self(URL_SAFE_NO_PAD.encode(buf))
+    }
+
     /// The secret as sent to the client.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -72,6 +72,17 @@ impl TokenError {
         self
     }
 
+    /// The answer when the store refused to keep the tokens because their grant was revoked
+    /// while this request ran: another request replayed the same code or refresh token
+    /// concurrently, so the grant is treated as compromised (RFC 6749 section 4.1.2, 10.5)
+    /// and this one lost the race: `invalid_grant`, never a server error.
+    pub fn grant_revoked_meanwhile() -> Self {
+        Self::new(
+            ErrorCode::InvalidGrant,
+            "the grant was revoked while this request ran: the code or refresh token was used twice",
+        )
+    }
+
     /// The refusal as a finished step.
     pub fn into_completed(self) -> Completed<JsonResponse> {
         Completed {
@@ -204,7 +215,7 @@ impl Received {
             }
             (Some(_), _, Some(_)) => {
                 return Err(invalid_request(
-                    "the client authenticated with more than one method (RFC 6749 §2.3)",
+                    "the client authenticated with more than one method (RFC 6749 section 2.3)",
                 ));
             }
             (None, Some(id), Some(secret)) => Credentials::Post { id, secret },
@@ -336,7 +347,7 @@ impl ClientAuthenticated {
                     .is_some_and(|v| !pkce::is_valid_verifier(v))
                 {
                     return Err(invalid_request(
-                        "the code_verifier is malformed (RFC 7636 §4.1: 43-128 unreserved characters)",
+                        "the code_verifier is malformed (RFC 7636 section 4.1: 43-128 unreserved characters)",
                     ));
                 }
                 Ok(Grant::AuthorizationCode(CodeExchange {
@@ -457,7 +468,7 @@ impl CodeExchange {
             }
             (None, true) => {
                 return Err(invalid_request(
-                    "redirect_uri is required: it was in the authorization request (RFC 6749 §4.1.3)",
+                    "redirect_uri is required: it was in the authorization request (RFC 6749 section 4.1.3)",
                 ));
             }
             _ => {}

@@ -146,7 +146,7 @@ pub fn extract_bearer(
     };
     match (from_header, from_body) {
         (Some(_), Some(_)) => Err(bad(
-            "the access token was sent by more than one method (RFC 6750 §2)",
+            "the access token was sent by more than one method (RFC 6750 section 2)",
         )),
         (Some(t), None) | (None, Some(t)) => Ok(t),
         (None, None) => Err(BearerError::missing(realm)),

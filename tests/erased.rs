@@ -29,8 +29,8 @@ fn authorize_loop(
             AuthorizeNeed::Client { client_id } => {
                 AuthorizeAnswer::Client(h.clients.get(client_id).cloned())
             }
-            AuthorizeNeed::NonceSeen { client_id, nonce } => AuthorizeAnswer::NonceSeen(
-                h.nonces.contains(&(client_id.to_owned(), nonce.to_owned())),
+            AuthorizeNeed::ClaimNonce(n) => AuthorizeAnswer::NonceClaimed(
+                h.nonces.insert((n.client_id.clone(), n.nonce.clone())),
             ),
             AuthorizeNeed::Session => AuthorizeAnswer::Session(session.clone()),
             AuthorizeNeed::Consent {

@@ -1099,12 +1099,27 @@ fn rows() -> Vec<Row> {
 
 // ---- the runner -------------------------------------------------------------------------------
 
+/// Every `error_description` keeps to the characters RFC 6749 section 4.1.2.1 and 5.2 allow
+/// (`%x20-21 / %x23-5B / %x5D-7E`): the table walks every error the core can produce.
+fn check_description(description: Option<&str>, problems: &mut Vec<String>) {
+    if let Some(d) = description
+        && let Some(c) = d
+            .chars()
+            .find(|c| !matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E'))
+    {
+        problems.push(format!(
+            "error_description holds {c:?}, which RFC 6749 forbids: {d}"
+        ));
+    }
+}
+
 fn check_redirect(
     r: &oidc_flow::Redirect,
     code: &str,
     mode: ResponseMode,
     problems: &mut Vec<String>,
 ) {
+    check_description(r.param("error_description"), problems);
     let mut bad = |m: String| problems.push(m);
     if r.redirect_uri() != REDIRECT {
         bad(format!(
@@ -1150,6 +1165,7 @@ fn check_json(
     userinfo: bool,
     problems: &mut Vec<String>,
 ) {
+    check_description(resp.json()["error_description"].as_str(), problems);
     let mut bad = |m: String| problems.push(m);
     if resp.status != status {
         bad(format!("status {}, expected {status}", resp.status));
@@ -1219,6 +1235,7 @@ fn run(row: &Row) -> Vec<String> {
             }
             match (outcome, disp) {
                 (AuthzOutcome::Page(p), Disp::Page) => {
+                    check_description(Some(&p.error.description), &mut problems);
                     if p.error.code.as_str() != row.code {
                         problems.push(format!(
                             "page error {}, expected {}",

@@ -90,7 +90,7 @@ proptest! {
         prop_assert_eq!(bound.redirect_uri(), redirect);
         let validated = bound.validate(&fx.provider).unwrap();
         prop_assert_eq!(validated.nonce(), nonce.as_deref());
-        let checked = validated.nonce_seen(false).unwrap();
+        let checked = validated.nonce_claimed(true).unwrap();
         prop_assert_eq!(checked.scope(), &Scope::parse(&scope).unwrap());
         let Decision::Login(login) = checked.decide(None, false, harness::START) else {
             panic!("prompt=login without a session asks for a login");
@@ -107,6 +107,7 @@ proptest! {
             auth_time: harness::START,
             acr: None,
             amr: vec![],
+            sid: None,
         };
         let Decision::Consent(consent) = login.logged_in(user, false) else {
             panic!("no consent given yet");

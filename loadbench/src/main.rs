@@ -10,7 +10,14 @@
 //! * `code-es256`: the same with ES256 ID tokens;
 //! * `token`: the token exchange alone, on codes minted beforehand;
 //! * `userinfo`: UserInfo with a bearer token;
-//! * `discovery`: the discovery document.
+//! * `discovery`: the discovery document;
+//! * `login`: password logins through the pages, as a browser without a session does them —
+//!   authorize (the login page, its CSRF cookie and form), then the form posted to `/login`
+//!   with the right password, answered by the redirect with a code (consent was given during
+//!   setup). Every login runs argon2id on the server: the figure is logins/s per server core.
+//!
+//! After each run the server's peak resident size during that run (VmHWM, reset before it)
+//! and its resident size once the load stopped (VmRSS) are reported.
 //!
 //! With `--pin` the server runs on core 0 (`taskset -c 0`) and the load on core 1. The RS256
 //! signing limit of the server's core is measured in the same run with `openssl speed`.
@@ -46,6 +53,10 @@ enum Mode {
     Token,
     Userinfo,
     Discovery,
+    Login,
+    /// Unauthenticated `GET /authorize` with a 2 KB `state`, cookie-less: what a stranger
+    /// on the internet can make the server store (each answer is a login page).
+    AuthorizeFlood,
 }
 
 impl Mode {
@@ -56,6 +67,8 @@ impl Mode {
             Self::Token => "token exchange (RS256)",
             Self::Userinfo => "userinfo",
             Self::Discovery => "discovery",
+            Self::Login => "login (password, through the pages)",
+            Self::AuthorizeFlood => "GET /authorize, no session, 2 KB state",
         }
     }
 }
@@ -394,6 +407,72 @@ async fn exchange(s: &Setup, rp: &Rp, code: &str, verifier: &str) -> Result<Stri
     Ok(access.to_owned())
 }
 
+/// A login page: its form's handle and CSRF token, and the CSRF cookie that goes with them.
+struct LoginPage {
+    handle: String,
+    csrf: String,
+    cookie: String,
+}
+
+/// Step 1 of a password login: authorize without a session, which answers with the login page.
+async fn login_page(s: &Setup, rp: &Rp, state: &str) -> Result<LoginPage, String> {
+    let (_, challenge) = pkce();
+    let url = authorize_url(&s.base, rp, state, &challenge).replace("&prompt=none", "");
+    let r = send(&s.client, Method::GET, &url, &[], Vec::new()).await?;
+    if r.status != StatusCode::OK || !String::from_utf8_lossy(&r.body).contains("name=\"password\"")
+    {
+        return Err(format!(
+            "login page: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ));
+    }
+    let cookie = r
+        .set_cookie
+        .iter()
+        .filter_map(|sc| sc.split(';').next())
+        .find(|pair| pair.contains("csrf"))
+        .ok_or("login page: no CSRF cookie")?
+        .to_owned();
+    Ok(LoginPage {
+        handle: hidden(&r.body, "handle").ok_or("login page: no handle")?,
+        csrf: hidden(&r.body, "csrf").ok_or("login page: no csrf")?,
+        cookie,
+    })
+}
+
+/// Step 2: the form posted with the right password; the answer must be the redirect with a
+/// code and a session cookie.
+async fn password_login(s: &Setup, page: LoginPage) -> Result<(), String> {
+    let body = form(&[
+        ("handle", &page.handle),
+        ("csrf", &page.csrf),
+        ("username", "bench"),
+        ("password", "bench-password"),
+    ]);
+    let r = send(
+        &s.client,
+        Method::POST,
+        &format!("{}/login", s.base),
+        &[form_type(), (header::COOKIE, page.cookie)],
+        body,
+    )
+    .await?;
+    if r.status != StatusCode::SEE_OTHER {
+        let text = String::from_utf8_lossy(&r.body);
+        let text = text.get(..200.min(text.len())).unwrap_or_default();
+        return Err(format!("login: {} {text}", r.status));
+    }
+    let location = r.location.ok_or("login: no Location")?;
+    if !location.starts_with(REDIRECT) || !location.contains("code=") {
+        return Err(format!("login: redirected to {location}"));
+    }
+    if !r.set_cookie.iter().any(|c| c.contains("session")) {
+        return Err("login: no session cookie".into());
+    }
+    Ok(())
+}
+
 #[derive(Default)]
 struct Samples {
     steps: Vec<Vec<u32>>,
@@ -455,6 +534,31 @@ async fn worker(
                     .await?;
                     if r.status != StatusCode::OK || !r.body.starts_with(b"{") {
                         return Err(format!("userinfo: {}", r.status));
+                    }
+                    out.steps[0].push(micros(t0.elapsed()));
+                }
+                Mode::Login => {
+                    let t0 = Instant::now();
+                    let page = login_page(&s, &rp, &format!("w{id}-{n}")).await?;
+                    let t1 = Instant::now();
+                    password_login(&s, page).await?;
+                    let t2 = Instant::now();
+                    out.steps[0].push(micros(t1 - t0));
+                    out.steps[1].push(micros(t2 - t1));
+                }
+                Mode::AuthorizeFlood => {
+                    let (_, challenge) = pkce();
+                    // As long as the core accepts (2,048 bytes), padded after a unique prefix.
+                    let prefix = format!("w{id}-{n}-");
+                    let state = format!("{prefix}{}", "s".repeat(2048 - prefix.len()));
+                    let url =
+                        authorize_url(&s.base, &rp, &state, &challenge).replace("&prompt=none", "");
+                    let t0 = Instant::now();
+                    let r = send(&s.client, Method::GET, &url, &[], Vec::new()).await?;
+                    if r.status != StatusCode::OK
+                        || !String::from_utf8_lossy(&r.body).contains("name=\"password\"")
+                    {
+                        return Err(format!("authorize flood: {} (no login page)", r.status));
                     }
                     out.steps[0].push(micros(t0.elapsed()));
                 }
@@ -632,8 +736,45 @@ fn rsa_sign_rate(pin: bool) -> Option<f64> {
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The CPU time (user + system) the process `pid` has used so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Busy and stolen clock ticks of core 0 so far (`/proc/stat`): a hypervisor that takes the
+/// server's core away (steal) shows here, and makes flows/s noisy whatever the code does.
+fn core0_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu0 "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    let steal = v.get(7).copied()?;
+    Some((total, steal))
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`; 100 on every Linux this runs on).
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -841,7 +982,7 @@ async fn bench(args: Args) -> Result<bool, String> {
         let code = get_code(&setup, &rs, "warm", &challenge).await?;
         let access = Arc::new(exchange(&setup, &rs, &code, &verifier).await?);
 
-        // The login above hashed a password (argon2id, 19 MiB): note the peak so far, then
+        // The login above verified a password (argon2id, 7 MiB): note the peak so far, then
         // reset the high-water mark so the figure below is the peak under the load alone.
         let setup_peak = peak_rss_kib(pid);
         let hwm_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
@@ -852,28 +993,63 @@ async fn bench(args: Args) -> Result<bool, String> {
             None => println!("RS256 signing limit: openssl speed unavailable"),
         }
         println!();
-        println!("| mode | C | req or flows/s | % of RS256 limit | p50 / p99 step 1 (ms) | p50 / p99 step 2 (ms) | ok | errors |");
-        println!("|---|---|---|---|---|---|---|---|");
+        // The server's cores: one when pinned, else what this machine offers it.
+        let server_cores = if args.pin {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        };
+        println!("| mode | C | req or flows/s | per server core | server CPU per op (µs) | % of RS256 limit | p50 / p99 step 1 (ms) | p50 / p99 step 2 (ms) | ok | errors | peak RSS (MB) | RSS after (MB) | core 0 stolen | database growth (MB) |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        // The database and its WAL together: what a run made the server write to disk.
+        let db_bytes = || {
+            ["", "-wal"]
+                .iter()
+                .filter_map(|suffix| std::fs::metadata(dir.path().join(format!("bench.sqlite{suffix}"))).ok())
+                .map(|m| m.len())
+                .sum::<u64>()
+        };
         let duration = Duration::from_secs_f64(args.duration);
         let mut rows = Vec::new();
         for &mode in &args.modes {
             for &c in &args.concurrency {
                 let rp = if mode == Mode::CodeEs256 { es.clone() } else { rs.clone() };
+                // Each run's own peak: reset the high-water mark before it.
+                let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+                let (cpu_before, core0_before, db_before) = (cpu_ticks(pid), core0_ticks(), db_bytes());
                 let row = run(setup.clone(), mode, rp, c.max(1), duration, access.clone()).await;
+                let cpu_per_op = match (cpu_before, cpu_ticks(pid)) {
+                    (Some(a), Some(b)) if row.done > 0 => {
+                        format!("{:.0}", (b.saturating_sub(a)) as f64 / CLOCK_TICKS_PER_SEC * 1e6 / row.done as f64)
+                    }
+                    _ => "—".to_owned(),
+                };
+                let stolen = match (core0_before, core0_ticks()) {
+                    (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
+                        format!("{:.0} %", 100.0 * s1.saturating_sub(s0) as f64 / (t1 - t0) as f64)
+                    }
+                    _ => "—".to_owned(),
+                };
+                let peak = peak_rss_kib(pid).filter(|_| hwm_reset).map_or("—".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+                // Once the load stopped (in-flight requests answered): does the memory stay?
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let after = rss_kib(pid).map_or("—".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
                 let pct = match (mode, sign_rate) {
                     (Mode::Code | Mode::Token, Some(limit)) => format!("{:.0} %", 100.0 * row.rate / limit),
                     _ => "—".to_owned(),
                 };
                 let step = |i: usize| row.steps.get(i).map_or("—".to_owned(), |(a, b)| format!("{a:.2} / {b:.2}"));
                 println!(
-                    "| {} | {} | {:.0} | {pct} | {} | {} | {} | {} |",
+                    "| {} | {} | {:.0} | {:.1} | {cpu_per_op} | {pct} | {} | {} | {} | {} | {peak} | {after} | {stolen} | {:.1} |",
                     mode.name(),
                     row.concurrency,
                     row.rate,
+                    row.rate / server_cores as f64,
                     step(0),
                     step(1),
                     row.done,
-                    row.errors
+                    row.errors,
+                    (db_bytes().saturating_sub(db_before)) as f64 / 1_048_576.0
                 );
                 if let Some(e) = &row.first_error {
                     println!("  first error: {e}");
@@ -884,7 +1060,7 @@ async fn bench(args: Args) -> Result<bool, String> {
         println!();
         let mb = |kib: u64| kib as f64 / 1024.0;
         match (peak_rss_kib(pid), hwm_reset) {
-            (Some(kib), true) => println!("server peak RSS under the load (VmHWM, reset after setup): {:.1} MB", mb(kib)),
+            (Some(kib), true) => println!("server peak RSS during the last run (VmHWM, reset before each run): {:.1} MB", mb(kib)),
             (Some(kib), false) => println!("server peak RSS (VmHWM, whole run): {:.1} MB", mb(kib)),
             (None, _) => println!("server peak RSS: unavailable"),
         }
@@ -900,7 +1076,7 @@ async fn bench(args: Args) -> Result<bool, String> {
             size(""),
             size("-wal")
         );
-        println!("steps: code = 1 authorize (prompt=none, session cookie), 2 token exchange; other modes: 1 = the request");
+        println!("steps: code = 1 authorize (prompt=none, session cookie), 2 token exchange; login = 1 authorize (login page), 2 POST /login (argon2id); other modes: 1 = the request");
         if let Some(path) = &args.svg {
             std::fs::write(path, svg(&rows)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             println!("plot: {}", path.display());

@@ -65,7 +65,8 @@ pub fn client_id(alg: Algorithm) -> String {
 
 /// The secret of the fixture client `client_id`.
 pub fn secret_of(client_id: &str) -> String {
-    format!("secret-of-{client_id}-0123456789abcdef")
+    // At least 64 bytes: an HS512 key must be as long as the hash output (RFC 7518 section 3.2).
+    format!("secret-of-{client_id}-0123456789abcdef0123456789abcdef0123456789abcdef")
 }
 
 /// A confidential client allowed every response type and grant, ID tokens in `alg`.
@@ -175,6 +176,8 @@ pub struct Harness {
     pub nonces: HashSet<(String, String)>,
     pub consents: Vec<ConsentRecord>,
     pub revoked: Vec<GrantId>,
+    /// (sid, client_id) of the clients that took part in each session.
+    pub session_clients: HashSet<(String, String)>,
     pub rng: ChaCha20Rng,
     pub now: OffsetDateTime,
 }
@@ -206,6 +209,7 @@ impl Harness {
             nonces: HashSet::new(),
             consents: Vec::new(),
             revoked: Vec::new(),
+            session_clients: HashSet::new(),
             rng: ChaCha20Rng::seed_from_u64(2026),
             now: START,
         }
@@ -228,6 +232,7 @@ impl Harness {
             auth_time: self.now - ago,
             acr: None,
             amr: vec!["pwd".to_owned()],
+            sid: None,
         }
     }
 
@@ -244,9 +249,6 @@ impl Harness {
                 Effect::StoreRefreshToken(r) => {
                     self.refresh_tokens.insert(r.hash, (r, false));
                 }
-                Effect::RememberNonce(n) => {
-                    self.nonces.insert((n.client_id, n.nonce));
-                }
                 Effect::RememberConsent(c) => self.consents.push(c),
                 Effect::RevokeGrant(g) => {
                     self.access_tokens.retain(|_, r| r.grant != g);
@@ -254,6 +256,10 @@ impl Harness {
                     self.codes.retain(|_, (r, _)| r.grant != g);
                     self.revoked.push(g);
                 }
+                Effect::JoinSession { sid, client_id } => {
+                    self.session_clients.insert((sid, client_id));
+                }
+                Effect::EndSession { sid } => self.session_clients.retain(|(s, _)| *s != sid),
                 other => panic!("unexpected effect {other:?}"),
             }
         }
@@ -323,11 +329,12 @@ impl Harness {
             Ok(v) => v,
             Err(e) => return AuthzOutcome::Redirect(e.redirect),
         };
-        let seen = validated.nonce_to_check(&self.provider).is_some_and(|n| {
-            self.nonces
-                .contains(&(validated.client_id().to_owned(), n.to_owned()))
-        });
-        let checked = match validated.nonce_seen(seen) {
+        // The claim is an insert-if-absent, as a store does it.
+        let claimed = match validated.nonce_to_claim(&self.provider, self.now) {
+            Some(n) => self.nonces.insert((n.client_id, n.nonce)),
+            None => true,
+        };
+        let checked = match validated.nonce_claimed(claimed) {
             Ok(c) => c,
             Err(e) => return AuthzOutcome::Redirect(e.redirect),
         };
@@ -367,8 +374,7 @@ impl Harness {
         let outcome = match outcome {
             AuthzOutcome::Login(l) => {
                 // Round-trip through storage, as an adapter does between HTTP requests.
-                let stored = serde_json::to_string(&l.pending()).unwrap();
-                drop(l);
+                let stored = serde_json::to_string(&l.park().0).unwrap();
                 let pending: authorize::PendingAuthorization =
                     serde_json::from_str(&stored).unwrap();
                 let client = self.clients.get(pending.client_id()).cloned();

@@ -1,4 +1,4 @@
-// The nonce replay check must be answered (nonce_seen) before deciding.
+// The nonce replay claim must be answered (nonce_claimed) before deciding.
 use oidc_flow::{Authentication, authorize};
 use time::OffsetDateTime;
 

@@ -21,7 +21,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use oidc_flow::authorize::{ConsentAnswer, Resumed};
-use oidc_flow::flow::AuthorizeFlow;
+use oidc_flow::flow::{AuthorizeFlow, LogoutFlow};
 use oidc_flow::{
     Authentication, ErrorCode, JsonResponse, MintedSecret, OAuthError, Provider, Redirect,
     ResponseMode, SecretHash,
@@ -31,8 +31,11 @@ use oidc_flow_store::{Store, StoreError};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
+pub mod login;
+mod logout;
 pub mod pages;
 pub mod setup;
+pub mod throttle;
 
 /// Largest request body read (form posts of the authorization, token and UserInfo endpoints).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -40,22 +43,34 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const MAX_HEAD: usize = 16 * 1024;
 /// How long a client may take to send its request head or body.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an end-user session lasts.
-pub const SESSION_LIFETIME: time::Duration = time::Duration::hours(12);
+/// How long an end-user session lasts at most, by default (`serve --session-lifetime`).
+pub const DEFAULT_SESSION_LIFETIME: time::Duration = time::Duration::hours(8);
 
+/// The end-user's session cookie; `__Host-` prefixed on https (see [`App::cookie_name`]).
 const SESSION_COOKIE: &str = "oidc_flow_session";
+/// The login, consent and logout forms' CSRF cookie.
 const CSRF_COOKIE: &str = "oidc_flow_csrf";
 
 /// The provider served over HTTP: configuration, store and pre-rendered documents.
 pub struct App<S> {
-    provider: Arc<Provider>,
+    /// The provider and its rendered documents, replaced as one when the keys change.
+    current: arc_swap::ArcSwap<Served>,
     store: Arc<S>,
     /// Cookies get `Secure` when the issuer is https.
     secure_cookies: bool,
     /// The issuer URL's path, which prefixes every route.
     base_path: String,
-    discovery: Bytes,
-    jwks: Bytes,
+    /// Failed logins per account and per client address.
+    throttle: std::sync::Mutex<throttle::Throttle>,
+    /// Runs argon2 verifications, at most one per core.
+    passwords: login::PasswordVerifier,
+    /// How long a session lasts at most.
+    session_lifetime: time::Duration,
+    /// How long a session may go unused.
+    session_idle_timeout: time::Duration,
+    /// Delivers back-channel logout tokens in the background (`None` if its HTTP client
+    /// could not be built: logouts then only end the session here, with a warning).
+    backchannel: Option<oidc_flow_store::backchannel::BackchannelSender>,
 }
 
 impl<S: Store> App<S> {
@@ -67,27 +82,87 @@ impl<S: Store> App<S> {
             .as_ref()
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
-        // Both documents are fixed for the life of the process: render them once.
-        let discovery = Bytes::from(oidc_flow::discovery::document(&provider).to_string());
-        let jwks = Bytes::from(provider.jwks().to_string());
         Self {
-            provider,
+            current: arc_swap::ArcSwap::from_pointee(Served::new(provider)),
             store,
             secure_cookies,
             base_path,
-            discovery,
-            jwks,
+            throttle: std::sync::Mutex::new(throttle::Throttle::default()),
+            passwords: login::PasswordVerifier::for_this_machine(),
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            session_idle_timeout: oidc_flow_store::DEFAULT_SESSION_IDLE_TIMEOUT,
+            backchannel: oidc_flow_store::backchannel::BackchannelSender::new()
+                .inspect_err(|e| tracing::warn!(error = %e, "no back-channel logout delivery"))
+                .ok(),
         }
     }
 
-    /// The provider configuration.
-    pub fn provider(&self) -> &Provider {
-        &self.provider
+    /// Sets how long end-user sessions last at most and how long they may go unused
+    /// (`serve --session-lifetime`, `--session-idle-timeout`).
+    #[must_use]
+    pub fn with_session_policy(
+        mut self,
+        lifetime: time::Duration,
+        idle_timeout: time::Duration,
+    ) -> Self {
+        self.session_lifetime = lifetime;
+        self.session_idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Replaces the login throttle's limits (the `serve --login-*` flags).
+    #[must_use]
+    pub fn with_login_limits(mut self, limits: throttle::Limits) -> Self {
+        self.throttle = std::sync::Mutex::new(throttle::Throttle::new(limits));
+        self
+    }
+
+    /// The provider configuration now served.
+    pub fn provider(&self) -> Arc<Provider> {
+        self.current.load().provider.clone()
+    }
+
+    /// Serves `provider` from now on (e.g. with new signing keys); requests in flight finish
+    /// with the one they started with. The discovery document and JWKS are rendered here.
+    pub fn replace_provider(&self, provider: Arc<Provider>) {
+        self.current.store(Arc::new(Served::new(provider)));
     }
 
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+}
+
+impl<S> App<S> {
+    /// The name of a cookie of ours: on https with the `__Host-` prefix, which makes the
+    /// browser refuse it unless it is `Secure`, for the whole host (`Path=/`) and set by this
+    /// host, so a sibling subdomain cannot plant or overwrite it.
+    fn cookie_name(&self, base: &str) -> String {
+        if self.secure_cookies {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+}
+
+/// A provider with its two documents rendered once (they change only with the provider).
+struct Served {
+    provider: Arc<Provider>,
+    discovery: Bytes,
+    jwks: Bytes,
+}
+
+impl Served {
+    fn new(provider: Arc<Provider>) -> Self {
+        let discovery = Bytes::from(oidc_flow::discovery::document(&provider).to_string());
+        let jwks = Bytes::from(provider.jwks().to_string());
+        Self {
+            provider,
+            discovery,
+            jwks,
+        }
     }
 }
 
@@ -152,7 +227,7 @@ pub async fn handle<S: Store>(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = route(app, req).await;
+    let response = route(app, req, peer).await;
     // The path only: queries carry state, nonces and hints, and nothing secret belongs in logs.
     tracing::info!(
         %peer,
@@ -165,7 +240,7 @@ pub async fn handle<S: Store>(
     response
 }
 
-async fn route<S: Store>(app: &App<S>, req: Request<Incoming>) -> Response<Body> {
+async fn route<S: Store>(app: &App<S>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path();
     let Some(local) = path.strip_prefix(app.base_path.as_str()) else {
         return not_found();
@@ -174,9 +249,9 @@ async fn route<S: Store>(app: &App<S>, req: Request<Incoming>) -> Response<Body>
     let method = req.method().clone();
     match (local.as_str(), method) {
         ("/.well-known/openid-configuration", Method::GET | Method::HEAD) => {
-            cached_json(app.discovery.clone())
+            cached_json(app.current.load().discovery.clone())
         }
-        ("/jwks", Method::GET | Method::HEAD) => cached_json(app.jwks.clone()),
+        ("/jwks", Method::GET | Method::HEAD) => cached_json(app.current.load().jwks.clone()),
         ("/authorize", Method::GET) => {
             let query = req.uri().query().unwrap_or_default().as_bytes().to_vec();
             let cookies = Cookies::from(req.headers());
@@ -187,7 +262,7 @@ async fn route<S: Store>(app: &App<S>, req: Request<Incoming>) -> Response<Body>
             Err(resp) => resp,
         },
         ("/login", Method::POST) => match read_form(req).await {
-            Ok((body, cookies)) => login(app, &body, &cookies).await,
+            Ok((body, cookies)) => login(app, &body, &cookies, peer).await,
             Err(resp) => resp,
         },
         ("/consent", Method::POST) => match read_form(req).await {
@@ -204,7 +279,7 @@ async fn route<S: Store>(app: &App<S>, req: Request<Incoming>) -> Response<Body>
                     let now = OffsetDateTime::now_utc();
                     let result = driver::token(
                         &*app.store,
-                        &app.provider,
+                        &app.provider(),
                         &body,
                         authorization.as_deref(),
                         now,
@@ -224,7 +299,7 @@ async fn route<S: Store>(app: &App<S>, req: Request<Incoming>) -> Response<Body>
             json_result(
                 driver::userinfo(
                     &*app.store,
-                    &app.provider,
+                    &app.provider(),
                     authorization.as_deref(),
                     None,
                     now,
@@ -248,7 +323,7 @@ async fn route<S: Store>(app: &App<S>, req: Request<Incoming>) -> Response<Body>
             json_result(
                 driver::userinfo(
                     &*app.store,
-                    &app.provider,
+                    &app.provider(),
                     authorization.as_deref(),
                     form,
                     now,
@@ -257,7 +332,18 @@ async fn route<S: Store>(app: &App<S>, req: Request<Incoming>) -> Response<Body>
             )
         }
         ("/.well-known/openid-configuration" | "/jwks", _) => method_not_allowed("GET, HEAD"),
-        ("/authorize" | "/userinfo", _) => method_not_allowed("GET, POST"),
+        ("/logout", Method::GET) => {
+            let query = req.uri().query().unwrap_or_default().as_bytes().to_vec();
+            let cookies = Cookies::from(req.headers());
+            logout::end_session(app, LogoutFlow::from_query(&query), &cookies, None).await
+        }
+        ("/logout", Method::POST) => match read_form(req).await {
+            Ok((body, cookies)) => {
+                logout::end_session(app, LogoutFlow::from_form(&body), &cookies, Some(&body)).await
+            }
+            Err(resp) => resp,
+        },
+        ("/authorize" | "/userinfo" | "/logout", _) => method_not_allowed("GET, POST"),
         ("/login" | "/consent" | "/token", _) => method_not_allowed("POST"),
         _ => not_found(),
     }
@@ -275,11 +361,11 @@ async fn authorize<S: Store>(
         Ok(s) => s,
         Err(e) => return server_error_page(&e.into()),
     };
-    let result = driver::authorize(&*app.store, &app.provider, step, session, now).await;
-    authorize_response(app, result, cookies, None)
+    let result = driver::authorize(&*app.store, &app.provider(), step, session, now).await;
+    authorize_response(app, result, cookies, None).await
 }
 
-fn authorize_response<S>(
+async fn authorize_response<S: Store>(
     app: &App<S>,
     result: Result<AuthorizeResult, DriverError>,
     cookies: &Cookies,
@@ -289,20 +375,32 @@ fn authorize_response<S>(
         Err(e) => return server_error_page(&e),
         Ok(AuthorizeResult::ErrorPage(page)) => html(StatusCode::BAD_REQUEST, pages::error(&page)),
         Ok(AuthorizeResult::Redirect(redirect)) => redirect_response(&redirect),
-        Ok(AuthorizeResult::Login { awaiting, handle }) => {
-            let (csrf, fresh) = csrf_token(cookies);
-            let mut r = html(
+        Ok(AuthorizeResult::Login { page, handle }) => {
+            let (csrf, fresh) = csrf_token(app, cookies);
+            let mut r = html_posting_to(
                 StatusCode::OK,
-                pages::login(&awaiting, &handle, &csrf, None),
+                pages::login(&page, &handle, &csrf, None),
+                page.redirect_uri(),
             );
             if fresh {
                 set_cookie(&mut r, app, CSRF_COOKIE, &csrf, None, true);
             }
             r
         }
-        Ok(AuthorizeResult::Consent { awaiting, handle }) => {
-            let (csrf, fresh) = csrf_token(cookies);
-            let mut r = html(StatusCode::OK, pages::consent(&awaiting, &handle, &csrf));
+        Ok(AuthorizeResult::Consent { page, handle }) => {
+            // The page names the person, not the subject identifier.
+            let person = match app.store.user_claims(page.subject()).await {
+                Ok(claims) => claims
+                    .and_then(|c| c.name.or(c.preferred_username))
+                    .unwrap_or_else(|| page.subject().to_owned()),
+                Err(e) => return server_error_page(&e.into()),
+            };
+            let (csrf, fresh) = csrf_token(app, cookies);
+            let mut r = html_posting_to(
+                StatusCode::OK,
+                pages::consent(&page, &person, &handle, &csrf),
+                page.redirect_uri(),
+            );
             if fresh {
                 set_cookie(&mut r, app, CSRF_COOKIE, &csrf, None, true);
             }
@@ -315,7 +413,7 @@ fn authorize_response<S>(
             app,
             SESSION_COOKIE,
             &session,
-            Some(SESSION_LIFETIME),
+            Some(app.session_lifetime),
             false,
         );
     }
@@ -338,7 +436,9 @@ async fn posted_form<S: Store>(
     let params =
         oidc_flow::params::Params::parse(body, MAX_BODY).map_err(|e| refuse(&e.to_string()))?;
     let posted = params.get("csrf").unwrap_or_default();
-    let expected = cookies.get(CSRF_COOKIE).unwrap_or_default();
+    let expected = cookies
+        .get(&app.cookie_name(CSRF_COOKIE))
+        .unwrap_or_default();
     if posted.is_empty() || !constant_time_eq(posted.as_bytes(), expected.as_bytes()) {
         return Err(refuse(
             "the form's CSRF token does not match this browser; start again from the application",
@@ -355,7 +455,12 @@ async fn posted_form<S: Store>(
     }
 }
 
-async fn login<S: Store>(app: &App<S>, body: &[u8], cookies: &Cookies) -> Response<Body> {
+async fn login<S: Store>(
+    app: &App<S>,
+    body: &[u8],
+    cookies: &Cookies,
+    peer: SocketAddr,
+) -> Response<Body> {
     let now = OffsetDateTime::now_utc();
     let (params, resumed) = match posted_form(app, body, cookies, now).await {
         Ok(x) => x,
@@ -372,50 +477,140 @@ async fn login<S: Store>(app: &App<S>, body: &[u8], cookies: &Cookies) -> Respon
     };
     let username = params.get("username").unwrap_or_default();
     let password = params.get("password").unwrap_or_default();
-    let user = match setup::check_password(&*app.store, username, password).await {
-        Ok(u) => u,
-        Err(e) => return server_error_page(&e.into()),
+    // The throttle: checked when the request arrives (a locked account or address costs no
+    // argon2 run) and again once it holds its argon2 permit, so guesses sent at once cannot
+    // all pass before the first failure is recorded (see `throttle`).
+    let throttle = || {
+        app.throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
-    let Some(user) = user else {
-        // Park it again under a new handle and show the form with an error.
-        let handle = match driver::park(&*app.store, awaiting.pending(), now).await {
-            Ok(h) => h,
-            Err(e) => return server_error_page(&e.into()),
-        };
-        let (csrf, _) = csrf_token(cookies);
-        return html(
-            StatusCode::OK,
-            pages::login(
-                &awaiting,
-                &handle,
-                &csrf,
-                Some("Unknown username or wrong password."),
-            ),
-        );
+    let ip = peer.ip();
+    let admitted = throttle().check(username, ip, Instant::now());
+    let verdict = match admitted {
+        Err(refusal) => login::Verdict::Refused(refusal),
+        Ok(()) => {
+            let admit = || throttle().check(username, ip, Instant::now());
+            match app
+                .passwords
+                .check(&*app.store, username, password, admit)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) => return server_error_page(&e.into()),
+            }
+        }
+    };
+    let user = match verdict {
+        login::Verdict::Right(user) => {
+            throttle().succeeded(username);
+            user
+        }
+        login::Verdict::Refused(refusal) => {
+            tracing::info!(%peer, locked = ?refusal.locked, "login throttled");
+            let message = format!(
+                "Too many failed sign-ins. Try again in {}.",
+                throttle::in_words(refusal.retry_after_secs())
+            );
+            return login_again(
+                app,
+                awaiting,
+                cookies,
+                now,
+                username,
+                &message,
+                Some(refusal),
+            )
+            .await;
+        }
+        login::Verdict::Wrong => {
+            let mut message = "Unknown username or wrong password.".to_owned();
+            let locked = {
+                let mut t = throttle();
+                t.failed(username, ip, Instant::now());
+                t.check(username, ip, Instant::now())
+            };
+            if let Err(r) = locked {
+                message.push_str(&format!(
+                    " Too many failed sign-ins: try again in {}.",
+                    throttle::in_words(r.retry_after_secs())
+                ));
+            }
+            return login_again(app, awaiting, cookies, now, username, &message, None).await;
+        }
     };
     let authentication = Authentication {
         subject: user.subject,
         auth_time: now,
         acr: None,
         amr: vec!["pwd".to_owned()],
+        // The session's public id for ID and logout tokens: random, unrelated to the cookie.
+        sid: Some(
+            MintedSecret::generate(&mut driver::system_rng())
+                .as_str()
+                .chars()
+                .take(22)
+                .collect(),
+        ),
     };
     let session = MintedSecret::generate(&mut driver::system_rng());
     if let Err(e) = app
         .store
-        .put_session(&session.hash(), &authentication, now + SESSION_LIFETIME)
+        .put_session(&session.hash(), &authentication, now + app.session_lifetime)
         .await
     {
         return server_error_page(&e.into());
     }
     let result = driver::authorize(
         &*app.store,
-        &app.provider,
+        &app.provider(),
         AuthorizeFlow::after_login(awaiting, authentication),
         None,
         now,
     )
     .await;
-    authorize_response(app, result, cookies, Some(session.into_string()))
+    authorize_response(app, result, cookies, Some(session.into_string())).await
+}
+
+/// The login form again, the request parked again under a new handle, with `message`;
+/// HTTP 429 with `Retry-After` when the throttle refused the attempt.
+async fn login_again<S: Store>(
+    app: &App<S>,
+    awaiting: oidc_flow::authorize::AwaitingLogin,
+    cookies: &Cookies,
+    now: OffsetDateTime,
+    username: &str,
+    message: &str,
+    refusal: Option<throttle::Refusal>,
+) -> Response<Body> {
+    let (pending, page) = awaiting.park();
+    let handle = match driver::park(&*app.store, pending, now).await {
+        Ok(h) => h,
+        Err(e) => return server_error_page(&e.into()),
+    };
+    let (csrf, _) = csrf_token(app, cookies);
+    let status = if refusal.is_some() {
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        StatusCode::OK
+    };
+    let mut r = html_posting_to(
+        status,
+        pages::login(
+            &page,
+            &handle,
+            &csrf,
+            Some(pages::Retry { message, username }),
+        ),
+        page.redirect_uri(),
+    );
+    if let Some(refusal) = refusal {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(refusal.retry_after_secs()),
+        );
+    }
+    r
 }
 
 async fn consent<S: Store>(app: &App<S>, body: &[u8], cookies: &Cookies) -> Response<Body> {
@@ -439,13 +634,13 @@ async fn consent<S: Store>(app: &App<S>, body: &[u8], cookies: &Cookies) -> Resp
     };
     let result = driver::authorize(
         &*app.store,
-        &app.provider,
+        &app.provider(),
         AuthorizeFlow::after_consent(awaiting, answer),
         None,
         now,
     )
     .await;
-    authorize_response(app, result, cookies, None)
+    authorize_response(app, result, cookies, None).await
 }
 
 async fn session_of<S: Store>(
@@ -453,8 +648,12 @@ async fn session_of<S: Store>(
     cookies: &Cookies,
     now: OffsetDateTime,
 ) -> Result<Option<Authentication>, StoreError> {
-    match cookies.get(SESSION_COOKIE) {
-        Some(v) if v.len() <= 128 => app.store.session(&SecretHash::of(v), now).await,
+    match cookies.get(&app.cookie_name(SESSION_COOKIE)) {
+        Some(v) if v.len() <= 128 => {
+            app.store
+                .session(&SecretHash::of(v), now, app.session_idle_timeout)
+                .await
+        }
         _ => Ok(None),
     }
 }
@@ -494,8 +693,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The browser's CSRF token, or a new one (and whether it must be set).
-fn csrf_token(cookies: &Cookies) -> (String, bool) {
-    match cookies.get(CSRF_COOKIE) {
+fn csrf_token<S>(app: &App<S>, cookies: &Cookies) -> (String, bool) {
+    match cookies.get(&app.cookie_name(CSRF_COOKIE)) {
         Some(v)
             if v.len() == 43
                 && v.bytes()
@@ -518,7 +717,7 @@ fn set_cookie<S>(
     max_age: Option<time::Duration>,
     strict: bool,
 ) {
-    let mut c = cookie::Cookie::build((name.to_owned(), value.to_owned()))
+    let mut c = cookie::Cookie::build((app.cookie_name(name), value.to_owned()))
         .http_only(true)
         .secure(app.secure_cookies)
         .same_site(if strict {
@@ -526,7 +725,8 @@ fn set_cookie<S>(
         } else {
             cookie::SameSite::Lax
         })
-        .path(if app.base_path.is_empty() {
+        // `__Host-` cookies (https) must have `Path=/`.
+        .path(if app.base_path.is_empty() || app.secure_cookies {
             "/".to_owned()
         } else {
             app.base_path.clone()
@@ -625,14 +825,36 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     r
 }
 
+/// The pages' policy: nothing loads, the one inline `<style>` runs by its hash (checked by a
+/// test in `pages`), forms post only here, and no one may frame the pages.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'sha256-fApW8suKyOasvMpREr4aGNKJCiIYyCqoQOFeYsQnQlM='; \
+     form-action 'self'; frame-ancestors 'none'";
+
 fn html(status: StatusCode, body: String) -> Response<Body> {
+    html_with_csp(status, body, HeaderValue::from_static(PAGE_CSP))
+}
+
+/// A login or consent page: its form posts to us, and our answer may be a 303 to the
+/// client's `redirect_uri`. Browsers apply `form-action` to every redirect that follows a
+/// submission, so the policy names that origin too (and no other).
+fn html_posting_to(status: StatusCode, body: String, redirect_uri: &str) -> Response<Body> {
+    let csp = oidc_flow::response::csp_origin(redirect_uri)
+        .map(|origin| {
+            PAGE_CSP.replace(
+                "form-action 'self'",
+                &format!("form-action 'self' {origin}"),
+            )
+        })
+        .and_then(|csp| HeaderValue::from_str(&csp).ok())
+        .unwrap_or(HeaderValue::from_static(PAGE_CSP));
+    html_with_csp(status, body, csp)
+}
+
+fn html_with_csp(status: StatusCode, body: String, csp: HeaderValue) -> Response<Body> {
     let mut r = with_headers(status, "text/html; charset=utf-8", Bytes::from(body));
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
@@ -692,14 +914,10 @@ fn server_error_page(e: &DriverError) -> Response<Body> {
 pub fn redirect_response(redirect: &Redirect) -> Response<Body> {
     if redirect.mode() == ResponseMode::FormPost {
         let body = redirect.form_post_html().unwrap_or_default();
-        let mut r = with_headers(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            Bytes::from(body),
-        );
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return r;
+        // Its own policy: its one script by hash, its form only to the redirect URI's origin.
+        let csp = HeaderValue::from_str(&redirect.form_post_csp())
+            .unwrap_or(HeaderValue::from_static("default-src 'none'"));
+        return html_with_csp(StatusCode::OK, body, csp);
     }
     let location = redirect.location().unwrap_or_default();
     match HeaderValue::from_str(&location) {

@@ -1,22 +1,40 @@
-//! `oidc-flow`: run an OpenID provider, and register its clients and users.
+//! `oidc-flow`: run an OpenID provider, and manage its clients, users, keys and sessions.
 
+use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
+use oidc_flow::Client;
+use oidc_flow::keys::Algorithm;
 use oidc_flow_hyper::App;
-use oidc_flow_hyper::setup::{self, NewClient};
-use oidc_flow_store::{SqliteStore, Store};
+use oidc_flow_hyper::setup::{self, ClientUpdate, GENERATED_ALGS, NewClient};
+use oidc_flow_store::{Admin, KeyState, SqliteStore, Store, StoredKey};
+use serde_json::{Value, json};
 
-/// An OpenID Connect provider. Without a subcommand: `serve` with its defaults.
+/// The database when neither `--database` nor `OIDC_FLOW_DATABASE` says otherwise.
+const DEFAULT_DATABASE: &str = "sqlite://oidc-flow.sqlite";
+/// How often `serve` looks for signing keys rotated or retired by the command line.
+const KEY_POLL: Duration = Duration::from_secs(2);
+
+/// An OpenID Connect provider. Without a subcommand: `serve --demo` on its loopback defaults.
 #[derive(Parser)]
 #[command(
     name = "oidc-flow",
     version,
-    about = "An OpenID Connect provider: run it, and register its clients and users"
+    about = "An OpenID Connect provider: run it, and manage its clients, users, keys and sessions"
 )]
 struct Cli {
+    /// Database URL.
+    #[arg(
+        long,
+        global = true,
+        env = "OIDC_FLOW_DATABASE",
+        default_value = DEFAULT_DATABASE
+    )]
+    database: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -25,15 +43,25 @@ struct Cli {
 enum Command {
     /// Run the provider.
     Serve(ServeArgs),
-    /// Manage clients.
+    /// Manage clients (relying parties).
     Client {
         #[command(subcommand)]
         command: ClientCommand,
     },
-    /// Manage users of the demo login page.
+    /// Manage users of the login page.
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Manage the signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Manage end-user sessions.
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
     },
 }
 
@@ -42,12 +70,78 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
-    /// Issuer URL (https, or http on localhost).
+    /// Issuer URL (https, or http on a loopback host).
     #[arg(long, default_value = "http://127.0.0.1:9000")]
     issuer: String,
-    /// Database URL.
-    #[arg(long, default_value = "sqlite://oidc-flow.sqlite")]
-    database: String,
+    /// Create the demo user (demo/demo) and client if absent; only on a loopback issuer.
+    #[arg(long)]
+    demo: bool,
+    /// How long a session lasts at most (e.g. 8h, 30m).
+    #[arg(long, default_value = "8h", value_parser = parse_duration)]
+    session_lifetime: time::Duration,
+    /// How long a session may go unused (e.g. 1h, 15m).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    session_idle_timeout: time::Duration,
+    #[command(flatten)]
+    login: LoginLimitArgs,
+}
+
+/// The login throttle's limits (see the README's "Throttling").
+#[derive(Args)]
+struct LoginLimitArgs {
+    /// Failed logins an account may have before it is locked (0: no per-account limit).
+    #[arg(long, default_value_t = 5)]
+    login_account_failures: u32,
+    /// Failed logins a client address (IPv4, or IPv6 /64) may have before it is locked
+    /// (0: no per-address limit, e.g. behind a reverse proxy).
+    #[arg(long, default_value_t = 20)]
+    login_address_failures: u32,
+    /// The first lock-out; each further failure doubles it (e.g. 15s).
+    #[arg(long, default_value = "15s", value_parser = parse_lockout)]
+    login_lockout: Duration,
+    /// The longest lock-out (e.g. 15m).
+    #[arg(long, default_value = "15m", value_parser = parse_lockout)]
+    login_lockout_max: Duration,
+}
+
+impl Default for LoginLimitArgs {
+    fn default() -> Self {
+        let limits = oidc_flow_hyper::throttle::Limits::default();
+        Self {
+            login_account_failures: limits.account_failures_free,
+            login_address_failures: limits.address_failures_free,
+            login_lockout: limits.lockout_base,
+            login_lockout_max: limits.lockout_max,
+        }
+    }
+}
+
+impl LoginLimitArgs {
+    fn limits(&self) -> Result<oidc_flow_hyper::throttle::Limits, String> {
+        if self.login_lockout > self.login_lockout_max {
+            return Err(format!(
+                "--login-lockout ({}) is longer than --login-lockout-max ({})",
+                humantime::format_duration(self.login_lockout),
+                humantime::format_duration(self.login_lockout_max)
+            ));
+        }
+        Ok(oidc_flow_hyper::throttle::Limits {
+            account_failures_free: self.login_account_failures,
+            address_failures_free: self.login_address_failures,
+            lockout_base: self.login_lockout,
+            lockout_max: self.login_lockout_max,
+            ..oidc_flow_hyper::throttle::Limits::default()
+        })
+    }
+}
+
+fn parse_lockout(text: &str) -> Result<Duration, String> {
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e} (e.g. 15s, 15m)"))?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(24 * 3600) {
+        return Err(format!("`{text}` is not between 1s and 24h"));
+    }
+    Ok(d)
 }
 
 impl Default for ServeArgs {
@@ -55,55 +149,43 @@ impl Default for ServeArgs {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
             issuer: "http://127.0.0.1:9000".into(),
-            database: "sqlite://oidc-flow.sqlite".into(),
+            demo: true,
+            session_lifetime: oidc_flow_hyper::DEFAULT_SESSION_LIFETIME,
+            session_idle_timeout: oidc_flow_store::DEFAULT_SESSION_IDLE_TIMEOUT,
+            login: LoginLimitArgs::default(),
         }
     }
 }
 
-#[derive(Subcommand)]
-enum ClientCommand {
-    /// Register a client; prints its RFC 7591 registration with client_id and client_secret.
-    Add {
-        /// Database URL.
-        #[arg(long)]
-        database: String,
-        /// A redirect URI (repeat for several).
-        #[arg(long = "redirect-uri", required = true)]
-        redirect_uris: Vec<String>,
-        /// A response type, e.g. "code" or "code id_token" (repeat for several).
-        #[arg(long = "response-type")]
-        response_types: Vec<String>,
-        /// A grant type (repeat for several).
-        #[arg(long = "grant-type")]
-        grant_types: Vec<String>,
-        /// The scopes the client may request.
-        #[arg(long)]
-        scope: Option<String>,
-        /// client_secret_basic (default), client_secret_post or none.
-        #[arg(long = "token-endpoint-auth-method")]
-        token_endpoint_auth_method: Option<String>,
-        /// The ID token algorithm (RS256 by default).
-        #[arg(long = "id-token-signed-response-alg")]
-        id_token_signed_response_alg: Option<String>,
-        /// A name shown on the consent page.
-        #[arg(long = "client-name")]
-        client_name: Option<String>,
-    },
+fn parse_duration(text: &str) -> Result<time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e} (e.g. 8h, 30m)"))?;
+    let d = time::Duration::try_from(d).map_err(|_| format!("`{text}` is too long"))?;
+    if d < time::Duration::MINUTE {
+        return Err(format!("`{text}` is shorter than a minute"));
+    }
+    Ok(d)
+}
+
+/// Where a password comes from.
+#[derive(Args)]
+struct PasswordArgs {
+    /// The password (visible in the process list and shell history: for scripts only).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Add a user (password hashed with argon2id).
+    /// Add a user (password hashed with argon2id); without a password flag, asks on the terminal.
     Add {
-        /// Database URL.
-        #[arg(long)]
-        database: String,
         /// Login name.
         #[arg(long)]
         username: String,
-        /// Password.
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
         /// Email address.
         #[arg(long)]
         email: Option<String>,
@@ -113,6 +195,150 @@ enum UserCommand {
         /// A JSON object of further claims (address, phone_number, birthdate, custom ones).
         #[arg(long)]
         claims: Option<String>,
+    },
+    /// List the users.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user and their claims.
+    Show {
+        /// Login name.
+        username: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user (their sessions end).
+    Remove {
+        /// Login name.
+        username: String,
+    },
+    /// Change a user's password; without a password flag, asks on the terminal.
+    Passwd {
+        /// Login name.
+        username: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+}
+
+/// The URIs and names `client add` and `client update` take.
+#[derive(Args)]
+struct ClientUris {
+    /// A post-logout redirect URI (repeat for several).
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    /// Where back-channel logout tokens are posted.
+    #[arg(long = "backchannel-logout-uri")]
+    backchannel_logout_uri: Option<String>,
+    /// The scopes the client may request.
+    #[arg(long)]
+    scope: Option<String>,
+    /// A name shown on the consent page.
+    #[arg(long = "client-name")]
+    client_name: Option<String>,
+    /// Accept plain-http URIs on hosts other than loopback.
+    #[arg(long = "allow-insecure-redirects")]
+    allow_insecure_redirects: bool,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its RFC 7591 registration with client_id and client_secret.
+    Add {
+        /// A redirect URI (repeat for several).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        #[command(flatten)]
+        uris: ClientUris,
+        /// A response type, e.g. "code" or "code id_token" (repeat for several).
+        #[arg(long = "response-type")]
+        response_types: Vec<String>,
+        /// A grant type (repeat for several).
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// client_secret_basic (default), client_secret_post or none.
+        #[arg(long = "token-endpoint-auth-method")]
+        token_endpoint_auth_method: Option<String>,
+        /// The ID token algorithm (RS256 by default).
+        #[arg(long = "id-token-signed-response-alg")]
+        id_token_signed_response_alg: Option<String>,
+    },
+    /// List the clients.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a client's registration (never its secret).
+    Show {
+        /// The client id.
+        client_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client (and the consents given to it).
+    Remove {
+        /// The client id.
+        client_id: String,
+    },
+    /// Change a client: each URI flag given replaces that whole list.
+    Update {
+        /// The client id.
+        client_id: String,
+        /// A redirect URI (repeat for several; replaces them all).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[command(flatten)]
+        uris: ClientUris,
+        /// Draw a new client secret (printed once; the old one stops working).
+        #[arg(long)]
+        rotate_secret: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List the signing keys.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new signing key active; the old one stops signing but stays in the JWKS.
+    Rotate {
+        /// The algorithm (default: RS256, ES256 and EdDSA).
+        #[arg(long, value_parser = parse_alg)]
+        alg: Option<Algorithm>,
+    },
+    /// Remove a rotated key from the JWKS (tokens it signed stop verifying).
+    Retire {
+        /// The key id.
+        #[arg(required_unless_present = "rotated", conflicts_with = "rotated")]
+        kid: Option<String>,
+        /// Retire every rotated key.
+        #[arg(long)]
+        rotated: bool,
+    },
+}
+
+fn parse_alg(text: &str) -> Result<Algorithm, String> {
+    Algorithm::from_name(text).ok_or_else(|| format!("unknown algorithm `{text}`"))
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// End every session of a user (they must sign in again).
+    Revoke {
+        /// The user's login name.
+        #[arg(long)]
+        user: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -124,7 +350,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -137,10 +363,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli
-        .command
-        .unwrap_or(Command::Serve(ServeArgs::default()))))
-    {
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    match runtime.block_on(run(&cli.database, command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -155,58 +379,99 @@ async fn open(database: &str) -> Result<SqliteStore, String> {
         .map_err(|e| format!("cannot open {database}: {e}"))
 }
 
-async fn run(command: Command) -> Result<(), String> {
-    match command {
-        Command::Serve(args) => serve(args).await,
-        Command::Client {
-            command:
-                ClientCommand::Add {
-                    database,
-                    redirect_uris,
-                    response_types,
-                    grant_types,
-                    scope,
-                    token_endpoint_auth_method,
-                    id_token_signed_response_alg,
-                    client_name,
-                },
-        } => {
-            let store = open(&database).await?;
-            let registration = setup::add_client(
-                &store,
-                NewClient {
-                    redirect_uris,
-                    response_types,
-                    grant_types,
-                    scope,
-                    token_endpoint_auth_method,
-                    id_token_signed_response_alg,
-                    client_name,
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&registration).map_err(|e| e.to_string())?
-            );
-            store.close().await;
-            Ok(())
+async fn run(database: &str, command: Command) -> Result<(), String> {
+    if let Command::Serve(args) = command {
+        return serve(database, args).await;
+    }
+    let store = open(database).await?;
+    let result = match command {
+        Command::Serve(_) => Ok(()),
+        Command::Client { command } => client(&store, command).await,
+        Command::User { command } => user(&store, command).await,
+        Command::Keys { command } => keys(&store, command).await,
+        Command::Session { command } => session(&store, command).await,
+    };
+    store.close().await;
+    result
+}
+
+fn pretty(v: &Value) -> Result<String, String> {
+    serde_json::to_string_pretty(v).map_err(|e| e.to_string())
+}
+
+/// Prints rows as columns aligned under their headers.
+fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
         }
-        Command::User {
-            command:
-                UserCommand::Add {
-                    database,
-                    username,
-                    password,
-                    email,
-                    name,
-                    claims,
-                },
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    let secs = u64::try_from(t.unix_timestamp()).unwrap_or(0);
+    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        .to_string()
+}
+
+/// The password from `--password`, `--password-stdin`, or a prompt on the terminal.
+fn read_password(args: PasswordArgs) -> Result<String, String> {
+    if let Some(p) = args.password {
+        return Ok(p);
+    }
+    if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            return Err("standard input held no password".into());
+        }
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(
+            "no password given: use --password-stdin (or --password), or run on a terminal".into(),
+        );
+    }
+    let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+    let second = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+    if first != second {
+        return Err("the two passwords differ".into());
+    }
+    Ok(first)
+}
+
+async fn user(store: &SqliteStore, command: UserCommand) -> Result<(), String> {
+    match command {
+        UserCommand::Add {
+            username,
+            password,
+            email,
+            name,
+            claims,
         } => {
-            let store = open(&database).await?;
+            let password = read_password(password)?;
             let user = setup::add_user(
-                &store,
+                store,
                 &username,
                 &password,
                 email.as_deref(),
@@ -217,22 +482,316 @@ async fn run(command: Command) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
             println!(
                 "{}",
-                serde_json::json!({"username": user.username, "sub": user.subject})
+                json!({"username": user.username, "sub": user.subject})
             );
-            store.close().await;
-            Ok(())
         }
+        UserCommand::List { json } => {
+            let users = store.users().await.map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<Value> = users
+                    .iter()
+                    .map(|u| json!({"username": u.username, "sub": u.subject, "claims": u.claims}))
+                    .collect();
+                println!("{}", pretty(&Value::Array(list))?);
+            } else {
+                let rows: Vec<Vec<String>> = users
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.username.clone(),
+                            u.subject.clone(),
+                            u.claims.name.clone().unwrap_or_default(),
+                            u.claims.email.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                table(&["USERNAME", "SUB", "NAME", "EMAIL"], &rows);
+            }
+        }
+        UserCommand::Show { username, json } => {
+            let u = store
+                .user_by_name(&username)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no user `{username}`"))?;
+            let v = json!({"username": u.username, "sub": u.subject, "claims": u.claims});
+            if json {
+                println!("{}", pretty(&v)?);
+            } else {
+                println!("username: {}", u.username);
+                println!("sub:      {}", u.subject);
+                println!(
+                    "claims:   {}",
+                    serde_json::to_string(&u.claims).unwrap_or_default()
+                );
+            }
+        }
+        UserCommand::Remove { username } => {
+            setup::remove_user(store, &username)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("removed user {username}");
+        }
+        UserCommand::Passwd { username, password } => {
+            // Fail on an unknown user before asking for a password.
+            if store
+                .user_by_name(&username)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err(format!("no user `{username}`"));
+            }
+            let password = read_password(password)?;
+            setup::set_password(store, &username, &password)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("changed the password of {username}");
+        }
+    }
+    Ok(())
+}
+
+fn client_row(c: &Client) -> Vec<String> {
+    vec![
+        c.client_id.clone(),
+        c.client_name.clone().unwrap_or_default(),
+        serde_json::to_value(c.token_endpoint_auth_method)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        c.redirect_uris.join(" "),
+    ]
+}
+
+/// A registration error, with the flag that lifts the plain-http rule named.
+fn client_error(e: setup::SetupError) -> String {
+    match e {
+        setup::SetupError::Client(oidc_flow::ClientError::InsecureRedirect(_)) => {
+            format!("{e}; to register it anyway, add --allow-insecure-redirects")
+        }
+        e => e.to_string(),
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let store = open(&args.database).await?;
+async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), String> {
+    match command {
+        ClientCommand::Add {
+            redirect_uris,
+            uris,
+            response_types,
+            grant_types,
+            token_endpoint_auth_method,
+            id_token_signed_response_alg,
+        } => {
+            let registration = setup::add_client(
+                store,
+                NewClient {
+                    redirect_uris,
+                    response_types,
+                    grant_types,
+                    scope: uris.scope,
+                    token_endpoint_auth_method,
+                    id_token_signed_response_alg,
+                    client_name: uris.client_name,
+                    post_logout_redirect_uris: uris.post_logout_redirect_uris,
+                    backchannel_logout_uri: uris.backchannel_logout_uri,
+                    allow_insecure_redirects: uris.allow_insecure_redirects,
+                },
+            )
+            .await
+            .map_err(client_error)?;
+            println!("{}", pretty(&registration)?);
+        }
+        ClientCommand::List { json } => {
+            let clients = store.clients().await.map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<Value> = clients.iter().map(setup::client_view).collect();
+                println!("{}", pretty(&Value::Array(list))?);
+            } else {
+                let rows: Vec<Vec<String>> = clients.iter().map(client_row).collect();
+                table(&["CLIENT_ID", "NAME", "AUTH", "REDIRECT_URIS"], &rows);
+            }
+        }
+        ClientCommand::Show { client_id, json } => {
+            let c = store
+                .client(&client_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no client `{client_id}`"))?;
+            let view = setup::client_view(&c);
+            if json {
+                println!("{}", pretty(&view)?);
+            } else if let Value::Object(map) = view {
+                let width = map.keys().map(String::len).max().unwrap_or(0) + 1;
+                for (k, v) in map {
+                    let v = match v {
+                        Value::String(s) => s,
+                        Value::Array(a) => a
+                            .iter()
+                            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        other => other.to_string(),
+                    };
+                    println!("{:<width$} {v}", format!("{k}:"));
+                }
+            }
+        }
+        ClientCommand::Remove { client_id } => {
+            if !store
+                .remove_client(&client_id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("no client `{client_id}`"));
+            }
+            println!("removed client {client_id}");
+        }
+        ClientCommand::Update {
+            client_id,
+            redirect_uris,
+            uris,
+            rotate_secret,
+        } => {
+            let update = ClientUpdate {
+                redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
+                post_logout_redirect_uris: (!uris.post_logout_redirect_uris.is_empty())
+                    .then_some(uris.post_logout_redirect_uris),
+                backchannel_logout_uri: uris.backchannel_logout_uri,
+                scope: uris.scope,
+                client_name: uris.client_name,
+                allow_insecure_redirects: uris.allow_insecure_redirects,
+                rotate_secret,
+            };
+            let (client, secret) = setup::update_client(store, &client_id, update)
+                .await
+                .map_err(client_error)?;
+            let mut view = setup::client_view(&client);
+            if let (Some(secret), Value::Object(map)) = (secret, &mut view) {
+                map.remove("has_secret");
+                map.insert("client_secret".into(), secret.into());
+            }
+            println!("{}", pretty(&view)?);
+        }
+    }
+    Ok(())
+}
+
+fn key_json(k: &StoredKey) -> Value {
+    let (state, rotated_at) = match k.state {
+        KeyState::Active => ("active", Value::Null),
+        KeyState::Rotated { at } => ("rotated", Value::String(rfc3339(at))),
+    };
+    json!({
+        "kid": k.kid,
+        "alg": k.alg.as_str(),
+        "state": state,
+        "created_at": rfc3339(k.created_at),
+        "rotated_at": rotated_at,
+    })
+}
+
+async fn keys(store: &SqliteStore, command: KeysCommand) -> Result<(), String> {
+    match command {
+        KeysCommand::List { json } => {
+            let keys = store.signing_keys().await.map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<Value> = keys.iter().map(key_json).collect();
+                println!("{}", pretty(&Value::Array(list))?);
+            } else {
+                let rows: Vec<Vec<String>> = keys
+                    .iter()
+                    .map(|k| {
+                        let state = match k.state {
+                            KeyState::Active => "active".to_owned(),
+                            KeyState::Rotated { at } => format!("rotated {}", rfc3339(at)),
+                        };
+                        vec![
+                            k.kid.clone(),
+                            k.alg.as_str().to_owned(),
+                            state,
+                            rfc3339(k.created_at),
+                        ]
+                    })
+                    .collect();
+                table(&["KID", "ALG", "STATE", "CREATED"], &rows);
+            }
+        }
+        KeysCommand::Rotate { alg } => {
+            let algs = match alg {
+                Some(a) => vec![a],
+                None => GENERATED_ALGS.to_vec(),
+            };
+            let done = setup::rotate_keys(store, &algs)
+                .await
+                .map_err(|e| e.to_string())?;
+            for r in done {
+                let old = if r.rotated.is_empty() {
+                    "none".to_owned()
+                } else {
+                    r.rotated.join(", ")
+                };
+                println!("{}: new key {} signs; rotated out: {old}", r.alg, r.new_kid);
+            }
+            println!("rotated keys stay in the JWKS until `oidc-flow keys retire`");
+        }
+        KeysCommand::Retire { kid, rotated: _ } => {
+            let removed = setup::retire_keys(store, kid.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            if removed.is_empty() {
+                println!("no rotated key to retire");
+            }
+            for kid in removed {
+                println!("retired {kid}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn session(store: &SqliteStore, command: SessionCommand) -> Result<(), String> {
+    match command {
+        SessionCommand::Revoke { user, json } => {
+            let ended = setup::revoke_sessions(store, &user)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                let list: Vec<Value> = ended
+                    .iter()
+                    .map(|(sid, clients)| json!({"sid": sid, "clients": clients}))
+                    .collect();
+                println!("{}", pretty(&Value::Array(list))?);
+            } else {
+                println!("ended {} session(s) of {user}", ended.len());
+                for (sid, clients) in &ended {
+                    println!("  {sid}  clients: {}", clients.join(" "));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
+    if args.demo && !setup::is_loopback_issuer(&args.issuer) {
+        return Err(format!(
+            "--demo is only allowed on a loopback issuer (127.0.0.1, [::1], localhost), \
+             not {}: the demo account's password is public",
+            args.issuer
+        ));
+    }
+    let limits = args.login.limits()?;
+    let store = open(database).await?;
     let provider = setup::provider(&store, &args.issuer)
         .await
         .map_err(|e| e.to_string())?;
-    if let Some(banner) = setup::ensure_demo(&store, &args.issuer)
-        .await
-        .map_err(|e| e.to_string())?
+    let stored = store.signing_keys().await.map_err(|e| e.to_string())?;
+    if args.demo
+        && let Some(banner) = setup::ensure_demo(&store, &args.issuer)
+            .await
+            .map_err(|e| e.to_string())?
     {
         println!("{banner}");
     }
@@ -241,26 +800,77 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let store = Arc::new(store);
     let purger = tokio::spawn(purge_loop(store.clone()));
-    tracing::info!(listen = %args.listen, issuer = %args.issuer, database = %args.database, "serving");
-    let app = Arc::new(App::new(provider, store.clone()));
+    tracing::info!(listen = %args.listen, issuer = %args.issuer, database = %database, "serving");
+    let app = Arc::new(
+        App::new(provider, store.clone())
+            .with_session_policy(args.session_lifetime, args.session_idle_timeout)
+            .with_login_limits(limits),
+    );
+    let reloader = tokio::spawn(reload_keys(
+        app.clone(),
+        store.clone(),
+        args.issuer.clone(),
+        fingerprint(&stored),
+    ));
     oidc_flow_hyper::serve(listener, app, shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     purger.abort();
+    reloader.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Deletes expired codes, tokens, sessions and the like every minute.
-async fn purge_loop(store: Arc<SqliteStore>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+/// What identifies a set of keys for reloading: kids and states.
+fn fingerprint(keys: &[StoredKey]) -> Vec<(String, KeyState)> {
+    keys.iter().map(|k| (k.kid.clone(), k.state)).collect()
+}
+
+/// Reloads the provider when the signing keys change (`keys rotate`, `keys retire` run by
+/// another process): a rotated key stops signing and a retired one leaves the JWKS within
+/// [`KEY_POLL`].
+async fn reload_keys(
+    app: Arc<App<SqliteStore>>,
+    store: Arc<SqliteStore>,
+    issuer: String,
+    mut seen: Vec<(String, KeyState)>,
+) {
+    let mut tick = tokio::time::interval(KEY_POLL);
     loop {
         tick.tick().await;
-        if let Err(e) = store.purge_expired(time::OffsetDateTime::now_utc()).await {
-            tracing::warn!(error = %e, "purge failed");
+        let stored = match store.signing_keys().await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the signing keys");
+                continue;
+            }
+        };
+        let now = fingerprint(&stored);
+        if now == seen || stored.is_empty() {
+            continue;
+        }
+        match setup::key_set(&stored).and_then(|keys| setup::provider_with_keys(&issuer, keys)) {
+            Ok(provider) => {
+                app.replace_provider(provider);
+                tracing::info!(keys = now.len(), "signing keys reloaded");
+                seen = now;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the new signing keys are unusable; keeping the old ones")
+            }
         }
     }
+}
+
+/// Deletes expired codes, tokens, sessions and the like every minute.
+async fn purge_loop(store: Arc<SqliteStore>) {
+    oidc_flow_store::purge::purge_every(
+        oidc_flow_store::purge::PURGE_INTERVAL,
+        |now| store.purge_expired(now),
+        |e| tracing::warn!(error = %e, "purge failed"),
+    )
+    .await;
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -373,6 +373,38 @@ async fn refresh_rotates_and_reuse_fails() {
         .await
         .unwrap_err();
     assert_eq!(token_error(reused), CoreErrorResponseType::InvalidGrant);
+
+    // The reuse revoked the whole family: the rotated refresh token and the access token
+    // issued with it stop working too.
+    let after = rp
+        .exchange_refresh_token(&second)
+        .unwrap()
+        .request_async(&rp_http)
+        .await
+        .unwrap_err();
+    assert_eq!(token_error(after), CoreErrorResponseType::InvalidGrant);
+    let bearer = format!("Bearer {}", refreshed.access_token().secret());
+    let userinfo = b
+        .send(
+            hyper::Method::GET,
+            &server.url("/userinfo"),
+            &[("authorization", &bearer)],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(
+        userinfo.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        userinfo.body
+    );
+    assert!(
+        userinfo
+            .header("www-authenticate")
+            .is_some_and(|h| h.contains("invalid_token")),
+        "{:?}",
+        userinfo.headers
+    );
     server.stop().await;
 }
 
@@ -553,6 +585,13 @@ async fn restart_keeps_keys_and_tokens() {
     let p = redirected(&done, &state);
     let tokens = exchange(&rp, &p["code"], pending).await;
     let refresh = tokens.refresh_token().unwrap().clone();
+    let subject_before = tokens
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), |_: Option<&Nonce>| Ok(()))
+        .unwrap()
+        .subject()
+        .clone();
     let addr = server.addr;
     server.stop().await;
     drop(b);
@@ -569,11 +608,15 @@ async fn restart_keeps_keys_and_tokens() {
         .await
         .unwrap();
     assert!(refreshed.refresh_token().is_some());
-    // An ID token minted after the restart verifies against the keys discovered before.
-    if let Some(id) = refreshed.id_token() {
-        id.claims(&rp.id_token_verifier(), |_: Option<&Nonce>| Ok(()))
-            .unwrap();
-    }
+    // An ID token minted after the restart (a refresh of an openid grant returns one, OIDC
+    // Core §12.2) verifies against the keys discovered before.
+    let id = refreshed
+        .id_token()
+        .expect("the refresh of an openid grant returns an ID token");
+    let claims = id
+        .claims(&rp.id_token_verifier(), |_: Option<&Nonce>| Ok(()))
+        .unwrap();
+    assert_eq!(claims.subject(), &subject_before, "the same end-user");
     let _: CoreUserInfoClaims = rp
         .user_info(refreshed.access_token().clone(), None)
         .unwrap()

@@ -152,6 +152,7 @@ async fn login(
         auth_time: OffsetDateTime::now_utc(),
         acr: None,
         amr: vec!["pwd".to_owned()],
+        sid: None,
     };
     Either::Left(pending.complete(end_user).await)
 }
@@ -239,7 +240,12 @@ pub async fn provider(issuer: &str) -> Result<Arc<Provider>, Box<dyn Error>> {
             .await??;
     let mut keys = KeySet::new();
     keys.add(key)?;
-    Ok(Arc::new(Provider::builder(issuer, keys).build()?))
+    // A replayed nonce is refused; the claim is atomic in the store.
+    Ok(Arc::new(
+        Provider::builder(issuer, keys)
+            .check_nonce_replay(true)
+            .build()?,
+    ))
 }
 
 /// The app: its own routes, and the provider's under the issuer's path. `portal` is a
@@ -281,6 +287,13 @@ pub async fn register(
         require_auth_time: false,
         default_max_age: None,
         client_name: Some(format!("The {client_id} app")),
+        // After logout, the browser may be sent to `bye` beside the redirect URI.
+        post_logout_redirect_uris: url::Url::parse(redirect_uri)
+            .and_then(|u| u.join("bye"))
+            .map(|u| vec![u.to_string()])
+            .unwrap_or_default(),
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
     }
     .validate()?;
     store.add_client(&client).await?;
@@ -289,6 +302,8 @@ pub async fn register(
 
 #[rocket::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    // Rocket's request lines without their query strings (state, hints, handles).
+    oidc_flow_rocket::install_logger(log::LevelFilter::Info)?;
     let figment = rocket::Config::figment();
     let port: u16 = figment.extract_inner("port").unwrap_or(8000);
     let issuer = format!("http://127.0.0.1:{port}/oidc");

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use oidc_flow::authorize::PendingAuthorization;
 use oidc_flow::{
-    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, RefreshTokenRecord, Scope,
-    SecretHash, Taken, UserInfo,
+    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, NonceRecord, RefreshTokenRecord,
+    Scope, SecretHash, Taken, UserInfo,
 };
 use oidc_flow_store::{Store, StoreResult, StoredKey, UserRecord};
 use time::OffsetDateTime;
@@ -109,13 +109,12 @@ impl<S: Store, C: UserClaims> Store for AppStore<S, C> {
         self.store.access_token(hash)
     }
 
-    fn nonce_seen(
+    fn claim_nonce(
         &self,
-        client_id: &str,
-        nonce: &str,
+        nonce: &NonceRecord,
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send {
-        self.store.nonce_seen(client_id, nonce, now)
+        self.store.claim_nonce(nonce, now)
     }
 
     async fn consented(&self, subject: &str, client_id: &str, scope: &Scope) -> StoreResult<bool> {
@@ -159,8 +158,20 @@ impl<S: Store, C: UserClaims> Store for AppStore<S, C> {
         &self,
         id: &SecretHash,
         now: OffsetDateTime,
+        idle_timeout: time::Duration,
     ) -> impl Future<Output = StoreResult<Option<Authentication>>> + Send {
-        self.store.session(id, now)
+        self.store.session(id, now, idle_timeout)
+    }
+
+    fn session_clients(&self, sid: &str) -> impl Future<Output = StoreResult<Vec<String>>> + Send {
+        self.store.session_clients(sid)
+    }
+
+    fn end_sessions_of(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = StoreResult<Vec<oidc_flow_store::EndedSession>>> + Send {
+        self.store.end_sessions_of(subject)
     }
 
     fn signing_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredKey>>> + Send {

@@ -5,9 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use oidc_flow::authorize::{PendingAuthorization, Resumed};
-use oidc_flow::flow::AuthorizeStep;
-use oidc_flow::{AccessTokenRecord, Authentication, ErrorPage, JsonResponse, Provider, SecretHash};
-use oidc_flow_store::driver::{self, AuthorizeResult, DriverError};
+use oidc_flow::flow::{AuthorizeStep, LogoutStep};
+use oidc_flow::{
+    AccessTokenRecord, Authentication, ErrorPage, JsonResponse, Provider, SecretHash, UserInfo,
+};
+use oidc_flow_store::driver::{self, AuthorizeResult, DriverError, LogoutResult};
 use oidc_flow_store::{Store, StoreResult};
 use time::OffsetDateTime;
 
@@ -79,9 +81,42 @@ pub(crate) trait Backend: Send + Sync + 'static {
         &'a self,
         hash: &'a SecretHash,
     ) -> BoxFuture<'a, StoreResult<Option<AccessTokenRecord>>>;
+
+    /// [`driver::logout`].
+    fn logout<'a>(
+        &'a self,
+        provider: &'a Provider,
+        step: LogoutStep,
+        session: Option<Authentication>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<LogoutResult, DriverError>>;
+
+    /// [`Store::user_claims`] (the app's claims), for naming the person on a page.
+    fn user_claims<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, StoreResult<Option<UserInfo>>>;
+
+    /// [`Store::purge_expired`], for the fairing's purge schedule.
+    fn purge_expired(&self, now: OffsetDateTime) -> BoxFuture<'_, StoreResult<u64>>;
 }
 
 impl<S: Store> Backend for S {
+    fn logout<'a>(
+        &'a self,
+        provider: &'a Provider,
+        step: LogoutStep,
+        session: Option<Authentication>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<LogoutResult, DriverError>> {
+        Box::pin(driver::logout(self, provider, step, session, now))
+    }
+
+    fn user_claims<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, StoreResult<Option<UserInfo>>> {
+        Box::pin(Store::user_claims(self, subject))
+    }
+
+    fn purge_expired(&self, now: OffsetDateTime) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(Store::purge_expired(self, now))
+    }
+
     fn authorize<'a>(
         &'a self,
         provider: &'a Provider,
@@ -150,7 +185,15 @@ impl<S: Store> Backend for S {
         id: SecretHash,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, StoreResult<Option<Authentication>>> {
-        Box::pin(async move { Store::session(self, &id, now).await })
+        Box::pin(async move {
+            Store::session(
+                self,
+                &id,
+                now,
+                oidc_flow_store::DEFAULT_SESSION_IDLE_TIMEOUT,
+            )
+            .await
+        })
     }
 
     fn access_token<'a>(

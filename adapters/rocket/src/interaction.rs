@@ -1,7 +1,7 @@
 //! The app's login and consent routes: request guards that hand them the waiting
 //! authorization, and the calls that resume it.
 
-use oidc_flow::authorize::{AwaitingConsent, AwaitingLogin, ConsentAnswer, Resumed};
+use oidc_flow::authorize::{ConsentAnswer, ConsentPage, LoginPage, Resumed};
 use oidc_flow::flow::AuthorizeFlow;
 use oidc_flow::{Authentication, Client, ErrorPage, MintedSecret, Scope};
 use oidc_flow_store::driver;
@@ -111,6 +111,7 @@ impl<'r> Responder<'r, 'static> for InteractionError {
 ///         auth_time: rocket::time::OffsetDateTime::now_utc(),
 ///         acr: None,
 ///         amr: vec!["pwd".into()],
+///         sid: None,
 ///     };
 ///     pending.complete(user).await
 /// }
@@ -120,7 +121,8 @@ pub struct PendingLogin<'r> {
     oidc: &'r Oidc,
     cookies: &'r CookieJar<'r>,
     handle: String,
-    awaiting: AwaitingLogin,
+    /// What the page shows; the request itself stays parked until `complete`.
+    page: LoginPage,
 }
 
 /// An authorization waiting for the end-user's consent: the request guard of the app's
@@ -130,7 +132,8 @@ pub struct PendingConsent<'r> {
     oidc: &'r Oidc,
     cookies: &'r CookieJar<'r>,
     handle: String,
-    awaiting: AwaitingConsent,
+    /// What the page shows; the request itself stays parked until `allow` or `deny`.
+    page: ConsentPage,
 }
 
 fn client_label(client: &Client) -> &str {
@@ -144,28 +147,28 @@ impl PendingLogin<'_> {
     }
 
     /// The waiting request: client, scope, `prompt`, `login_hint`, `acr_values`, locales...
-    pub fn request(&self) -> &AwaitingLogin {
-        &self.awaiting
+    pub fn request(&self) -> &LoginPage {
+        &self.page
     }
 
     /// The client asking.
     pub fn client(&self) -> &Client {
-        self.awaiting.client()
+        self.page.client()
     }
 
     /// The client's display name, or its id.
     pub fn client_name(&self) -> &str {
-        client_label(self.awaiting.client())
+        client_label(self.page.client())
     }
 
     /// The requested scope.
     pub fn scope(&self) -> &Scope {
-        self.awaiting.scope()
+        self.page.scope()
     }
 
     /// `login_hint`, to pre-fill the form.
     pub fn login_hint(&self) -> Option<&str> {
-        self.awaiting.login_hint()
+        self.page.login_hint()
     }
 
     /// Resumes the authorization with the end-user the app authenticated: opens their
@@ -174,13 +177,21 @@ impl PendingLogin<'_> {
     ///
     /// `user.auth_time` must not be older than the request (a login is what was asked for);
     /// otherwise the answer is the login page again.
-    pub async fn complete(self, user: Authentication) -> OidcResponse {
+    pub async fn complete(self, mut user: Authentication) -> OidcResponse {
+        // The session's public id for ID and logout tokens, unless the app chose one.
+        user.sid.get_or_insert_with(|| {
+            MintedSecret::generate(&mut oidc_flow_store::driver::system_rng())
+                .as_str()
+                .chars()
+                .take(22)
+                .collect()
+        });
         let now = OffsetDateTime::now_utc();
         let inner = self.oidc.parts();
         let awaiting = match take(self.oidc, &self.handle, now).await {
             Ok(Resumed::Login(a)) => a,
             Ok(Resumed::Consent(a)) => {
-                return match inner.backend.repark(&self.handle, a.pending(), now).await {
+                return match inner.backend.repark(&self.handle, a.park().0, now).await {
                     Ok(()) => InteractionError::WrongStep.to_response(),
                     Err(e) => InteractionError::Server(e.to_string()).to_response(),
                 };
@@ -227,28 +238,28 @@ impl PendingConsent<'_> {
     }
 
     /// The waiting request: client, scope, `prompt`, locales...
-    pub fn request(&self) -> &AwaitingConsent {
-        &self.awaiting
+    pub fn request(&self) -> &ConsentPage {
+        &self.page
     }
 
     /// The end-user being asked.
     pub fn subject(&self) -> &str {
-        self.awaiting.subject()
+        self.page.subject()
     }
 
     /// The client asking.
     pub fn client(&self) -> &Client {
-        self.awaiting.client()
+        self.page.client()
     }
 
     /// The client's display name, or its id.
     pub fn client_name(&self) -> &str {
-        client_label(self.awaiting.client())
+        client_label(self.page.client())
     }
 
     /// The requested scope.
     pub fn scope(&self) -> &Scope {
-        self.awaiting.scope()
+        self.page.scope()
     }
 
     /// The end-user allows the client the requested scope (remembered for later requests).
@@ -267,7 +278,7 @@ impl PendingConsent<'_> {
         let awaiting = match take(self.oidc, &self.handle, now).await {
             Ok(Resumed::Consent(a)) => a,
             Ok(Resumed::Login(a)) => {
-                return match inner.backend.repark(&self.handle, a.pending(), now).await {
+                return match inner.backend.repark(&self.handle, a.park().0, now).await {
                     Ok(()) => InteractionError::WrongStep.to_response(),
                     Err(e) => InteractionError::Server(e.to_string()).to_response(),
                 };
@@ -300,11 +311,18 @@ async fn take(oidc: &Oidc, handle: &str, now: OffsetDateTime) -> Result<Resumed,
     }
 }
 
+/// What a guard saw of a parked request: the page view of its stage. The request itself was
+/// parked again, so only `complete`, `allow` or `deny` (which take it) can go on with it.
+enum Looked {
+    Login(LoginPage),
+    Consent(ConsentPage),
+}
+
 /// What both guards do: find the handle, check it belongs to this browser, and look at the
 /// parked request (taking it, then parking it again under the same handle).
 async fn look<'r>(
     req: &'r Request<'_>,
-) -> request::Outcome<(&'r Oidc, String, Resumed), InteractionError> {
+) -> request::Outcome<(&'r Oidc, String, Looked), InteractionError> {
     use request::Outcome;
     let Some(oidc) = req.rocket().state::<Oidc>() else {
         return Outcome::Error((
@@ -329,15 +347,21 @@ async fn look<'r>(
         Ok(r) => r,
         Err(e) => return Outcome::Error((e.status(), e)),
     };
-    let pending = match &resumed {
-        Resumed::Login(a) => a.pending(),
-        Resumed::Consent(a) => a.pending(),
+    let (pending, looked) = match resumed {
+        Resumed::Login(a) => {
+            let (pending, page) = a.park();
+            (pending, Looked::Login(page))
+        }
+        Resumed::Consent(a) => {
+            let (pending, page) = a.park();
+            (pending, Looked::Consent(page))
+        }
     };
     if let Err(e) = oidc.parts().backend.repark(&handle, pending, now).await {
         let e = InteractionError::Server(e.to_string());
         return Outcome::Error((e.status(), e));
     }
-    Outcome::Success((oidc, handle, resumed))
+    Outcome::Success((oidc, handle, looked))
 }
 
 /// A state-changing request sent from another site (Fetch Metadata, or an `Origin` that
@@ -366,14 +390,14 @@ impl<'r> FromRequest<'r> for PendingLogin<'r> {
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
         look(req)
             .await
-            .and_then(|(oidc, handle, resumed)| match resumed {
-                Resumed::Login(awaiting) => request::Outcome::Success(Self {
+            .and_then(|(oidc, handle, looked)| match looked {
+                Looked::Login(page) => request::Outcome::Success(Self {
                     oidc,
                     cookies: req.cookies(),
                     handle,
-                    awaiting,
+                    page,
                 }),
-                Resumed::Consent(_) => {
+                Looked::Consent(_) => {
                     request::Outcome::Error((Status::BadRequest, InteractionError::WrongStep))
                 }
             })
@@ -387,14 +411,14 @@ impl<'r> FromRequest<'r> for PendingConsent<'r> {
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
         look(req)
             .await
-            .and_then(|(oidc, handle, resumed)| match resumed {
-                Resumed::Consent(awaiting) => request::Outcome::Success(Self {
+            .and_then(|(oidc, handle, looked)| match looked {
+                Looked::Consent(page) => request::Outcome::Success(Self {
                     oidc,
                     cookies: req.cookies(),
                     handle,
-                    awaiting,
+                    page,
                 }),
-                Resumed::Login(_) => {
+                Looked::Login(_) => {
                     request::Outcome::Error((Status::BadRequest, InteractionError::WrongStep))
                 }
             })
@@ -404,7 +428,7 @@ impl<'r> FromRequest<'r> for PendingConsent<'r> {
 // ------------------------------------------------------------------ cookies
 
 /// HttpOnly, SameSite=Lax, and Secure when the issuer is https.
-fn secured(oidc: &Oidc, mut cookie: Cookie<'static>) -> Cookie<'static> {
+pub(crate) fn secured(oidc: &Oidc, mut cookie: Cookie<'static>) -> Cookie<'static> {
     cookie.set_http_only(true);
     cookie.set_same_site(SameSite::Lax);
     cookie.set_secure(oidc.parts().secure_cookies);

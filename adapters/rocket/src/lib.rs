@@ -29,6 +29,7 @@
 //!         auth_time: rocket::time::OffsetDateTime::now_utc(),
 //!         acr: None,
 //!         amr: vec!["pwd".into()],
+//!         sid: None,
 //!     }).await
 //! }
 //!
@@ -65,6 +66,14 @@
 //! consent guards accept a handle only from the browser that started the request, so a
 //! cross-site form post (which carries no Lax cookie) or a handle planted from another
 //! browser is refused: that is the CSRF protection of the app's login and consent forms.
+//!
+//! # Logs and slow clients
+//! Rocket logs each request's URI with its query string, which here holds `state`,
+//! `id_token_hint`, `login_hint` and parked-request handles: install [`RedactQueries`]
+//! (or [`install_logger`]) before Rocket starts so its lines keep the path alone. Rocket 0.5
+//! has no timeout for a client that sends its headers slowly; put the app behind a reverse
+//! proxy with a header timeout (nginx `client_header_timeout`, Caddy
+//! `servers.timeouts.read_header`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -77,6 +86,8 @@ mod app_store;
 mod backend;
 mod bearer;
 mod interaction;
+mod logout;
+mod redact;
 mod response;
 mod routes;
 
@@ -84,6 +95,7 @@ pub use app_store::{AppStore, UserClaims};
 pub use bearer::{Bearer, BearerRejection, NoScope, RequiredScope};
 pub use interaction::{HANDLE_PARAM, InteractionError, PendingConsent, PendingLogin};
 pub use oidc_flow::{Authentication, Scope, UserInfo};
+pub use redact::{RedactQueries, install_logger, without_queries};
 pub use response::OidcResponse;
 pub use routes::{MAX_BODY, SESSION_LIFETIME, routes};
 
@@ -109,6 +121,10 @@ struct Inner {
     issuer_origin: String,
     discovery: Arc<[u8]>,
     jwks: Arc<[u8]>,
+    /// Delivers back-channel logout tokens in the background.
+    backchannel: Option<oidc_flow_store::backchannel::BackchannelSender>,
+    /// How often the store's expired rows are purged while Rocket runs.
+    purge_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -136,6 +152,7 @@ impl Oidc {
             login_url: "/login".to_owned(),
             consent_url: "/consent".to_owned(),
             first_party: Vec::new(),
+            purge_interval: oidc_flow_store::purge::PURGE_INTERVAL,
         }
     }
 
@@ -168,6 +185,7 @@ pub struct OidcBuilder<S, C> {
     login_url: String,
     consent_url: String,
     first_party: Vec<String>,
+    purge_interval: std::time::Duration,
 }
 
 impl<S: Store, C: UserClaims> OidcBuilder<S, C> {
@@ -195,6 +213,16 @@ impl<S: Store, C: UserClaims> OidcBuilder<S, C> {
     {
         self.first_party
             .extend(client_ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// How often expired codes, tokens, parked requests and sessions are deleted from the
+    /// store while Rocket runs (default [`oidc_flow_store::purge::PURGE_INTERVAL`], one
+    /// minute; at least 10 ms). The fairing starts the schedule at liftoff and stops it at
+    /// shutdown: without it every unauthenticated `GET /authorize` would leave its parked
+    /// request in the store for good.
+    pub fn purge_interval(mut self, every: std::time::Duration) -> Self {
+        self.purge_interval = every;
         self
     }
 
@@ -228,6 +256,10 @@ impl<S: Store, C: UserClaims> OidcBuilder<S, C> {
                 issuer_origin,
                 discovery,
                 jwks,
+                backchannel: oidc_flow_store::backchannel::BackchannelSender::new()
+                    .inspect_err(|e| log::warn!("oidc-flow: no back-channel logout delivery: {e}"))
+                    .ok(),
+                purge_interval: self.purge_interval,
             }),
         }
     }
@@ -238,13 +270,33 @@ impl rocket::fairing::Fairing for Oidc {
     fn info(&self) -> rocket::fairing::Info {
         rocket::fairing::Info {
             name: "oidc-flow provider",
-            kind: rocket::fairing::Kind::Ignite | rocket::fairing::Kind::Response,
+            kind: rocket::fairing::Kind::Ignite
+                | rocket::fairing::Kind::Liftoff
+                | rocket::fairing::Kind::Response,
         }
     }
 
     async fn on_ignite(&self, rocket: rocket::Rocket<rocket::Build>) -> rocket::fairing::Result {
         let base = self.base_path().to_owned();
         Ok(rocket.manage(self.clone()).mount(base, routes()))
+    }
+
+    /// Starts the purge schedule; it ends when Rocket shuts down.
+    async fn on_liftoff(&self, rocket: &rocket::Rocket<rocket::Orbit>) {
+        let oidc = self.clone();
+        let shutdown = rocket.shutdown();
+        rocket::tokio::spawn(async move {
+            let inner = &oidc.inner;
+            let purge = oidc_flow_store::purge::purge_every(
+                inner.purge_interval,
+                |now| inner.backend.purge_expired(now),
+                |e| log::warn!("oidc-flow: purging expired rows failed: {e}"),
+            );
+            rocket::tokio::select! {
+                () = purge => {}
+                () = shutdown => {}
+            }
+        });
     }
 
     async fn on_response<'r>(

@@ -84,10 +84,31 @@ impl OidcResponse {
             .with("cache-control", "no-store")
             .with(
                 "content-security-policy",
-                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+                 frame-ancestors 'none'",
             )
             .with("x-frame-options", "DENY")
             .with("referrer-policy", "no-referrer")
+    }
+
+    /// A page of ours whose form posts to us and whose answer may be a 303 to `next` on
+    /// another origin: browsers apply `form-action` to the redirects after a submission, so
+    /// the policy names that origin too (and no other).
+    pub(crate) fn html_posting_to(status: Status, body: String, next: &str) -> Self {
+        let action = match oidc_flow::response::csp_origin(next) {
+            Some(origin) => format!("'self' {origin}"),
+            None => "'self'".to_owned(),
+        };
+        let mut r = Self::html(status, body);
+        for (name, value) in &mut r.headers {
+            if *name == "content-security-policy" {
+                *value = format!(
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action {action}; \
+                     frame-ancestors 'none'"
+                );
+            }
+        }
+        r
     }
 
     /// An error shown to the user agent, never redirected.
@@ -102,10 +123,18 @@ impl OidcResponse {
             status,
             format!(
                 "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-                 <title>Request refused</title></head><body><h1>Request refused</h1>\
-                 <p><code>{}</code></p><p>{}</p></body></html>",
+                 <title>Sign-in request refused</title></head><body><main>\
+                 <h1>This sign-in request cannot continue</h1><p role=\"alert\">{}</p>\
+                 <h2>What you can do</h2><p>{}</p><p>Error code: <code>{}</code></p>\
+                 </main></body></html>",
+                escape_html(description),
+                if code == ErrorCode::ServerError.as_str() {
+                    "This is a problem on our side. Try again in a moment."
+                } else {
+                    "Go back to the application you came from and start again. If it keeps \
+                     happening, tell its developers the error code below."
+                },
                 escape_html(code),
-                escape_html(description)
             ),
         )
     }
@@ -138,8 +167,13 @@ impl OidcResponse {
     pub(crate) fn redirect(redirect: &Redirect) -> Self {
         if redirect.mode() == ResponseMode::FormPost {
             let body = redirect.form_post_html().unwrap_or_default();
+            // Its own policy: its one script by hash, its form only to the redirect URI's
+            // origin.
             return Self::new(Status::Ok, ContentType::HTML, body.into_bytes().into())
-                .with("cache-control", "no-store");
+                .with("cache-control", "no-store")
+                .with("content-security-policy", redirect.form_post_csp())
+                .with("x-frame-options", "DENY")
+                .with("referrer-policy", "no-referrer");
         }
         match redirect.location() {
             Some(location) => Self::see_other(location),

@@ -18,11 +18,11 @@ use crate::{Oidc, OidcResponse};
 /// Largest request body read (form posts of the authorization, token and UserInfo endpoints).
 pub const MAX_BODY: usize = 64 * 1024;
 /// How long an end-user session at the provider lasts.
-pub const SESSION_LIFETIME: time::Duration = time::Duration::hours(12);
+pub const SESSION_LIFETIME: time::Duration = time::Duration::hours(8);
 
 /// The provider's routes, to mount at [`Oidc::base_path`] (the [`Oidc`] fairing does it):
 /// `GET /.well-known/openid-configuration`, `GET /jwks`, `GET|POST /authorize`,
-/// `POST /token`, `GET|POST /userinfo`. They need the [`Oidc`] in managed state.
+/// `POST /token`, `GET|POST /userinfo`, `GET|POST /logout`. They need the [`Oidc`] in managed state.
 pub fn routes() -> Vec<Route> {
     rocket::routes![
         discovery,
@@ -31,7 +31,9 @@ pub fn routes() -> Vec<Route> {
         authorize_post,
         token,
         userinfo_get,
-        userinfo_post
+        userinfo_post,
+        crate::logout::logout_get,
+        crate::logout::logout_post
     ]
 }
 
@@ -130,7 +132,7 @@ async fn authorize(oidc: &Oidc, step: AuthorizeStep, cookies: &CookieJar<'_>) ->
 }
 
 /// The end-user's session at the provider, from its cookie.
-async fn session_of(
+pub(crate) async fn session_of(
     oidc: &Oidc,
     cookies: &CookieJar<'_>,
     now: OffsetDateTime,
@@ -184,7 +186,7 @@ fn json(result: Result<oidc_flow::JsonResponse, DriverError>) -> OidcResponse {
     }
 }
 
-fn not_a_form() -> OidcResponse {
+pub(crate) fn not_a_form() -> OidcResponse {
     OidcResponse::plain(
         Status::UnsupportedMediaType,
         "the body must be application/x-www-form-urlencoded",
@@ -212,14 +214,14 @@ impl<'r> FromRequest<'r> for AuthorizationHeader<'r> {
 }
 
 /// A request body read whole within [`MAX_BODY`], and whether it is a form.
-struct RawBody {
-    form: bool,
-    bytes: Vec<u8>,
+pub(crate) struct RawBody {
+    pub(crate) form: bool,
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// Why a request body was not read.
 #[derive(Debug)]
-enum BodyError {
+pub(crate) enum BodyError {
     /// Longer than [`MAX_BODY`].
     TooLarge,
     /// The connection failed.

@@ -213,7 +213,7 @@ async fn code_flow_through_the_apps_login_and_consent_pages() {
     )
     .await;
     let session = logged_in.set_cookie("oidc_flow_session").unwrap();
-    for attr in ["HttpOnly", "SameSite=Lax", "Path=/oidc", "Max-Age=43200"] {
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/oidc", "Max-Age=28800"] {
         assert!(session.contains(attr), "{session}");
     }
     let consent = logged_in.location().to_owned();

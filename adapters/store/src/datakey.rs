@@ -55,22 +55,23 @@ impl DataKey {
     }
 
     /// The key from [`DATA_KEY_ENV`], else from the file `path` (created with a new key,
-    /// readable by the owner only, when missing).
-    pub fn from_env_or_file(path: Option<&Path>) -> Result<Self, StoreError> {
+    /// readable by the owner only, when missing). The flag says whether the key is new:
+    /// a new key cannot open anything sealed before, which the caller must check.
+    pub fn from_env_or_file(path: Option<&Path>) -> Result<(Self, bool), StoreError> {
         if let Ok(text) = std::env::var(DATA_KEY_ENV) {
-            return Self::from_text(&text);
+            return Ok((Self::from_text(&text)?, false));
         }
         let Some(path) = path else {
             // An in-memory database lives no longer than this key.
-            return Ok(Self::generate()?.0);
+            return Ok((Self::generate()?.0, true));
         };
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_text(&text),
+            Ok(text) => Ok((Self::from_text(&text)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let (key, text) = Self::generate()?;
                 write_private(path, &text)
                     .map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
-                Ok(key)
+                Ok((key, true))
             }
             Err(e) => Err(bad(format!("cannot read {}: {e}", path.display()))),
         }

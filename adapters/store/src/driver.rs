@@ -1,13 +1,21 @@
 //! The driver: one async function per endpoint that runs the core's erased flow, answers
 //! each need from a [`Store`], applies the effects in one transaction, and only then hands
 //! back the response. If applying fails, the prepared response is dropped.
+//!
+//! What follows is `ADAPTERS.md` at the repository's root: the contract an adapter keeps,
+//! and a whole adapter of a made-up framework as a doctest.
+//!
+#![doc = include_str!("../../../ADAPTERS.md")]
 
 use getrandom::SysRng;
-use oidc_flow::authorize::{AwaitingConsent, AwaitingLogin, PendingAuthorization, Resumed};
+use oidc_flow::authorize::{ConsentPage, LoginPage, PendingAuthorization, Resumed};
 use oidc_flow::flow::{
-    AuthorizeAnswer, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep, ProtocolMisuse, TokenAnswer,
-    TokenFlow, TokenNeed, TokenStep, UserinfoAnswer, UserinfoFlow, UserinfoNeed, UserinfoStep,
+    AuthorizeAnswer, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep, LogoutAnswer, LogoutNeed,
+    LogoutOutcome, LogoutStep, ProtocolMisuse, TokenAnswer, TokenFlow, TokenNeed, TokenStep,
+    UserinfoAnswer, UserinfoFlow, UserinfoNeed, UserinfoStep,
 };
+use oidc_flow::logout::{AwaitingConfirmation, LoggedOut};
+use oidc_flow::token::TokenError;
 use oidc_flow::{
     Authentication, ErrorCode, ErrorPage, JsonResponse, MintedSecret, OAuthError, Provider,
     Redirect, SecretHash,
@@ -17,8 +25,7 @@ use time::OffsetDateTime;
 
 use crate::{Store, StoreError};
 
-/// How long an authorization may wait for login and consent.
-pub const PENDING_LIFETIME: time::Duration = time::Duration::minutes(15);
+pub use oidc_flow::authorize::PENDING_LIFETIME;
 
 /// Why the driver could not finish a request; the adapter answers `server_error`.
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +42,13 @@ pub enum DriverError {
 impl DriverError {
     /// The JSON `server_error` a back-channel endpoint sends for this failure.
     pub fn to_json(&self) -> JsonResponse {
-        let description = match self {
-            // A code replay raced the first exchange: say so, it is the client's concern.
-            Self::Store(StoreError::GrantRevoked) => "the grant was revoked while this request ran",
-            _ => "the server could not complete the request",
-        };
-        JsonResponse::oauth_error(500, &OAuthError::new(ErrorCode::ServerError, description))
+        JsonResponse::oauth_error(
+            500,
+            &OAuthError::new(
+                ErrorCode::ServerError,
+                "the server could not complete the request",
+            ),
+        )
     }
 }
 
@@ -62,15 +70,15 @@ pub enum AuthorizeResult {
     Redirect(Redirect),
     /// Show the login page; the request is parked under this handle.
     Login {
-        /// The waiting request (for the page's hints and client name).
-        awaiting: AwaitingLogin,
+        /// What the page shows (hints, client name); the request itself is parked.
+        page: LoginPage,
         /// The handle the login form carries back.
         handle: String,
     },
     /// Show the consent page; the request is parked under this handle.
     Consent {
-        /// The waiting request (for the page's client name and scope).
-        awaiting: AwaitingConsent,
+        /// What the page shows (client name, scope, the person); the request is parked.
+        page: ConsentPage,
         /// The handle the consent form carries back.
         handle: String,
     },
@@ -95,8 +103,8 @@ pub async fn authorize<S: Store>(
             AuthorizeNeed::Client { client_id } => {
                 AuthorizeAnswer::Client(store.client(client_id).await?)
             }
-            AuthorizeNeed::NonceSeen { client_id, nonce } => {
-                AuthorizeAnswer::NonceSeen(store.nonce_seen(client_id, nonce, now).await?)
+            AuthorizeNeed::ClaimNonce(record) => {
+                AuthorizeAnswer::NonceClaimed(store.claim_nonce(record, now).await?)
             }
             AuthorizeNeed::Session => AuthorizeAnswer::Session(session.clone()),
             AuthorizeNeed::Consent {
@@ -123,12 +131,14 @@ pub async fn authorize<S: Store>(
             AuthorizeResult::Redirect(done.response)
         }
         AuthorizeOutcome::Login(awaiting) => {
-            let handle = park(store, awaiting.pending(), now).await?;
-            AuthorizeResult::Login { awaiting, handle }
+            let (pending, page) = awaiting.park();
+            let handle = park(store, pending, now).await?;
+            AuthorizeResult::Login { page, handle }
         }
         AuthorizeOutcome::Consent(awaiting) => {
-            let handle = park(store, awaiting.pending(), now).await?;
-            AuthorizeResult::Consent { awaiting, handle }
+            let (pending, page) = awaiting.park();
+            let handle = park(store, pending, now).await?;
+            AuthorizeResult::Consent { page, handle }
         }
     })
 }
@@ -173,8 +183,15 @@ pub async fn token<S: Store>(
     loop {
         let flow = match step {
             TokenStep::Done(done) => {
-                store.apply(&done.effects).await?;
-                return Ok(done.response);
+                return match store.apply(&done.effects).await {
+                    Ok(()) => Ok(done.response),
+                    // A concurrent replay of the same code or refresh token revoked the
+                    // grant between our take and our write: this request lost the race.
+                    Err(StoreError::GrantRevoked) => {
+                        Ok(TokenError::grant_revoked_meanwhile().response)
+                    }
+                    Err(e) => Err(e.into()),
+                };
             }
             TokenStep::Need(flow) => flow,
         };
@@ -224,5 +241,68 @@ pub async fn userinfo<S: Store>(
             }
         };
         step = flow.resume(answer, provider, now)?;
+    }
+}
+
+/// How an end-session request ended, effects already applied.
+#[derive(Debug)]
+#[must_use]
+pub enum LogoutResult {
+    /// Show this error page (400).
+    ErrorPage(ErrorPage),
+    /// Show the confirmation page; when its CSRF-protected form comes back, run
+    /// [`logout`] with [`oidc_flow::flow::LogoutFlow::after_confirmation`].
+    Confirm(Box<AwaitingConfirmation>),
+    /// The session is ended: send the browser on (or show a page), clear the session
+    /// cookie, and deliver `back_channel` without making the page wait.
+    LoggedOut(LoggedOut),
+}
+
+/// Runs an end-session request from `step`; `session` answers the session need (the user
+/// agent's cookie).
+pub async fn logout<S: Store>(
+    store: &S,
+    provider: &Provider,
+    mut step: LogoutStep,
+    session: Option<Authentication>,
+    now: OffsetDateTime,
+) -> Result<LogoutResult, DriverError> {
+    let mut rng = system_rng();
+    loop {
+        let flow = match step {
+            LogoutStep::Done(LogoutOutcome::ErrorPage(page)) => {
+                return Ok(LogoutResult::ErrorPage(page));
+            }
+            LogoutStep::Done(LogoutOutcome::Confirm(awaiting)) => {
+                return Ok(LogoutResult::Confirm(Box::new(awaiting)));
+            }
+            LogoutStep::Done(LogoutOutcome::Done(done)) => {
+                store.apply(&done.effects).await?;
+                return Ok(LogoutResult::LoggedOut(done.response));
+            }
+            LogoutStep::Need(flow) => flow,
+        };
+        let answer = match flow.need() {
+            LogoutNeed::Client { client_id } => {
+                LogoutAnswer::Client(store.client(client_id).await?)
+            }
+            LogoutNeed::Session => LogoutAnswer::Session(session.clone()),
+            LogoutNeed::SessionClients { sid } => {
+                let mut clients = Vec::new();
+                for id in store.session_clients(sid).await? {
+                    if let Some(c) = store.client(&id).await? {
+                        clients.push(c);
+                    }
+                }
+                LogoutAnswer::SessionClients(clients)
+            }
+            _ => {
+                return Err(DriverError::Misuse(ProtocolMisuse {
+                    needed: "a need this driver does not know",
+                    answered: "nothing",
+                }));
+            }
+        };
+        step = flow.resume(answer, provider, &mut rng, now)?;
     }
 }

@@ -14,15 +14,17 @@ use std::future::Future;
 use oidc_flow::authorize::PendingAuthorization;
 use oidc_flow::keys::Algorithm;
 use oidc_flow::{
-    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, RefreshTokenRecord, Scope,
-    SecretHash, Taken, UserInfo,
+    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, NonceRecord, RefreshTokenRecord,
+    Scope, SecretHash, Taken, UserInfo,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub mod backchannel;
 mod datakey;
 pub mod driver;
 mod memory;
+pub mod purge;
 mod sqlite;
 
 pub use datakey::{DATA_KEY_ENV, DataKey};
@@ -68,6 +70,9 @@ pub struct UserRecord {
 }
 
 /// A signing key as stored: its PEM, so the JWKS survives restarts.
+///
+/// The SQLite backend keeps the PEM sealed with the [`DataKey`] (AES-256-GCM); this
+/// record holds it in clear, in memory only.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
     /// The key id.
@@ -78,6 +83,30 @@ pub struct StoredKey {
     pub pem: String,
     /// When it was created (keys load oldest first).
     pub created_at: OffsetDateTime,
+    /// Whether it signs, or was rotated out and is only published for verification.
+    pub state: KeyState,
+}
+
+/// Whether a stored signing key signs new tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum KeyState {
+    /// It signs new tokens (the newest active key of an algorithm is the one used).
+    Active,
+    /// Rotated out: it signs nothing any more but stays in the JWKS, so the tokens it
+    /// signed still verify, until it is retired (deleted).
+    Rotated {
+        /// When it was rotated out.
+        #[serde(with = "time::serde::timestamp")]
+        at: OffsetDateTime,
+    },
+}
+
+impl KeyState {
+    /// Whether the key signs new tokens.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Active)
+    }
 }
 
 impl std::fmt::Debug for StoredKey {
@@ -92,6 +121,15 @@ impl std::fmt::Debug for StoredKey {
 /// How long every backend keeps a taken code past its expiry, so a late replay still finds
 /// its grant to revoke.
 pub const TAKEN_CODE_GRACE: time::Duration = time::Duration::hours(1);
+
+/// How long an end-user session may go unused before the server forgets it, unless the
+/// server is configured otherwise.
+pub const DEFAULT_SESSION_IDLE_TIMEOUT: time::Duration = time::Duration::hours(1);
+
+/// A session's last-used time is written at most once per this interval (reading a session
+/// happens on every authorization request, and a write per request would cost the code
+/// flow a commit). The idle timeout can therefore end a session up to this much early.
+pub const SESSION_TOUCH_INTERVAL: time::Duration = time::Duration::minutes(1);
 
 /// Result type of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -134,11 +172,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         hash: &SecretHash,
     ) -> impl Future<Output = StoreResult<Option<AccessTokenRecord>>> + Send;
-    /// Whether `client_id` already used `nonce` (and it is still remembered).
-    fn nonce_seen(
+    /// Claims a nonce for the replay check in one atomic insert-if-absent: `true` when this
+    /// call stored it, `false` when an unexpired record of the same client and nonce exists
+    /// (of two concurrent claims exactly one gets `true`).
+    fn claim_nonce(
         &self,
-        client_id: &str,
-        nonce: &str,
+        nonce: &NonceRecord,
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Whether `subject` consented to `client_id` for every token of `scope`.
@@ -167,19 +206,32 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<Option<PendingAuthorization>>> + Send;
 
-    /// Stores an end-user session under the digest of its cookie value.
+    /// Stores an end-user session under the digest of its cookie value. Its `sid` and
+    /// `subject` are kept apart so that logout can find it; it counts as last used at its
+    /// `auth_time`.
     fn put_session(
         &self,
         id: &SecretHash,
         session: &Authentication,
         expires_at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// The session stored under `id`, if unexpired.
+    /// The session stored under `id`, unless it is past its expiry or went unused for longer
+    /// than `idle_timeout`. Marks it used (written at most once per
+    /// [`SESSION_TOUCH_INTERVAL`]).
     fn session(
         &self,
         id: &SecretHash,
         now: OffsetDateTime,
+        idle_timeout: time::Duration,
     ) -> impl Future<Output = StoreResult<Option<Authentication>>> + Send;
+    /// The ids of the clients that took part in session `sid` ([`Effect::JoinSession`]).
+    fn session_clients(&self, sid: &str) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+    /// Ends every session of `subject`: deletes them and returns, per session id, the
+    /// clients that took part (so that they can be told, e.g. by back-channel logout).
+    fn end_sessions_of(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = StoreResult<Vec<EndedSession>>> + Send;
 
     /// The signing keys, oldest first.
     fn signing_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredKey>>> + Send;
@@ -188,6 +240,44 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes what expired before `now`; returns how many rows went.
     fn purge_expired(&self, now: OffsetDateTime) -> impl Future<Output = StoreResult<u64>> + Send;
+}
+
+/// A session ended by [`Store::end_sessions_of`]: its `sid` and the clients that took part.
+pub type EndedSession = (String, Vec<String>);
+
+/// What an operator changes beside serving: listing, updating and removing clients, users
+/// and signing keys (the `oidc-flow` command line). Not needed to serve requests.
+pub trait Admin: Store {
+    /// Every registered client, by id.
+    fn clients(&self) -> impl Future<Output = StoreResult<Vec<Client>>> + Send;
+    /// Replaces the registration of `client.client_id`; `false` if there is none.
+    fn update_client(&self, client: &Client) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Removes a client and the consents given to it; `false` if there is none.
+    fn remove_client(&self, client_id: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Every user, by name.
+    fn users(&self) -> impl Future<Output = StoreResult<Vec<UserRecord>>> + Send;
+    /// Replaces the password hash and claims of `user.username`; `false` if there is none.
+    fn update_user(&self, user: &UserRecord) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Removes a user and the consents they gave; `false` if there is none.
+    fn remove_user(&self, username: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Sets the state of signing key `kid`; `false` if there is none.
+    fn set_key_state(
+        &self,
+        kid: &str,
+        state: KeyState,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Deletes signing key `kid`; `false` if there is none.
+    fn remove_signing_key(&self, kid: &str) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// Whether a session last used at `last_used` is still alive at `now`.
+pub(crate) fn session_alive(
+    last_used: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+    idle_timeout: time::Duration,
+) -> bool {
+    expires_at > now && now - last_used <= idle_timeout
 }
 
 /// Whether every token of `wanted` is in `granted` (consents accumulate per client).

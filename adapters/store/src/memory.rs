@@ -5,14 +5,14 @@ use std::sync::{Mutex, MutexGuard};
 
 use oidc_flow::authorize::PendingAuthorization;
 use oidc_flow::{
-    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, RefreshTokenRecord,
-    Scope, SecretHash, Taken, UserInfo,
+    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, NonceRecord,
+    RefreshTokenRecord, Scope, SecretHash, Taken, UserInfo,
 };
 use time::OffsetDateTime;
 
 use crate::{
-    Store, StoreError, StoreResult, StoredKey, TAKEN_CODE_GRACE, UserRecord, scope_covers,
-    scope_union,
+    Admin, EndedSession, KeyState, SESSION_TOUCH_INTERVAL, Store, StoreError, StoreResult,
+    StoredKey, TAKEN_CODE_GRACE, UserRecord, scope_covers, scope_union, session_alive,
 };
 
 #[derive(Default)]
@@ -25,9 +25,28 @@ struct Inner {
     nonces: HashMap<(String, String), OffsetDateTime>,
     consents: HashMap<(String, String), Scope>,
     revoked: HashMap<GrantId, OffsetDateTime>,
-    pending: HashMap<SecretHash, (PendingAuthorization, OffsetDateTime)>,
-    sessions: HashMap<SecretHash, (Authentication, OffsetDateTime)>,
+    /// Parked requests, serialised as a database stores them (a parked request is not
+    /// `Clone`: it resumes once).
+    pending: HashMap<SecretHash, (String, OffsetDateTime)>,
+    sessions: HashMap<SecretHash, Session>,
+    /// Per session id, the clients that took part.
+    session_clients: HashMap<String, Vec<String>>,
     keys: Vec<StoredKey>,
+}
+
+struct Session {
+    auth: Authentication,
+    expires_at: OffsetDateTime,
+    last_used: OffsetDateTime,
+}
+
+impl Inner {
+    /// Deletes the sessions with this sid and their client rows; returns the clients.
+    fn end_session(&mut self, sid: &str) -> Vec<String> {
+        self.sessions
+            .retain(|_, s| s.auth.sid.as_deref() != Some(sid));
+        self.session_clients.remove(sid).unwrap_or_default()
+    }
 }
 
 /// Everything in memory, lost when the process ends.
@@ -122,17 +141,14 @@ impl Store for MemoryStore {
         Ok(self.lock().access_tokens.get(hash).cloned())
     }
 
-    async fn nonce_seen(
-        &self,
-        client_id: &str,
-        nonce: &str,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        Ok(self
-            .lock()
-            .nonces
-            .get(&(client_id.to_owned(), nonce.to_owned()))
-            .is_some_and(|exp| *exp > now))
+    async fn claim_nonce(&self, nonce: &NonceRecord, now: OffsetDateTime) -> StoreResult<bool> {
+        let mut g = self.lock();
+        let key = (nonce.client_id.clone(), nonce.nonce.clone());
+        if g.nonces.get(&key).is_some_and(|exp| *exp > now) {
+            return Ok(false);
+        }
+        g.nonces.insert(key, nonce.expires_at);
+        Ok(true)
     }
 
     async fn consented(&self, subject: &str, client_id: &str, scope: &Scope) -> StoreResult<bool> {
@@ -168,10 +184,6 @@ impl Store for MemoryStore {
                 Effect::StoreRefreshToken(r) => {
                     g.refresh_tokens.insert(r.hash, (r.clone(), false));
                 }
-                Effect::RememberNonce(n) => {
-                    g.nonces
-                        .insert((n.client_id.clone(), n.nonce.clone()), n.expires_at);
-                }
                 Effect::RememberConsent(c) => {
                     let key = (c.subject.clone(), c.client_id.clone());
                     let merged = match g.consents.get(&key) {
@@ -189,6 +201,15 @@ impl Store for MemoryStore {
                     let until = OffsetDateTime::now_utc() + time::Duration::days(31);
                     g.revoked.insert(grant.clone(), until);
                 }
+                Effect::JoinSession { sid, client_id } => {
+                    let clients = g.session_clients.entry(sid.clone()).or_default();
+                    if !clients.contains(client_id) {
+                        clients.push(client_id.clone());
+                    }
+                }
+                Effect::EndSession { sid } => {
+                    g.end_session(sid);
+                }
                 _ => {}
             }
         }
@@ -201,9 +222,8 @@ impl Store for MemoryStore {
         pending: &PendingAuthorization,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()> {
-        self.lock()
-            .pending
-            .insert(*id, (pending.clone(), expires_at));
+        let json = serde_json::to_string(pending)?;
+        self.lock().pending.insert(*id, (json, expires_at));
         Ok(())
     }
 
@@ -212,12 +232,11 @@ impl Store for MemoryStore {
         id: &SecretHash,
         now: OffsetDateTime,
     ) -> StoreResult<Option<PendingAuthorization>> {
-        Ok(self
-            .lock()
-            .pending
-            .remove(id)
-            .filter(|(_, exp)| *exp > now)
-            .map(|(p, _)| p))
+        let taken = self.lock().pending.remove(id);
+        match taken.filter(|(_, exp)| *exp > now) {
+            Some((json, _)) => Ok(Some(serde_json::from_str(&json)?)),
+            None => Ok(None),
+        }
     }
 
     async fn put_session(
@@ -226,9 +245,14 @@ impl Store for MemoryStore {
         session: &Authentication,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()> {
-        self.lock()
-            .sessions
-            .insert(*id, (session.clone(), expires_at));
+        self.lock().sessions.insert(
+            *id,
+            Session {
+                auth: session.clone(),
+                expires_at,
+                last_used: session.auth_time,
+            },
+        );
         Ok(())
     }
 
@@ -236,13 +260,49 @@ impl Store for MemoryStore {
         &self,
         id: &SecretHash,
         now: OffsetDateTime,
+        idle_timeout: time::Duration,
     ) -> StoreResult<Option<Authentication>> {
+        let mut g = self.lock();
+        let Some(s) = g.sessions.get_mut(id) else {
+            return Ok(None);
+        };
+        if !session_alive(s.last_used, s.expires_at, now, idle_timeout) {
+            return Ok(None);
+        }
+        // The same write throttling as SQLite, so both backends answer alike.
+        if now - s.last_used > SESSION_TOUCH_INTERVAL {
+            s.last_used = now;
+        }
+        Ok(Some(s.auth.clone()))
+    }
+
+    async fn session_clients(&self, sid: &str) -> StoreResult<Vec<String>> {
         Ok(self
             .lock()
+            .session_clients
+            .get(sid)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn end_sessions_of(&self, subject: &str) -> StoreResult<Vec<EndedSession>> {
+        let mut g = self.lock();
+        let mut sids: Vec<String> = g
             .sessions
-            .get(id)
-            .filter(|(_, exp)| *exp > now)
-            .map(|(s, _)| s.clone()))
+            .values()
+            .filter(|s| s.auth.subject == subject)
+            .filter_map(|s| s.auth.sid.clone())
+            .collect();
+        sids.sort();
+        sids.dedup();
+        g.sessions.retain(|_, s| s.auth.subject != subject);
+        Ok(sids
+            .into_iter()
+            .map(|sid| {
+                let clients = g.session_clients.remove(&sid).unwrap_or_default();
+                (sid, clients)
+            })
+            .collect())
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
@@ -282,7 +342,13 @@ impl Store for MemoryStore {
         g.refresh_tokens.retain(|_, (r, _)| r.expires_at > now);
         g.nonces.retain(|_, exp| *exp > now);
         g.pending.retain(|_, (_, exp)| *exp > now);
-        g.sessions.retain(|_, (_, exp)| *exp > now);
+        g.sessions.retain(|_, s| s.expires_at > now);
+        let live: std::collections::HashSet<String> = g
+            .sessions
+            .values()
+            .filter_map(|s| s.auth.sid.clone())
+            .collect();
+        g.session_clients.retain(|sid, _| live.contains(sid));
         g.revoked.retain(|_, exp| *exp > now);
         let after = g.codes.len()
             + g.access_tokens.len()
@@ -292,5 +358,75 @@ impl Store for MemoryStore {
             + g.sessions.len()
             + g.revoked.len();
         Ok(u64::try_from(before - after).unwrap_or(u64::MAX))
+    }
+}
+
+impl Admin for MemoryStore {
+    async fn clients(&self) -> StoreResult<Vec<Client>> {
+        let mut all: Vec<Client> = self.lock().clients.values().cloned().collect();
+        all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(all)
+    }
+
+    async fn update_client(&self, client: &Client) -> StoreResult<bool> {
+        let mut g = self.lock();
+        match g.clients.get_mut(&client.client_id) {
+            Some(c) => {
+                *c = client.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn remove_client(&self, client_id: &str) -> StoreResult<bool> {
+        let mut g = self.lock();
+        g.consents.retain(|(_, c), _| c != client_id);
+        Ok(g.clients.remove(client_id).is_some())
+    }
+
+    async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        let mut all: Vec<UserRecord> = self.lock().users.values().cloned().collect();
+        all.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(all)
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<bool> {
+        let mut g = self.lock();
+        match g.users.get_mut(&user.username) {
+            Some(u) => {
+                u.password_hash = user.password_hash.clone();
+                u.claims = user.claims.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn remove_user(&self, username: &str) -> StoreResult<bool> {
+        let mut g = self.lock();
+        let Some(user) = g.users.remove(username) else {
+            return Ok(false);
+        };
+        g.consents.retain(|(s, _), _| *s != user.subject);
+        Ok(true)
+    }
+
+    async fn set_key_state(&self, kid: &str, state: KeyState) -> StoreResult<bool> {
+        let mut g = self.lock();
+        match g.keys.iter_mut().find(|k| k.kid == kid) {
+            Some(k) => {
+                k.state = state;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn remove_signing_key(&self, kid: &str) -> StoreResult<bool> {
+        let mut g = self.lock();
+        let before = g.keys.len();
+        g.keys.retain(|k| k.kid != kid);
+        Ok(g.keys.len() != before)
     }
 }

@@ -11,22 +11,23 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use oidc_flow::authorize::PendingAuthorization;
 use oidc_flow::keys::Algorithm;
 use oidc_flow::{
-    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, RefreshTokenRecord,
-    Scope, SecretHash, Taken, UserInfo,
+    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, NonceRecord,
+    RefreshTokenRecord, Scope, SecretHash, Taken, UserInfo,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use time::OffsetDateTime;
 
+use crate::datakey::DATA_KEY_ENV;
 use crate::{
-    DataKey, Store, StoreError, StoreResult, StoredKey, TAKEN_CODE_GRACE, UserRecord, scope_covers,
-    scope_union,
+    Admin, DataKey, EndedSession, KeyState, SESSION_TOUCH_INTERVAL, Store, StoreError, StoreResult,
+    StoredKey, TAKEN_CODE_GRACE, UserRecord, scope_covers, scope_union, session_alive,
 };
 
 /// How long a revoked grant is remembered, so tokens racing the revocation are refused.
@@ -37,7 +38,17 @@ const SEALED_SECRET: &str = "client_secret_sealed";
 const MAX_READERS: usize = 2;
 
 /// The schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: [&str; 1] = [include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_sessions_keys.sql"),
+];
+/// How often the client cache asks the database whether clients changed (one read of a
+/// counter that triggers bump): a client removed or changed by the command line is seen
+/// by a running server within this time.
+const CLIENT_CACHE_CHECK: Duration = Duration::from_secs(1);
+/// The context a signing key's PEM is sealed under (with its kid appended), so a sealed
+/// key cannot be moved to another row nor taken for a client secret.
+const KEY_CONTEXT: &str = "signing-key:";
 
 struct Inner {
     writer: Mutex<Connection>,
@@ -49,6 +60,11 @@ struct Inner {
     next_reader: AtomicUsize,
     data_key: DataKey,
     clients: RwLock<HashMap<String, Client>>,
+    /// The `clients` change counter the cache was filled under.
+    clients_version: AtomicI64,
+    /// When the counter was last read, in milliseconds since `opened`.
+    clients_checked_ms: AtomicU64,
+    opened: Instant,
 }
 
 /// A store in one SQLite file.
@@ -57,9 +73,15 @@ struct Inner {
 /// [`DataKey`] found by [`DataKey::from_env_or_file`]: the `OIDC_FLOW_DATA_KEY` variable,
 /// or the file `<database>.key` beside the database (created on first use).
 ///
-/// Clients are cached in memory after their first lookup: they are read on every request
-/// and never change once registered. A client registered by another process (the command
-/// line) is found on the first miss.
+/// Clients are cached in memory after their first lookup: they are read on every request.
+/// Triggers count every change to the clients table; the cache reads that counter at most
+/// once a second and is emptied when it moved, so a client changed or removed by another
+/// process (the command line) is seen within a second.
+///
+/// Signing keys are sealed with the data key too; a database whose keys were stored in
+/// clear (before this) has them sealed on open. A new database file is created readable
+/// by its owner only (0600), and SQLite gives its `-wal` and `-shm` files the same mode; an
+/// existing file readable by others is restricted to 0600 on open.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -138,7 +160,11 @@ impl SqliteStore {
             k.as_mut_os_string().push(".key");
             k
         });
-        let data_key = DataKey::from_env_or_file(key_file.as_deref())?;
+        let (data_key, new_key) = DataKey::from_env_or_file(key_file.as_deref())?;
+        if let Some(p) = &path {
+            private_file(p)
+                .map_err(|e| StoreError::Failed(format!("cannot create {}: {e}", p.display())))?;
+        }
         let mut writer = match &path {
             Some(p) => Connection::open(p)?,
             None => Connection::open_in_memory()?,
@@ -147,13 +173,42 @@ impl SqliteStore {
             let mode: String =
                 writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::DataKey(format!(
-                    "WAL mode refused (got {mode})"
-                )));
+                return Err(StoreError::Failed(format!("WAL mode refused (got {mode})")));
             }
         }
         configure(&writer)?;
         migrate(&mut writer)?;
+        match check_data_key(&writer, &data_key) {
+            // A key made just now opens nothing sealed before: the key file was lost. Keeping
+            // the new one would make restoring the right one harder; leave things as they were.
+            Err(StoreError::DataKey(_)) if new_key => {
+                if let Some(k) = &key_file {
+                    let _ = std::fs::remove_file(k);
+                }
+                return Err(StoreError::DataKey(format!(
+                    "the database holds sealed keys or secrets but its data key is missing: \
+                     restore {} from your backup or set {DATA_KEY_ENV}",
+                    key_file
+                        .as_ref()
+                        .map_or_else(|| "the key file".into(), |k| k.display().to_string())
+                )));
+            }
+            other => other?,
+        }
+        seal_clear_keys(&mut writer, &data_key)?;
+        if let Some(p) = &path {
+            // SQLite made them with the database's mode; an older -wal/-shm may be wider.
+            for suffix in ["-wal", "-shm"] {
+                let mut side = p.clone();
+                side.as_mut_os_string().push(suffix);
+                if side.exists() {
+                    private_file(&side).map_err(|e| {
+                        StoreError::Failed(format!("cannot restrict {}: {e}", side.display()))
+                    })?;
+                }
+            }
+        }
+        let clients_version = changes(&writer, "clients")?;
         // Readers let reads run beside a commit on another core. With one core they only
         // cost: each must re-read the pages every commit changes, which the writer has cached.
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -173,6 +228,9 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             data_key,
             clients: RwLock::default(),
+            clients_version: AtomicI64::new(clients_version),
+            clients_checked_ms: AtomicU64::new(0),
+            opened: Instant::now(),
         });
         if let Some(p) = &path {
             checkpointer(p, Arc::downgrade(&inner))?;
@@ -214,14 +272,54 @@ impl SqliteStore {
         }
     }
 
-    fn load_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
-        let data: Option<String> = self
-            .reader()
-            .prepare_cached("SELECT data FROM clients WHERE client_id = ?1")?
-            .query_row(params![client_id], |r| r.get(0))
-            .optional()?;
-        let Some(data) = data else { return Ok(None) };
-        let mut value: serde_json::Value = from_json(&data)?;
+    /// Empties the client cache if the clients changed since it was filled (checked at most
+    /// once per [`CLIENT_CACHE_CHECK`]).
+    fn refresh_client_cache(&self) -> StoreResult<()> {
+        let inner = &self.inner;
+        let now_ms = u64::try_from(inner.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = inner.clients_checked_ms.load(Ordering::Relaxed);
+        let due = now_ms.saturating_sub(last)
+            >= u64::try_from(CLIENT_CACHE_CHECK.as_millis()).unwrap_or(u64::MAX);
+        // One task checks; the others keep serving from the cache meanwhile.
+        if !due
+            || inner
+                .clients_checked_ms
+                .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        let version = changes(&self.reader(), "clients")?;
+        if inner.clients_version.swap(version, Ordering::AcqRel) != version
+            && let Ok(mut cache) = inner.clients.write()
+        {
+            cache.clear();
+        }
+        Ok(())
+    }
+
+    fn forget_clients(&self) {
+        if let Ok(mut cache) = self.inner.clients.write() {
+            cache.clear();
+        }
+    }
+
+    fn seal_client(&self, client: &Client) -> StoreResult<String> {
+        let mut value = serde_json::to_value(client)?;
+        if let Some(obj) = value.as_object_mut()
+            && let Some(secret) = obj.remove("client_secret")
+        {
+            let sealed = self
+                .inner
+                .data_key
+                .seal(&client.client_id, secret.as_str().unwrap_or_default())?;
+            obj.insert(SEALED_SECRET.to_owned(), sealed.into());
+        }
+        Ok(value.to_string())
+    }
+
+    fn open_client(&self, client_id: &str, data: &str) -> StoreResult<Client> {
+        let mut value: serde_json::Value = from_json(data)?;
         if let Some(obj) = value.as_object_mut()
             && let Some(sealed) = obj.remove(SEALED_SECRET)
         {
@@ -229,8 +327,143 @@ impl SqliteStore {
             let secret = self.inner.data_key.open(client_id, sealed)?;
             obj.insert("client_secret".to_owned(), secret.into());
         }
-        Ok(Some(serde_json::from_value(value)?))
+        Ok(serde_json::from_value(value)?)
     }
+
+    fn load_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        let data: Option<String> = self
+            .reader()
+            .prepare_cached("SELECT data FROM clients WHERE client_id = ?1")?
+            .query_row(params![client_id], |r| r.get(0))
+            .optional()?;
+        let Some(data) = data else { return Ok(None) };
+        Ok(Some(self.open_client(client_id, &data)?))
+    }
+}
+
+/// The value of change counter `name` (bumped by triggers on its table).
+fn changes(conn: &Connection, name: &str) -> StoreResult<i64> {
+    Ok(conn
+        .prepare_cached("SELECT n FROM change_counters WHERE name = ?1")?
+        .query_row(params![name], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist, and takes group and other
+/// permissions off it if it does: the database holds sealed keys and live sessions.
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn private_file(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Fails unless `key` opens what the database already holds sealed (a sample signing key
+/// and a sample client secret): a wrong `OIDC_FLOW_DATA_KEY` or key file is refused when
+/// the store opens, before it seals anything new under the wrong key, not at the first
+/// request that needs the secret.
+fn check_data_key(conn: &Connection, key: &DataKey) -> StoreResult<()> {
+    let wrong = || {
+        StoreError::DataKey(format!(
+            "the data key does not open this database's sealed keys and secrets: it is not \
+             the key the database was made with (check {DATA_KEY_ENV} or the key file)"
+        ))
+    };
+    let signing: Option<(String, String)> = conn
+        .query_row(
+            "SELECT kid, sealed_pem FROM signing_keys WHERE sealed_pem IS NOT NULL LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((kid, sealed)) = signing {
+        key.open(&format!("{KEY_CONTEXT}{kid}"), &sealed)
+            .map_err(|_| wrong())?;
+    }
+    let pattern = format!("%\"{SEALED_SECRET}\"%");
+    let client: Option<(String, String)> = conn
+        .query_row(
+            "SELECT client_id, data FROM clients WHERE data LIKE ?1 LIMIT 1",
+            params![pattern],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((client_id, data)) = client {
+        let value: serde_json::Value = from_json(&data)?;
+        if let Some(sealed) = value.get(SEALED_SECRET).and_then(|v| v.as_str()) {
+            key.open(&client_id, sealed).map_err(|_| wrong())?;
+        }
+    }
+    Ok(())
+}
+
+/// Seals the clear PEM of signing keys stored before keys were sealed, overwriting the
+/// clear text in the file (secure_delete) and emptying the WAL that held it.
+fn seal_clear_keys(conn: &mut Connection, key: &DataKey) -> StoreResult<()> {
+    let clear: Vec<(String, String)> = {
+        let mut stmt = conn.prepare("SELECT kid, pem FROM signing_keys WHERE pem <> ''")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if clear.is_empty() {
+        return Ok(());
+    }
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let tx = conn.transaction()?;
+    for (kid, pem) in &clear {
+        let sealed = key.seal(&format!("{KEY_CONTEXT}{kid}"), pem)?;
+        tx.execute(
+            "UPDATE signing_keys SET sealed_pem = ?2, pem = '' WHERE kid = ?1",
+            params![kid, sealed],
+        )?;
+    }
+    tx.commit()?;
+    // Rewrite the file without the free pages that held the clear text, and empty the WAL:
+    // its old frames still hold the clear rows until a TRUNCATE checkpoint zeroes it. Another
+    // connection (a store closed just before, whose checkpoint thread has not ended yet) can
+    // keep the checkpoint from completing for a moment: try again rather than leave them.
+    conn.execute_batch("VACUUM")?;
+    let mut emptied = false;
+    for _ in 0..100 {
+        let (busy, frames): (i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        if busy == 0 && frames <= 0 {
+            emptied = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    conn.pragma_update(None, "secure_delete", "OFF")?;
+    if !emptied {
+        return Err(StoreError::Failed(
+            "the keys were sealed but the WAL could not be emptied of their clear copies: \
+             stop every other process using the database and start again"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// WAL frames (pages) past which the checkpointer also truncates the WAL.
@@ -310,6 +543,7 @@ fn take<R: serde::de::DeserializeOwned>(
 
 impl Store for SqliteStore {
     async fn client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        self.refresh_client_cache()?;
         if let Some(c) = self
             .inner
             .clients
@@ -327,19 +561,10 @@ impl Store for SqliteStore {
     }
 
     async fn add_client(&self, client: &Client) -> StoreResult<()> {
-        let mut value = serde_json::to_value(client)?;
-        if let Some(obj) = value.as_object_mut()
-            && let Some(secret) = obj.remove("client_secret")
-        {
-            let sealed = self
-                .inner
-                .data_key
-                .seal(&client.client_id, secret.as_str().unwrap_or_default())?;
-            obj.insert(SEALED_SECRET.to_owned(), sealed.into());
-        }
+        let data = self.seal_client(client)?;
         self.writer()
             .prepare_cached("INSERT INTO clients (client_id, data) VALUES (?1, ?2)")?
-            .execute(params![client.client_id, value.to_string()])
+            .execute(params![client.client_id, data])
             .map_err(|e| {
                 if is_unique_violation(&e) {
                     StoreError::Duplicate(format!("client {}", client.client_id))
@@ -431,22 +656,23 @@ impl Store for SqliteStore {
         data.map(|d| from_json(&d)).transpose()
     }
 
-    async fn nonce_seen(
-        &self,
-        client_id: &str,
-        nonce: &str,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let seen: Option<i64> = self
-            .reader()
+    async fn claim_nonce(&self, nonce: &NonceRecord, now: OffsetDateTime) -> StoreResult<bool> {
+        // One statement under the writer's lock: an expired record is replaced, a live one
+        // is left alone and nothing changes.
+        let changed = self
+            .writer()
             .prepare_cached(
-                "SELECT 1 FROM nonces WHERE client_id = ?1 AND nonce = ?2 AND expires_at > ?3",
+                "INSERT INTO nonces (client_id, nonce, expires_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (client_id, nonce) DO UPDATE SET expires_at = excluded.expires_at \
+                 WHERE nonces.expires_at <= ?4",
             )?
-            .query_row(params![client_id, nonce, now.unix_timestamp()], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        Ok(seen.is_some())
+            .execute(params![
+                nonce.client_id,
+                nonce.nonce,
+                nonce.expires_at.unix_timestamp(),
+                now.unix_timestamp()
+            ])?;
+        Ok(changed == 1)
     }
 
     async fn consented(&self, subject: &str, client_id: &str, scope: &Scope) -> StoreResult<bool> {
@@ -511,12 +737,16 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         self.writer()
             .prepare_cached(
-                "INSERT OR REPLACE INTO sessions (id, data, expires_at) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO sessions (id, data, expires_at, sid, subject, last_used) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 id.as_bytes().as_slice(),
                 to_json(session)?,
-                expires_at.unix_timestamp()
+                expires_at.unix_timestamp(),
+                session.sid,
+                session.subject,
+                session.auth_time.unix_timestamp()
             ])?;
         Ok(())
     }
@@ -525,58 +755,129 @@ impl Store for SqliteStore {
         &self,
         id: &SecretHash,
         now: OffsetDateTime,
+        idle_timeout: time::Duration,
     ) -> StoreResult<Option<Authentication>> {
-        let data: Option<String> = self
+        let key = id.as_bytes().as_slice();
+        let row: Option<(String, i64, i64)> = self
             .reader()
-            .prepare_cached("SELECT data FROM sessions WHERE id = ?1 AND expires_at > ?2")?
-            .query_row(
-                params![id.as_bytes().as_slice(), now.unix_timestamp()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT data, expires_at, last_used FROM sessions WHERE id = ?1")?
+            .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        data.map(|d| from_json(&d)).transpose()
+        let Some((data, expires_at, last_used)) = row else {
+            return Ok(None);
+        };
+        let at =
+            |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let last_used = at(last_used);
+        if !session_alive(last_used, at(expires_at), now, idle_timeout) {
+            return Ok(None);
+        }
+        if now - last_used > SESSION_TOUCH_INTERVAL {
+            self.writer()
+                .prepare_cached("UPDATE sessions SET last_used = ?2 WHERE id = ?1")?
+                .execute(params![key, now.unix_timestamp()])?;
+        }
+        Ok(Some(from_json(&data)?))
+    }
+
+    async fn session_clients(&self, sid: &str) -> StoreResult<Vec<String>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT client_id FROM session_clients WHERE sid = ?1 ORDER BY client_id",
+        )?;
+        let rows = stmt.query_map(params![sid], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    async fn end_sessions_of(&self, subject: &str) -> StoreResult<Vec<EndedSession>> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let sids: Vec<String> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT DISTINCT sid FROM sessions WHERE subject = ?1 AND sid IS NOT NULL ORDER BY sid",
+            )?;
+            let rows = stmt.query_map(params![subject], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        tx.prepare_cached("DELETE FROM sessions WHERE subject = ?1")?
+            .execute(params![subject])?;
+        let mut ended = Vec::with_capacity(sids.len());
+        for sid in sids {
+            let clients: Vec<String> = {
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM session_clients WHERE sid = ?1 RETURNING client_id",
+                )?;
+                let rows = stmt.query_map(params![sid], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut clients = clients;
+            clients.sort();
+            ended.push((sid, clients));
+        }
+        tx.commit()?;
+        Ok(ended)
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT kid, alg, pem, created_at FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, alg, sealed_pem, created_at, rotated_at FROM signing_keys \
+             ORDER BY created_at, kid",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
             ))
         })?;
+        let at =
+            |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let mut out = Vec::new();
         for row in rows {
-            let (kid, alg, pem, created_at) = row?;
+            let (kid, alg, sealed, created_at, rotated_at) = row?;
             let alg = Algorithm::from_name(&alg).ok_or_else(|| {
                 StoreError::Corrupt(serde::de::Error::custom(format!("unknown alg {alg}")))
             })?;
+            let sealed = sealed.ok_or_else(|| {
+                StoreError::Corrupt(serde::de::Error::custom(format!("key {kid} has no PEM")))
+            })?;
+            let pem = self
+                .inner
+                .data_key
+                .open(&format!("{KEY_CONTEXT}{kid}"), &sealed)?;
             out.push(StoredKey {
                 kid,
                 alg,
                 pem,
-                created_at: OffsetDateTime::from_unix_timestamp(created_at)
-                    .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                created_at: at(created_at),
+                state: match rotated_at {
+                    None => KeyState::Active,
+                    Some(t) => KeyState::Rotated { at: at(t) },
+                },
             });
         }
         Ok(out)
     }
 
     async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+        let sealed = self
+            .inner
+            .data_key
+            .seal(&format!("{KEY_CONTEXT}{}", key.kid), &key.pem)?;
         self.writer()
             .prepare_cached(
-                "INSERT INTO signing_keys (kid, alg, pem, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO signing_keys (kid, alg, pem, sealed_pem, created_at, rotated_at) \
+                 VALUES (?1, ?2, '', ?3, ?4, ?5)",
             )?
             .execute(params![
                 key.kid,
                 key.alg.as_str(),
-                key.pem,
-                key.created_at.unix_timestamp()
+                sealed,
+                key.created_at.unix_timestamp(),
+                rotated_at(key.state)
             ])
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -609,6 +910,11 @@ impl Store for SqliteStore {
         ] {
             n += tx.execute(sql, params![now_s])?;
         }
+        n += tx.execute(
+            "DELETE FROM session_clients WHERE sid NOT IN \
+             (SELECT sid FROM sessions WHERE sid IS NOT NULL)",
+            [],
+        )?;
         tx.commit()?;
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
@@ -650,12 +956,6 @@ fn apply_one(tx: &Transaction<'_>, e: &Effect) -> StoreResult<()> {
             (&r.hash, &r.grant, r.expires_at),
             r,
         )?,
-        Effect::RememberNonce(n) => {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO nonces (client_id, nonce, expires_at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![n.client_id, n.nonce, n.expires_at.unix_timestamp()])?;
-        }
         Effect::RememberConsent(c) => {
             let old: Option<String> = tx
                 .prepare_cached("SELECT scope FROM consents WHERE subject = ?1 AND client_id = ?2")?
@@ -683,6 +983,18 @@ fn apply_one(tx: &Transaction<'_>, e: &Effect) -> StoreResult<()> {
                 "INSERT OR REPLACE INTO revoked_grants (grant_id, expires_at) VALUES (?1, ?2)",
             )?
             .execute(params![g, until.unix_timestamp()])?;
+        }
+        Effect::JoinSession { sid, client_id } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO session_clients (sid, client_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![sid, client_id])?;
+        }
+        Effect::EndSession { sid } => {
+            tx.prepare_cached("DELETE FROM sessions WHERE sid = ?1")?
+                .execute(params![sid])?;
+            tx.prepare_cached("DELETE FROM session_clients WHERE sid = ?1")?
+                .execute(params![sid])?;
         }
         // Effects added to the core later must be handled here before they can be produced.
         _ => {}
@@ -836,5 +1148,120 @@ fn run_job(tx: &Transaction<'_>, job: &Job) -> StoreResult<JobResult> {
             }
             Ok(JobResult::Applied)
         }
+    }
+}
+
+fn rotated_at(state: KeyState) -> Option<i64> {
+    match state {
+        KeyState::Active => None,
+        KeyState::Rotated { at } => Some(at.unix_timestamp()),
+    }
+}
+
+impl Admin for SqliteStore {
+    async fn clients(&self) -> StoreResult<Vec<Client>> {
+        let rows: Vec<(String, String)> = {
+            let conn = self.reader();
+            let mut stmt =
+                conn.prepare_cached("SELECT client_id, data FROM clients ORDER BY client_id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        rows.iter()
+            .map(|(id, data)| self.open_client(id, data))
+            .collect()
+    }
+
+    async fn update_client(&self, client: &Client) -> StoreResult<bool> {
+        let data = self.seal_client(client)?;
+        let n = self
+            .writer()
+            .prepare_cached("UPDATE clients SET data = ?2 WHERE client_id = ?1")?
+            .execute(params![client.client_id, data])?;
+        self.forget_clients();
+        Ok(n == 1)
+    }
+
+    async fn remove_client(&self, client_id: &str) -> StoreResult<bool> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM consents WHERE client_id = ?1",
+            params![client_id],
+        )?;
+        let n = tx.execute(
+            "DELETE FROM clients WHERE client_id = ?1",
+            params![client_id],
+        )?;
+        tx.commit()?;
+        drop(conn);
+        self.forget_clients();
+        Ok(n == 1)
+    }
+
+    async fn users(&self) -> StoreResult<Vec<UserRecord>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT username, subject, password_hash, claims FROM users ORDER BY username",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (username, subject, password_hash, claims) = row?;
+            out.push(UserRecord {
+                username,
+                subject,
+                password_hash,
+                claims: from_json(&claims)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<bool> {
+        let n = self
+            .writer()
+            .prepare_cached("UPDATE users SET password_hash = ?2, claims = ?3 WHERE username = ?1")?
+            .execute(params![
+                user.username,
+                user.password_hash,
+                to_json(&user.claims)?
+            ])?;
+        Ok(n == 1)
+    }
+
+    async fn remove_user(&self, username: &str) -> StoreResult<bool> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM consents WHERE subject = (SELECT subject FROM users WHERE username = ?1)",
+            params![username],
+        )?;
+        let n = tx.execute("DELETE FROM users WHERE username = ?1", params![username])?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    async fn set_key_state(&self, kid: &str, state: KeyState) -> StoreResult<bool> {
+        let n = self
+            .writer()
+            .prepare_cached("UPDATE signing_keys SET rotated_at = ?2 WHERE kid = ?1")?
+            .execute(params![kid, rotated_at(state)])?;
+        Ok(n == 1)
+    }
+
+    async fn remove_signing_key(&self, kid: &str) -> StoreResult<bool> {
+        let n = self
+            .writer()
+            .prepare_cached("DELETE FROM signing_keys WHERE kid = ?1")?
+            .execute(params![kid])?;
+        Ok(n == 1)
     }
 }

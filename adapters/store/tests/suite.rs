@@ -16,7 +16,10 @@ use oidc_flow::{
     MintedSecret, NonceRecord, Provider, RefreshTokenRecord, Scope, SecretHash, Taken, UserInfo,
 };
 use oidc_flow_store::driver::{self, AuthorizeResult};
-use oidc_flow_store::{MemoryStore, SqliteStore, Store, StoreError, StoredKey, UserRecord};
+use oidc_flow_store::{
+    Admin, DEFAULT_SESSION_IDLE_TIMEOUT, KeyState, MemoryStore, SqliteStore, Store, StoreError,
+    StoredKey, UserRecord,
+};
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = time::macros::datetime!(2026-11-27 12:00 UTC);
@@ -39,6 +42,7 @@ fn auth(subject: &str) -> Authentication {
         auth_time: NOW,
         acr: None,
         amr: vec![],
+        sid: None,
     }
 }
 
@@ -171,6 +175,29 @@ async fn concurrent_takes<S: Store>(s: Arc<S>) {
     }
 }
 
+async fn concurrent_nonce_claims<S: Store>(s: Arc<S>) {
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let n = NonceRecord {
+                client_id: "rp".into(),
+                nonce: "raced".into(),
+                expires_at: NOW + Duration::minutes(30),
+            };
+            usize::from(s.claim_nonce(&n, NOW).await.unwrap())
+        }));
+    }
+    let mut claimed = 0;
+    for t in tasks {
+        claimed += t.await.unwrap();
+    }
+    assert_eq!(
+        claimed, 1,
+        "exactly one of 32 concurrent claims of a nonce wins"
+    );
+}
+
 async fn revocation<S: Store>(s: &S) {
     let g = grant("g-revoke");
     s.apply(&[
@@ -199,10 +226,10 @@ async fn revocation<S: Store>(s: &S) {
     // Tokens racing the revocation are refused, and the whole transaction with them.
     let late = s
         .apply(&[
-            Effect::RememberNonce(NonceRecord {
+            Effect::RememberConsent(ConsentRecord {
+                subject: "late".into(),
                 client_id: "rp".into(),
-                nonce: "late".into(),
-                expires_at: NOW + Duration::hours(1),
+                scope: Scope::parse("openid").unwrap(),
             }),
             Effect::StoreAccessToken(access_record("at-2", &g)),
         ])
@@ -215,18 +242,42 @@ async fn revocation<S: Store>(s: &S) {
             .is_none()
     );
     assert!(
-        !s.nonce_seen("rp", "late", NOW).await.unwrap(),
+        !s.consented("late", "rp", &Scope::parse("openid").unwrap())
+            .await
+            .unwrap(),
         "nothing of a failed transaction lands"
     );
 }
 
 async fn nonces_consents_pending_sessions_keys<S: Store>(s: &S) {
+    let n1 = NonceRecord {
+        client_id: "rp".into(),
+        nonce: "n-1".into(),
+        expires_at: NOW + Duration::minutes(5),
+    };
+    assert!(
+        s.claim_nonce(&n1, NOW).await.unwrap(),
+        "a new nonce is claimed"
+    );
+    assert!(
+        !s.claim_nonce(&n1, NOW).await.unwrap(),
+        "a replay is refused"
+    );
+    let other_client = NonceRecord {
+        client_id: "other".into(),
+        ..n1.clone()
+    };
+    assert!(
+        s.claim_nonce(&other_client, NOW).await.unwrap(),
+        "nonces are per client"
+    );
+    assert!(
+        s.claim_nonce(&n1, NOW + Duration::minutes(6))
+            .await
+            .unwrap(),
+        "an expired nonce can be claimed again"
+    );
     s.apply(&[
-        Effect::RememberNonce(NonceRecord {
-            client_id: "rp".into(),
-            nonce: "n-1".into(),
-            expires_at: NOW + Duration::minutes(5),
-        }),
         Effect::RememberConsent(ConsentRecord {
             subject: "alice".into(),
             client_id: "rp".into(),
@@ -240,13 +291,6 @@ async fn nonces_consents_pending_sessions_keys<S: Store>(s: &S) {
     ])
     .await
     .unwrap();
-    assert!(s.nonce_seen("rp", "n-1", NOW).await.unwrap());
-    assert!(!s.nonce_seen("other", "n-1", NOW).await.unwrap());
-    assert!(
-        !s.nonce_seen("rp", "n-1", NOW + Duration::minutes(6))
-            .await
-            .unwrap()
-    );
     let all = Scope::parse("openid email profile").unwrap();
     assert!(
         s.consented("alice", "rp", &all).await.unwrap(),
@@ -264,10 +308,14 @@ async fn nonces_consents_pending_sessions_keys<S: Store>(s: &S) {
     s.put_session(&sid, &session, NOW + Duration::hours(1))
         .await
         .unwrap();
-    assert_eq!(s.session(&sid, NOW).await.unwrap(), Some(session));
+    let idle = DEFAULT_SESSION_IDLE_TIMEOUT;
+    assert_eq!(s.session(&sid, NOW, idle).await.unwrap(), Some(session));
     assert_eq!(
-        s.session(&sid, NOW + Duration::hours(2)).await.unwrap(),
-        None
+        s.session(&sid, NOW + Duration::hours(2), Duration::hours(3))
+            .await
+            .unwrap(),
+        None,
+        "past its expiry"
     );
 
     let k1 = StoredKey {
@@ -275,12 +323,16 @@ async fn nonces_consents_pending_sessions_keys<S: Store>(s: &S) {
         alg: Algorithm::ES256,
         pem: "pem-1".into(),
         created_at: NOW,
+        state: KeyState::Active,
     };
     let k2 = StoredKey {
         kid: "k0".into(),
         alg: Algorithm::RS256,
         pem: "pem-2".into(),
         created_at: NOW + Duration::seconds(1),
+        state: KeyState::Rotated {
+            at: NOW + Duration::seconds(2),
+        },
     };
     s.add_signing_key(&k2).await.unwrap();
     s.add_signing_key(&k1).await.unwrap();
@@ -293,6 +345,270 @@ async fn nonces_consents_pending_sessions_keys<S: Store>(s: &S) {
         s.add_signing_key(&k1).await,
         Err(StoreError::Duplicate(_))
     ));
+}
+
+fn session_of(subject: &str, sid: &str) -> Authentication {
+    Authentication {
+        sid: Some(sid.into()),
+        ..auth(subject)
+    }
+}
+
+/// Idle timeout, the throttled last-used write, the clients of a session, logout.
+async fn sessions<S: Store>(s: &S) {
+    let idle = Duration::minutes(30);
+    let long = NOW + Duration::hours(8);
+    let cookie = SecretHash::of("idle-cookie");
+    s.put_session(&cookie, &session_of("carol", "sid-idle"), long)
+        .await
+        .unwrap();
+    // Used at 20 and 45 minutes: each use within the idle timeout of the last one written.
+    for minutes in [20, 45, 70] {
+        assert!(
+            s.session(&cookie, NOW + Duration::minutes(minutes), idle)
+                .await
+                .unwrap()
+                .is_some(),
+            "used again after {minutes} minutes"
+        );
+    }
+    // Unused for longer than the idle timeout: gone, though far from its expiry.
+    assert_eq!(
+        s.session(&cookie, NOW + Duration::minutes(101), idle)
+            .await
+            .unwrap(),
+        None
+    );
+    // A use within the touch interval is not written: the idle time counts from the last
+    // written use (NOW + 70 min), not from NOW + 70 min + 30 s.
+    let quick = SecretHash::of("quick-cookie");
+    s.put_session(&quick, &session_of("carol", "sid-quick"), long)
+        .await
+        .unwrap();
+    assert!(
+        s.session(&quick, NOW + Duration::seconds(30), idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.session(&quick, NOW + Duration::seconds(30) + idle, idle)
+            .await
+            .unwrap(),
+        None,
+        "the use 30 s in was not written"
+    );
+
+    // The clients of a session, once each.
+    let c1 = SecretHash::of("cookie-1");
+    let c2 = SecretHash::of("cookie-2");
+    s.put_session(&c1, &session_of("dave", "sid-1"), long)
+        .await
+        .unwrap();
+    s.put_session(&c2, &session_of("dave", "sid-2"), long)
+        .await
+        .unwrap();
+    s.apply(&[
+        Effect::JoinSession {
+            sid: "sid-1".into(),
+            client_id: "rp-b".into(),
+        },
+        Effect::JoinSession {
+            sid: "sid-1".into(),
+            client_id: "rp-a".into(),
+        },
+        Effect::JoinSession {
+            sid: "sid-1".into(),
+            client_id: "rp-a".into(),
+        },
+        Effect::JoinSession {
+            sid: "sid-2".into(),
+            client_id: "rp-c".into(),
+        },
+    ])
+    .await
+    .unwrap();
+    let mut clients = s.session_clients("sid-1").await.unwrap();
+    clients.sort();
+    assert_eq!(clients, vec!["rp-a".to_owned(), "rp-b".to_owned()]);
+    assert!(s.session_clients("sid-none").await.unwrap().is_empty());
+
+    // EndSession deletes the session and its clients.
+    s.apply(&[Effect::EndSession {
+        sid: "sid-2".into(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.session(&c2, NOW, idle).await.unwrap(), None);
+    assert!(s.session_clients("sid-2").await.unwrap().is_empty());
+    assert!(s.session(&c1, NOW, idle).await.unwrap().is_some());
+
+    // Ending every session of a user: what ended, and nothing of others.
+    let c3 = SecretHash::of("cookie-3");
+    s.put_session(&c3, &session_of("dave", "sid-3"), long)
+        .await
+        .unwrap();
+    let erin = SecretHash::of("cookie-erin");
+    s.put_session(&erin, &session_of("erin", "sid-erin"), long)
+        .await
+        .unwrap();
+    s.apply(&[Effect::JoinSession {
+        sid: "sid-erin".into(),
+        client_id: "rp-a".into(),
+    }])
+    .await
+    .unwrap();
+    let mut ended = s.end_sessions_of("dave").await.unwrap();
+    ended.sort();
+    for (_, clients) in &mut ended {
+        clients.sort();
+    }
+    assert_eq!(
+        ended,
+        vec![
+            (
+                "sid-1".to_owned(),
+                vec!["rp-a".to_owned(), "rp-b".to_owned()]
+            ),
+            ("sid-3".to_owned(), vec![]),
+        ]
+    );
+    assert_eq!(s.session(&c1, NOW, idle).await.unwrap(), None);
+    assert_eq!(s.session(&c3, NOW, idle).await.unwrap(), None);
+    assert!(s.session_clients("sid-1").await.unwrap().is_empty());
+    assert!(s.end_sessions_of("dave").await.unwrap().is_empty());
+    assert!(s.session(&erin, NOW, idle).await.unwrap().is_some());
+    assert_eq!(s.session_clients("sid-erin").await.unwrap(), vec!["rp-a"]);
+
+    // Purge: an expired session goes with its client rows; a live one stays.
+    let short = SecretHash::of("cookie-short");
+    s.put_session(
+        &short,
+        &session_of("frank", "sid-short"),
+        NOW + Duration::minutes(5),
+    )
+    .await
+    .unwrap();
+    s.apply(&[Effect::JoinSession {
+        sid: "sid-short".into(),
+        client_id: "rp-a".into(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.purge_expired(NOW + Duration::minutes(10)).await.unwrap() >= 2);
+    assert!(s.session_clients("sid-short").await.unwrap().is_empty());
+    assert_eq!(s.session_clients("sid-erin").await.unwrap(), vec!["rp-a"]);
+    assert!(
+        s.session(&erin, NOW + Duration::minutes(10), idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// What the command line changes: clients, users and key states.
+async fn admin<S: Admin>(s: &S) {
+    let mut other = client();
+    other.client_id = "admin-rp".into();
+    s.add_client(&other).await.unwrap();
+    let ids: Vec<String> = s
+        .clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert!(ids.contains(&"admin-rp".to_owned()) && ids.contains(&"rp".to_owned()));
+    assert!(ids.windows(2).all(|w| w[0] <= w[1]), "sorted: {ids:?}");
+    // Update: the new registration is what the store answers at once.
+    let mut changed = other.clone();
+    changed.redirect_uris = vec!["https://rp.example/other".into()];
+    assert!(s.update_client(&changed).await.unwrap());
+    assert_eq!(s.client("admin-rp").await.unwrap(), Some(changed.clone()));
+    let mut ghost = changed.clone();
+    ghost.client_id = "ghost".into();
+    assert!(!s.update_client(&ghost).await.unwrap());
+    // Remove: gone, with its consents.
+    s.apply(&[Effect::RememberConsent(ConsentRecord {
+        subject: "alice".into(),
+        client_id: "admin-rp".into(),
+        scope: Scope::parse("openid").unwrap(),
+    })])
+    .await
+    .unwrap();
+    assert!(s.remove_client("admin-rp").await.unwrap());
+    assert_eq!(s.client("admin-rp").await.unwrap(), None);
+    assert!(!s.remove_client("admin-rp").await.unwrap());
+    s.add_client(&other).await.unwrap();
+    assert!(
+        !s.consented("alice", "admin-rp", &Scope::parse("openid").unwrap())
+            .await
+            .unwrap(),
+        "a consent does not outlive its client"
+    );
+    assert!(s.remove_client("admin-rp").await.unwrap());
+
+    // Users.
+    let user = UserRecord {
+        username: "admin-user".into(),
+        subject: "sub-admin-user".into(),
+        password_hash: "hash-1".into(),
+        claims: UserInfo::default(),
+    };
+    s.add_user(&user).await.unwrap();
+    let names: Vec<String> = s
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert!(names.contains(&"admin-user".to_owned()));
+    let changed = UserRecord {
+        password_hash: "hash-2".into(),
+        ..user.clone()
+    };
+    assert!(s.update_user(&changed).await.unwrap());
+    assert_eq!(
+        s.user_by_name("admin-user")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "hash-2"
+    );
+    assert!(s.remove_user("admin-user").await.unwrap());
+    assert!(s.user_by_name("admin-user").await.unwrap().is_none());
+    assert!(!s.remove_user("admin-user").await.unwrap());
+    assert!(!s.update_user(&changed).await.unwrap());
+
+    // Key states.
+    let key = StoredKey {
+        kid: "admin-k".into(),
+        alg: Algorithm::EdDSA,
+        pem: "pem-admin".into(),
+        created_at: NOW + Duration::days(1),
+        state: KeyState::Active,
+    };
+    s.add_signing_key(&key).await.unwrap();
+    let rotated = KeyState::Rotated {
+        at: NOW + Duration::days(2),
+    };
+    assert!(s.set_key_state("admin-k", rotated).await.unwrap());
+    let found = s.signing_keys().await.unwrap();
+    let found = found.iter().find(|k| k.kid == "admin-k").unwrap();
+    assert_eq!(found.state, rotated);
+    assert_eq!(found.pem, "pem-admin");
+    assert!(!s.set_key_state("nope", KeyState::Active).await.unwrap());
+    assert!(s.remove_signing_key("admin-k").await.unwrap());
+    assert!(!s.remove_signing_key("admin-k").await.unwrap());
+    assert!(
+        s.signing_keys()
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.kid != "admin-k")
+    );
 }
 
 async fn purge<S: Store>(s: &S) {
@@ -423,13 +739,16 @@ async fn driver_code_flow<S: Store>(s: &S) {
     assert_eq!(ui.status, 401);
 }
 
-async fn suite<S: Store>(s: Arc<S>) {
+async fn suite<S: Admin>(s: Arc<S>) {
     clients_and_users(&*s).await;
     codes_are_taken_once(&*s).await;
     concurrent_takes(s.clone()).await;
+    concurrent_nonce_claims(s.clone()).await;
     revocation(&*s).await;
     nonces_consents_pending_sessions_keys(&*s).await;
     driver_code_flow(&*s).await;
+    sessions(&*s).await;
+    admin(&*s).await;
     purge(&*s).await;
 }
 
@@ -481,7 +800,7 @@ async fn sqlite_keeps_clear_client_secrets_encrypted_at_rest() {
     let mut hs = client();
     hs.client_id = "hs-rp".into();
     hs.client_secret_sha256 = None;
-    hs.client_secret = Some("hmac-key-that-must-stay-secret".into());
+    hs.client_secret = Some("hmac-key-that-must-stay-secret-32bytes+".into());
     hs.id_token_signed_response_alg = Some(Algorithm::HS256);
     let hs = hs.validate().unwrap();
     store.add_client(&hs).await.unwrap();
@@ -494,7 +813,7 @@ async fn sqlite_keeps_clear_client_secrets_encrypted_at_rest() {
         )
         .unwrap();
     assert!(
-        !raw.contains("hmac-key-that-must-stay-secret"),
+        !raw.contains("hmac-key-that-must-stay-secret-32bytes+"),
         "stored in clear: {raw}"
     );
     assert_eq!(store.client("hs-rp").await.unwrap(), Some(hs.clone()));
@@ -509,9 +828,9 @@ async fn sqlite_keeps_clear_client_secrets_encrypted_at_rest() {
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     )
     .unwrap();
-    let wrong = SqliteStore::open(&url).await.unwrap();
+    // Another key is refused when the store opens, before anything is sealed under it.
     assert!(matches!(
-        wrong.client("hs-rp").await,
+        SqliteStore::open(&url).await,
         Err(StoreError::DataKey(_))
     ));
 }

@@ -312,6 +312,18 @@ impl Browser {
         username: &str,
         password: &str,
     ) -> Resp {
+        self.login_at(&server.url("/login"), page, username, password)
+            .await
+    }
+
+    /// As [`Browser::login`], for a server that is not a [`TestServer`]: its `/login` URL.
+    pub async fn login_at(
+        &mut self,
+        login_url: &str,
+        page: &Resp,
+        username: &str,
+        password: &str,
+    ) -> Resp {
         assert!(
             page.body.contains("name=\"password\""),
             "expected the login page, got {} {}",
@@ -321,7 +333,7 @@ impl Browser {
         let handle = page.form_value("handle").unwrap();
         let csrf = page.form_value("csrf").unwrap();
         self.post_form(
-            &server.url("/login"),
+            login_url,
             &[
                 ("handle", &handle),
                 ("csrf", &csrf),
@@ -335,6 +347,12 @@ impl Browser {
 
     /// Answers a consent page with `allow` or `deny`.
     pub async fn consent(&mut self, server: &TestServer, page: &Resp, decision: &str) -> Resp {
+        self.consent_at(&server.url("/consent"), page, decision)
+            .await
+    }
+
+    /// As [`Browser::consent`], for a server that is not a [`TestServer`]: its `/consent` URL.
+    pub async fn consent_at(&mut self, consent_url: &str, page: &Resp, decision: &str) -> Resp {
         assert!(
             page.body.contains("name=\"decision\""),
             "expected the consent page, got {} {}",
@@ -344,7 +362,7 @@ impl Browser {
         let handle = page.form_value("handle").unwrap();
         let csrf = page.form_value("csrf").unwrap();
         self.post_form(
-            &server.url("/consent"),
+            consent_url,
             &[("handle", &handle), ("csrf", &csrf), ("decision", decision)],
             &[],
         )

@@ -1,0 +1,614 @@
+//! Headless Chromium signs in through the `oidc-flow` server's own pages, as a person would:
+//! it types the username and password, presses the buttons, and lands on a callback server
+//! the test runs. Every flow fails on any console message about a Content-Security-Policy.
+//!
+//! Skipped (with a message) when Chromium or chromedriver is missing, unless
+//! `OIDC_FLOW_REQUIRE_BROWSER` is set, as `.ci/run` does.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use oidc_flow_browser_harness::http::{self, Auth};
+use oidc_flow_browser_harness::{
+    CallbackServer, Page, Result, Suite, ensure, fail, free_port, jwt_claims, pkce_challenge,
+    unique,
+};
+use std::process::{Child, Command};
+
+const USERNAME: &str = "ada";
+const PASSWORD: &str = "analytical engine 1843";
+
+/// The `oidc-flow` binary serving a temporary database, with one client and one user.
+struct Server {
+    issuer: String,
+    /// flow name -> (client_id, client_secret)
+    clients: HashMap<String, (String, String)>,
+    redirect_uri: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+fn oidc_flow(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_oidc-flow"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oidc-flow {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl Server {
+    async fn start(redirect_uri: &str, flows: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        // One client per flow, so that each flow meets the consent page on its first sign-in.
+        let mut clients = HashMap::new();
+        for flow in flows {
+            let registration = oidc_flow(&[
+                "client",
+                "add",
+                "--database",
+                &database,
+                "--redirect-uri",
+                redirect_uri,
+                "--response-type",
+                "code",
+                "--response-type",
+                "id_token token",
+                "--token-endpoint-auth-method",
+                "client_secret_basic",
+                "--client-name",
+                &format!("Browser test {flow}"),
+                "--post-logout-redirect-uri",
+                &post_logout_uri(redirect_uri),
+            ]);
+            let registration: serde_json::Value = serde_json::from_str(&registration).unwrap();
+            clients.insert(
+                (*flow).to_owned(),
+                (
+                    registration["client_id"].as_str().unwrap().to_owned(),
+                    registration["client_secret"].as_str().unwrap().to_owned(),
+                ),
+            );
+        }
+        oidc_flow(&[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--username",
+            USERNAME,
+            "--password",
+            PASSWORD,
+            "--name",
+            "Ada Lovelace",
+            "--email",
+            "ada@example.com",
+        ]);
+        let port = free_port().unwrap();
+        let issuer = format!("http://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_oidc-flow"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--issuer",
+                &issuer,
+                "--database",
+                &database,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let discovery = format!("{issuer}/.well-known/openid-configuration");
+        loop {
+            if let Ok(r) = http::get(&discovery, None).await
+                && r.status == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "oidc-flow serve did not start: {}",
+                std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            issuer,
+            clients,
+            redirect_uri: redirect_uri.to_owned(),
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The client of one flow.
+struct Rp<'a> {
+    server: &'a Server,
+    callback: &'a CallbackServer,
+    client_id: &'a str,
+    client_secret: &'a str,
+}
+
+impl Rp<'_> {
+    /// The authorization URL for this client with `extra` parameters.
+    fn authorize(&self, extra: &[(&str, &str)]) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("client_id", self.client_id);
+        q.append_pair("redirect_uri", &self.server.redirect_uri);
+        q.append_pair("scope", "openid profile email");
+        q.extend_pairs(extra);
+        format!("{}/authorize?{}", self.server.issuer, q.finish())
+    }
+
+    /// Waits until the browser is on the callback page and the callback server got the request
+    /// carrying `state`; returns its parameters.
+    async fn landed(
+        &self,
+        page: &Page,
+        state: &str,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let request = self
+            .callback
+            .wait_for(|r| r.path == "/cb" && r.param("state").as_deref() == Some(state))
+            .await?;
+        page.wait_for_url(|u| u.path() == "/cb").await?;
+        let text = page.text().await?;
+        ensure!(
+            text.contains("Callback received"),
+            "the callback page is not shown: {text}"
+        );
+        let params = request.params();
+        ensure!(
+            params.get("iss").map(String::as_str) == Some(self.server.issuer.as_str()),
+            "iss of the response is {:?}",
+            params.get("iss")
+        );
+        Ok(params)
+    }
+
+    /// Redeems `code` at the token endpoint (client_secret_basic); returns the token response.
+    async fn redeem(&self, code: &str, verifier: Option<&str>) -> Result<serde_json::Value> {
+        let mut fields = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.server.redirect_uri.as_str()),
+        ];
+        if let Some(v) = verifier {
+            fields.push(("code_verifier", v));
+        }
+        let reply = http::post_form(
+            &format!("{}/token", self.server.issuer),
+            Some(Auth::Basic(self.client_id, self.client_secret)),
+            &fields,
+        )
+        .await?;
+        ensure!(
+            reply.status == 200,
+            "the token endpoint answered {}: {}",
+            reply.status,
+            reply.body
+        );
+        Ok(reply.json())
+    }
+
+    /// Checks an ID token's iss, aud and nonce; returns its claims.
+    fn check_id_token(&self, id_token: &str, nonce: &str) -> Result<serde_json::Value> {
+        let claims = jwt_claims(id_token)?;
+        ensure!(
+            claims["iss"] == self.server.issuer.as_str(),
+            "iss: {}",
+            claims["iss"]
+        );
+        let aud_ok = claims["aud"] == self.client_id
+            || claims["aud"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == self.client_id));
+        ensure!(aud_ok, "aud: {}", claims["aud"]);
+        ensure!(claims["nonce"] == nonce, "nonce: {}", claims["nonce"]);
+        ensure!(claims["sub"].is_string(), "no sub: {claims}");
+        Ok(claims)
+    }
+}
+
+/// Where clients send the browser after logout: `/bye` beside the redirect URI.
+fn post_logout_uri(redirect_uri: &str) -> String {
+    redirect_uri.replace("/cb", "/bye")
+}
+
+/// `prompt=none` after a logout: the callback gets `login_required`, no page is shown.
+async fn signed_out(page: &mut Page, ctx: &Rp<'_>) -> Result<()> {
+    let state = unique("state");
+    page.goto(&ctx.authorize(&[
+        ("response_type", "code"),
+        ("state", &state),
+        ("prompt", "none"),
+    ]))
+    .await?;
+    let landed = ctx.landed(page, &state).await?;
+    ensure!(
+        landed.get("error").map(String::as_str) == Some("login_required"),
+        "prompt=none after logout: {landed:?}"
+    );
+    Ok(())
+}
+
+/// Types the username and password on the login page and presses "Sign in".
+async fn sign_in(page: &mut Page, username: &str, password: &str) -> Result<()> {
+    page.wait_for("input[name=password]").await?;
+    page.checkpoint("login").await;
+    page.fill("username", username).await?;
+    page.fill("password", password).await?;
+    page.click_button("Sign in").await
+}
+
+/// Presses Allow or Deny on the consent page.
+async fn decide(page: &mut Page, decision: &str) -> Result<()> {
+    page.wait_for(&format!("button[name=decision][value={decision}]"))
+        .await?;
+    page.checkpoint("consent").await;
+    let label = if decision == "allow" { "Allow" } else { "Deny" };
+    page.click_button(label).await
+}
+
+/// A whole code flow with PKCE: login, consent, callback, token exchange. Returns the tokens.
+async fn code_flow(
+    page: &mut Page,
+    ctx: &Rp<'_>,
+    extra: &[(&str, &str)],
+) -> Result<serde_json::Value> {
+    let (state, nonce, verifier) = (unique("state"), unique("nonce"), unique("verifier"));
+    let challenge = pkce_challenge(&verifier);
+    let mut params = vec![
+        ("response_type", "code"),
+        ("state", state.as_str()),
+        ("nonce", nonce.as_str()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    params.extend_from_slice(extra);
+    page.goto(&ctx.authorize(&params)).await?;
+    sign_in(page, USERNAME, PASSWORD).await?;
+    decide(page, "allow").await?;
+    let landed = ctx.landed(page, &state).await?;
+    let code = landed
+        .get("code")
+        .ok_or_else(|| fail(format!("no code: {landed:?}")))?;
+    let tokens = ctx.redeem(code, Some(&verifier)).await?;
+    let id_token = tokens["id_token"]
+        .as_str()
+        .ok_or_else(|| fail(format!("no id_token: {tokens}")))?;
+    ctx.check_id_token(id_token, &nonce)?;
+    Ok(tokens)
+}
+
+/// After a sign-in, a request with `extra` shows the login page again (not the callback), and
+/// signing in again lands on the callback without a consent page (it is remembered).
+async fn asks_again(page: &mut Page, ctx: &Rp<'_>, extra: &[(&str, &str)]) -> Result<()> {
+    code_flow(page, ctx, &[]).await?;
+    let state = unique("state");
+    let mut params = vec![("response_type", "code"), ("state", state.as_str())];
+    params.extend_from_slice(extra);
+    page.goto(&ctx.authorize(&params)).await?;
+    let url = page.url().await?;
+    ensure!(
+        url.path() == "/authorize",
+        "{extra:?}: expected the login page, the browser is at {url}"
+    );
+    sign_in(page, USERNAME, PASSWORD).await?;
+    // Consent is remembered: POST /login answers the redirect to the client itself.
+    let landed = ctx.landed(page, &state).await?;
+    ensure!(landed.contains_key("code"), "no code: {landed:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_with_chromium() {
+    let Some(mut suite) = Suite::start("hyper").await.unwrap() else {
+        return;
+    };
+    let callback = CallbackServer::start().await.unwrap();
+    let flows = [
+        "code-pkce",
+        "prompt-none",
+        "form-post",
+        "implicit",
+        "wrong-password",
+        "deny",
+        "prompt-login",
+        "max-age-0",
+        "logout-hint",
+        "logout-confirm",
+    ];
+    let server = Server::start(&callback.url("/cb"), &flows).await;
+    let rp = |flow: &str| {
+        let (client_id, client_secret) = &server.clients[flow];
+        Rp {
+            server: &server,
+            callback: &callback,
+            client_id,
+            client_secret,
+        }
+    };
+
+    suite
+        .flow("code-pkce", async |page| {
+            let ctx = &rp("code-pkce");
+            let tokens = code_flow(page, ctx, &[]).await?;
+            // The access token works at UserInfo, for the same subject.
+            let access = tokens["access_token"].as_str().unwrap_or_default();
+            let info = http::get(
+                &format!("{}/userinfo", ctx.server.issuer),
+                Some(Auth::Bearer(access)),
+            )
+            .await?;
+            ensure!(
+                info.status == 200,
+                "userinfo: {} {}",
+                info.status,
+                info.body
+            );
+            let sub = jwt_claims(tokens["id_token"].as_str().unwrap_or_default())?["sub"].clone();
+            ensure!(info.json()["sub"] == sub, "userinfo sub: {}", info.body);
+            ensure!(
+                info.json()["email"] == "ada@example.com",
+                "userinfo: {}",
+                info.body
+            );
+            Ok(())
+        })
+        .await;
+
+    suite
+        .flow("prompt-none", async |page| {
+            let ctx = &rp("prompt-none");
+            code_flow(page, ctx, &[]).await?;
+            let state = unique("state");
+            page.goto(&ctx.authorize(&[
+                ("response_type", "code"),
+                ("state", &state),
+                ("prompt", "none"),
+            ]))
+            .await?;
+            // No page of the provider: the navigation ends on the callback.
+            let url = page.url().await?;
+            ensure!(url.path() == "/cb", "prompt=none stopped at {url}");
+            let landed = ctx.landed(page, &state).await?;
+            let code = landed
+                .get("code")
+                .ok_or_else(|| fail(format!("no code: {landed:?}")))?;
+            ctx.redeem(code, None).await?;
+            Ok(())
+        })
+        .await;
+
+    suite
+        .flow("form-post", async |page| {
+            let ctx = &rp("form-post");
+            let state = unique("state");
+            page.goto(&ctx.authorize(&[
+                ("response_type", "code"),
+                ("response_mode", "form_post"),
+                ("state", &state),
+            ]))
+            .await?;
+            sign_in(page, USERNAME, PASSWORD).await?;
+            decide(page, "allow").await?;
+            let posted = ctx
+                .callback
+                .wait_for(|r| r.path == "/cb" && r.method == "POST")
+                .await?;
+            ensure!(
+                posted.query.is_empty(),
+                "form_post used the query: {}",
+                posted.target
+            );
+            let body: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(posted.body.as_bytes())
+                    .into_owned()
+                    .collect();
+            ensure!(body.get("state") == Some(&state), "state: {body:?}");
+            ensure!(
+                body.contains_key("code"),
+                "no code in the posted form: {body:?}"
+            );
+            page.wait_for_url(|u| u.path() == "/cb").await?;
+            let code = &body["code"];
+            ctx.redeem(code, None).await?;
+            Ok(())
+        })
+        .await;
+
+    suite
+        .flow("implicit", async |page| {
+            let ctx = &rp("implicit");
+            let (state, nonce) = (unique("state"), unique("nonce"));
+            // Only this flow's request: the fragment never reaches the server.
+            ctx.callback.clear();
+            page.goto(&ctx.authorize(&[
+                ("response_type", "id_token token"),
+                ("state", &state),
+                ("nonce", &nonce),
+            ]))
+            .await?;
+            sign_in(page, USERNAME, PASSWORD).await?;
+            decide(page, "allow").await?;
+            let url = page.wait_for_url(|u| u.path() == "/cb").await?;
+            let fragment: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(url.fragment().unwrap_or_default().as_bytes())
+                    .into_owned()
+                    .collect();
+            ensure!(fragment.get("state") == Some(&state), "state: {url}");
+            ensure!(
+                fragment
+                    .get("token_type")
+                    .map(|t| t.eq_ignore_ascii_case("bearer"))
+                    == Some(true),
+                "token_type: {fragment:?}"
+            );
+            ensure!(
+                fragment.contains_key("access_token"),
+                "no access_token: {url}"
+            );
+            let id_token = fragment
+                .get("id_token")
+                .ok_or_else(|| fail(format!("no id_token: {url}")))?;
+            let claims = ctx.check_id_token(id_token, &nonce)?;
+            ensure!(claims["at_hash"].is_string(), "no at_hash: {claims}");
+            // Nothing travelled in the query.
+            let request = ctx.callback.wait_for_path("/cb").await?;
+            ensure!(
+                request.query.is_empty(),
+                "tokens in the query: {}",
+                request.target
+            );
+            Ok(())
+        })
+        .await;
+
+    suite
+        .flow("wrong-password", async |page| {
+            let ctx = &rp("wrong-password");
+            let state = unique("state");
+            page.goto(&ctx.authorize(&[("response_type", "code"), ("state", &state)]))
+                .await?;
+            sign_in(page, USERNAME, "not the password").await?;
+            page.wait_for(".err").await?;
+            page.checkpoint("login-error").await;
+            let text = page.text().await?;
+            ensure!(
+                text.contains("wrong password"),
+                "no message on the login page: {text}"
+            );
+            // The username is kept and the focus is on the password, so only it is retyped.
+            let kept = page
+                .client()
+                .execute(
+                    "return [document.getElementById('username').value, document.activeElement.id]",
+                    vec![],
+                )
+                .await?;
+            ensure!(
+                kept == serde_json::json!([USERNAME, "password"]),
+                "after a wrong password: [username, focused] = {kept}"
+            );
+            sign_in(page, USERNAME, PASSWORD).await?;
+            decide(page, "allow").await?;
+            let landed = ctx.landed(page, &state).await?;
+            ensure!(landed.contains_key("code"), "no code: {landed:?}");
+            Ok(())
+        })
+        .await;
+
+    suite
+        .flow("deny", async |page| {
+            let ctx = &rp("deny");
+            let state = unique("state");
+            page.goto(&ctx.authorize(&[("response_type", "code"), ("state", &state)]))
+                .await?;
+            sign_in(page, USERNAME, PASSWORD).await?;
+            decide(page, "deny").await?;
+            let landed = ctx.landed(page, &state).await?;
+            ensure!(
+                landed.get("error").map(String::as_str) == Some("access_denied"),
+                "expected access_denied: {landed:?}"
+            );
+            ensure!(
+                !landed.contains_key("code"),
+                "a code after Deny: {landed:?}"
+            );
+            Ok(())
+        })
+        .await;
+
+    suite
+        .flow("prompt-login", async |page| {
+            asks_again(page, &rp("prompt-login"), &[("prompt", "login")]).await
+        })
+        .await;
+
+    suite
+        .flow("max-age-0", async |page| {
+            asks_again(page, &rp("max-age-0"), &[("max_age", "0")]).await
+        })
+        .await;
+
+    suite
+        .flow("logout-hint", async |page| {
+            // The RP sends the browser to the end-session endpoint with its ID token: the
+            // session ends at once and the browser lands on the post-logout URI with state.
+            let ctx = &rp("logout-hint");
+            let tokens = code_flow(page, ctx, &[]).await?;
+            let id_token = tokens["id_token"].as_str().unwrap_or_default();
+            let state = unique("bye");
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("id_token_hint", id_token);
+            q.append_pair(
+                "post_logout_redirect_uri",
+                &post_logout_uri(&ctx.server.redirect_uri),
+            );
+            q.append_pair("state", &state);
+            page.goto(&format!("{}/logout?{}", ctx.server.issuer, q.finish()))
+                .await?;
+            let bye = ctx
+                .callback
+                .wait_for(|r| r.path == "/bye" && r.param("state").as_deref() == Some(&state))
+                .await?;
+            ensure!(bye.method == "GET", "post-logout redirect: {}", bye.target);
+            signed_out(page, ctx).await
+        })
+        .await;
+
+    suite
+        .flow("logout-confirm", async |page| {
+            // A logout link without proof of who sent it: the person is asked, presses
+            // "Sign out", and lands on the post-logout URI.
+            let ctx = &rp("logout-confirm");
+            code_flow(page, ctx, &[]).await?;
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("client_id", ctx.client_id);
+            q.append_pair(
+                "post_logout_redirect_uri",
+                &post_logout_uri(&ctx.server.redirect_uri),
+            );
+            page.goto(&format!("{}/logout?{}", ctx.server.issuer, q.finish()))
+                .await?;
+            page.wait_for("input[name=confirm]").await?;
+            let text = page.text().await?;
+            ensure!(
+                text.contains("Ada Lovelace"),
+                "the page names the person: {text}"
+            );
+            page.click_button("Sign out").await?;
+            ctx.callback.wait_for_path("/bye").await?;
+            page.wait_for_url(|u| u.path() == "/bye").await?;
+            signed_out(page, ctx).await
+        })
+        .await;
+
+    suite.finish();
+}
