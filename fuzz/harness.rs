@@ -26,13 +26,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use arbitrary::{Arbitrary, Unstructured};
-use oidc_flow::authorize::{self, ConsentAnswer, PendingAuthorization, Resumed};
+use oidc_flow::authorize::{
+    self, ConsentAnswer, MarkClaim, PendingAuthorization, Resumed, SealedAuthorization,
+};
 use oidc_flow::flow::{
     AuthorizeAnswer, AuthorizeFlow, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep, TokenAnswer,
     TokenFlow, TokenNeed, TokenStep, UserinfoAnswer, UserinfoFlow, UserinfoNeed, UserinfoStep,
 };
 use oidc_flow::jws::{self, Signer};
 use oidc_flow::keys::{Algorithm, KeySet, SigningKey};
+use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
     AccessTokenRecord, Authentication, Client, CodeRecord, ConsentRecord, Effect, GrantId,
     JsonResponse, PkceChallenge, PkceMethod, Provider, RefreshTokenRecord, Scope, SecretHash,
@@ -84,6 +87,8 @@ pub struct Fixture {
     pub keys: KeySet,
     /// The store every run starts from.
     pub store: Store,
+    /// The secret parked requests are sealed with.
+    pub parking: ParkingSecret,
 }
 
 fn key_set() -> KeySet {
@@ -295,6 +300,7 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         provider,
         clients,
         keys: jws_key_set(),
+        parking: ParkingSecret::from_bytes(&[9; 32]),
         store,
     }
 });
@@ -429,8 +435,9 @@ struct Model {
     access: HashMap<SecretHash, usize>,
     access_list: Vec<String>,
     /// Pending login and consent pages (stored as an adapter would), with their request.
-    logins: Vec<(String, Grant)>,
-    consents: Vec<(String, Grant)>,
+    /// Sealed login and consent requests, with the grant model and when they were parked.
+    logins: Vec<(String, Grant, OffsetDateTime)>,
+    consents: Vec<(String, Grant, OffsetDateTime)>,
 }
 
 impl Model {
@@ -685,7 +692,8 @@ fn authorize_fully(store: &mut Store, input: &[u8], post: bool) -> Ended {
     match ended {
         Ended::Login(l) => {
             let id = l.client().client_id.clone();
-            let l = match round_trip(l.park().0) {
+            let (sealed, _page) = l.park(&FIXTURE.parking, BROWSER, &mut store.rng, store.now);
+            let l = match round_trip(&sealed, store.now) {
                 Some(Resumed::Login(l)) => l,
                 _ => return Ended::Page,
             };
@@ -712,13 +720,20 @@ fn authorize_fully(store: &mut Store, input: &[u8], post: bool) -> Ended {
     }
 }
 
-/// Stores a pending request as an adapter would (JSON) and resumes it.
-fn round_trip(pending: PendingAuthorization) -> Option<Resumed> {
-    let json = serde_json::to_string(&pending).expect("a pending request serializes");
-    let back: PendingAuthorization = serde_json::from_str(&json).expect("and reads back");
-    assert_eq!(back, pending, "a pending request survives storage");
+/// The browser binding every sealed request of the harness is sealed to.
+const BROWSER: &str = "fuzz-browser";
+
+/// Opens a sealed request as an adapter would, after checking that another browser cannot,
+/// and resumes it.
+fn round_trip(sealed: &SealedAuthorization, now: OffsetDateTime) -> Option<Resumed> {
+    assert!(
+        PendingAuthorization::unseal(&FIXTURE.parking, sealed.as_str(), "another", now).is_err(),
+        "a sealed request opened in another browser"
+    );
+    let back = PendingAuthorization::unseal(&FIXTURE.parking, sealed.as_str(), BROWSER, now)
+        .expect("a sealed request opens in its browser");
     let client = FIXTURE.clients.get(back.client_id()).cloned();
-    back.resume(client).ok()
+    back.resume(client, MarkClaim::Fresh).ok()
 }
 
 /// What a token request was about, as seen by the driver.
@@ -1679,7 +1694,7 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
             let nonce = a.nonce.map(|n| pick(&NONCES, n));
             let mut grant = Grant::request(client_id, nonce);
             let ended = drive_authorize(store, step, None, session, Some((model, &mut grant)));
-            keep_pending(model, ended, grant);
+            keep_pending(store, model, ended, grant);
         }
         Op::RawAuthorize { post, bytes } => {
             let step = if post {
@@ -1698,17 +1713,24 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
             let mut grant = Grant::request(&client_id, nonce.as_deref());
             let session = Some(alice(store.now));
             let ended = drive_authorize(store, step, None, session, Some((model, &mut grant)));
-            keep_pending(model, ended, grant);
+            keep_pending(store, model, ended, grant);
         }
         Op::Login { pending, subject } => {
-            let Some((json, mut grant)) = take_at(&mut model.logins, pending) else {
+            let Some((sealed, mut grant, parked_at)) = take_at(&mut model.logins, pending) else {
                 return;
             };
-            let Ok(p) = serde_json::from_str::<PendingAuthorization>(&json) else {
-                panic!("a stored pending login does not read back");
+            let Ok(p) = PendingAuthorization::unseal(&FIXTURE.parking, &sealed, BROWSER, store.now)
+            else {
+                assert!(
+                    store.now >= parked_at + authorize::PENDING_LIFETIME,
+                    "a sealed pending login does not open before it expires"
+                );
+                return;
             };
             let id = p.client_id().to_owned();
-            let Ok(Resumed::Login(l)) = p.resume(FIXTURE.clients.get(&id).cloned()) else {
+            let Ok(Resumed::Login(l)) =
+                p.resume(FIXTURE.clients.get(&id).cloned(), MarkClaim::Fresh)
+            else {
                 return;
             };
             let user = Authentication {
@@ -1723,17 +1745,24 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
             grant.consented = false;
             let step = AuthorizeFlow::after_login(l, user);
             let ended = drive_authorize(store, step, Some(id), None, Some((model, &mut grant)));
-            keep_pending(model, ended, grant);
+            keep_pending(store, model, ended, grant);
         }
         Op::Consent { pending, allow } => {
-            let Some((json, mut grant)) = take_at(&mut model.consents, pending) else {
+            let Some((sealed, mut grant, parked_at)) = take_at(&mut model.consents, pending) else {
                 return;
             };
-            let Ok(p) = serde_json::from_str::<PendingAuthorization>(&json) else {
-                panic!("a stored pending consent does not read back");
+            let Ok(p) = PendingAuthorization::unseal(&FIXTURE.parking, &sealed, BROWSER, store.now)
+            else {
+                assert!(
+                    store.now >= parked_at + authorize::PENDING_LIFETIME,
+                    "a sealed pending consent does not open before it expires"
+                );
+                return;
             };
             let id = p.client_id().to_owned();
-            let Ok(Resumed::Consent(c)) = p.resume(FIXTURE.clients.get(&id).cloned()) else {
+            let Ok(Resumed::Consent(c)) =
+                p.resume(FIXTURE.clients.get(&id).cloned(), MarkClaim::Fresh)
+            else {
                 return;
             };
             assert_eq!(
@@ -1749,7 +1778,7 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
             };
             let step = AuthorizeFlow::after_consent(c, answer);
             let ended = drive_authorize(store, step, Some(id), None, Some((model, &mut grant)));
-            keep_pending(model, ended, grant);
+            keep_pending(store, model, ended, grant);
         }
         Op::Token(t) => {
             let client_id = pick(&CLIENT_IDS, t.client);
@@ -1869,18 +1898,20 @@ fn take_at<T>(list: &mut Vec<T>, i: u8) -> Option<T> {
     Some(list.remove(at))
 }
 
-fn keep_pending(model: &mut Model, ended: Ended, grant: Grant) {
+fn keep_pending(store: &mut Store, model: &mut Model, ended: Ended, grant: Grant) {
     match ended {
         Ended::Login(l) => {
             if model.logins.len() < 8 {
-                let json = serde_json::to_string(&l.park().0).expect("pending serializes");
-                model.logins.push((json, grant));
+                let (sealed, _) = l.park(&FIXTURE.parking, BROWSER, &mut store.rng, store.now);
+                model.logins.push((sealed.into_string(), grant, store.now));
             }
         }
         Ended::Consent(c) => {
             if model.consents.len() < 8 {
-                let json = serde_json::to_string(&c.park().0).expect("pending serializes");
-                model.consents.push((json, grant));
+                let (sealed, _) = c.park(&FIXTURE.parking, BROWSER, &mut store.rng, store.now);
+                model
+                    .consents
+                    .push((sealed.into_string(), grant, store.now));
             }
         }
         Ended::Page | Ended::Redirect(_) => {}

@@ -15,6 +15,8 @@
 //! Before the redirect URI is verified every failure is an [`ErrorPage`]; after, an
 //! [`ErrorRedirect`]. No value that can issue exists before [`Authorized`].
 
+use std::fmt;
+
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -29,11 +31,12 @@ use crate::error::{ErrorCode, OAuthError, ParseError};
 use crate::idtoken::{self, IdTokenInput};
 use crate::jws::{self, Signer};
 use crate::params::Params;
+use crate::parking::{self, ParkingSecret};
 use crate::pkce;
 use crate::provider::Provider;
 use crate::response::{ErrorPage, ErrorRedirect, Redirect};
 use crate::scope::Scope;
-use crate::secret::{GrantId, MintedSecret};
+use crate::secret::{GrantId, MintedSecret, SecretHash};
 
 /// Largest authorization request accepted, as a query string or form body.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
@@ -923,21 +926,28 @@ impl ConsentPage {
 }
 
 impl AwaitingLogin {
-    /// Parks the request until the login form comes back: consumes it, so the one waiting
-    /// request becomes one stored record (resumed once, by
-    /// [`PendingAuthorization::resume`]), and what the page needs to show.
-    pub fn park(self) -> (PendingAuthorization, LoginPage) {
+    /// Parks the request until the login form comes back: consumes it, seals it for the
+    /// browser whose binding value is `browser` (see [`crate::parking`]), and returns the
+    /// sealed value the form carries back with what the page needs to show. Nothing is
+    /// stored.
+    pub fn park(
+        self,
+        secret: &ParkingSecret,
+        browser: &str,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> (SealedAuthorization, LoginPage) {
         let page = LoginPage {
             client: self.client,
             ctx: self.ctx.clone(),
         };
-        let pending = PendingAuthorization {
-            stage: PendingStage::Login {
-                requested_at: self.requested_at,
-            },
-            ctx: self.ctx,
+        let stage = PendingStage::Login {
+            requested_at: self.requested_at,
         };
-        (pending, page)
+        (
+            seal_parked(secret, browser, stage, self.ctx, rng, now),
+            page,
+        )
     }
 
     /// Resumes after the end-user logged in. The authentication must be at least as recent
@@ -984,17 +994,23 @@ impl AwaitingConsent {
     }
 
     /// Parks the request until the consent form comes back (see [`AwaitingLogin::park`]).
-    pub fn park(self) -> (PendingAuthorization, ConsentPage) {
+    pub fn park(
+        self,
+        secret: &ParkingSecret,
+        browser: &str,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> (SealedAuthorization, ConsentPage) {
         let page = ConsentPage {
             client: self.client,
             ctx: self.ctx.clone(),
             user: self.user.clone(),
         };
-        let pending = PendingAuthorization {
-            stage: PendingStage::Consent { user: self.user },
-            ctx: self.ctx,
-        };
-        (pending, page)
+        let stage = PendingStage::Consent { user: self.user };
+        (
+            seal_parked(secret, browser, stage, self.ctx, rng, now),
+            page,
+        )
     }
 
     /// Takes the end-user's answer; a refusal redirects `access_denied`.
@@ -1026,20 +1042,105 @@ enum PendingStage {
     },
 }
 
-/// An authorization request waiting for login or consent, in a form that can be stored
-/// (it serialises with serde) and resumed in a later HTTP request.
-///
-/// It holds no client secret: resuming binds the client record again. It is not `Clone`:
-/// one parked request resumes once.
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[must_use]
-pub struct PendingAuthorization {
+/// What is sealed: the stage, the validated request, and the single-use id and expiry.
+#[derive(Serialize, Deserialize)]
+struct Parked {
+    id: String,
+    #[serde(with = "time::serde::timestamp")]
+    expires_at: OffsetDateTime,
     #[serde(flatten)]
     stage: PendingStage,
     ctx: Context,
 }
 
-/// A resumed request, at the stage it was stored.
+fn seal_parked(
+    secret: &ParkingSecret,
+    browser: &str,
+    stage: PendingStage,
+    ctx: Context,
+    rng: &mut impl CryptoRng,
+    now: OffsetDateTime,
+) -> SealedAuthorization {
+    let parked = Parked {
+        id: MintedSecret::generate(rng).into_string(),
+        expires_at: now + PENDING_LIFETIME,
+        stage,
+        ctx,
+    };
+    // Serialising these types cannot fail; should sealing ever fail, the page carries a
+    // value that does not open, and the end-user is told to start again.
+    let sealed = serde_json::to_vec(&parked)
+        .ok()
+        .and_then(|plain| parking::seal(secret, browser, plain, rng, now));
+    SealedAuthorization(sealed.unwrap_or_default())
+}
+
+/// A parked authorization sealed for one browser: the opaque value the login or consent
+/// form carries back (in a hidden field or the page's URL). It is base64url text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedAuthorization(String);
+
+impl SealedAuthorization {
+    /// The value to put in the page.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Moves the value out.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for SealedAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SealedAuthorization({} bytes)", self.0.len())
+    }
+}
+
+/// An authorization waiting for login or consent, opened from its sealed value by
+/// [`PendingAuthorization::unseal`]: the only way to make one.
+///
+/// It can be looked at ([`PendingAuthorization::view`]) as often as needed; going on with it
+/// ([`PendingAuthorization::resume`]) takes the store's answer to its single-use mark, so
+/// one parked request resumes once. It is neither `Clone` nor (de)serialisable.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub struct PendingAuthorization {
+    single_use: ParkedMark,
+    stage: PendingStage,
+    ctx: Context,
+}
+
+/// A parked request's single-use mark: the digest of its random id, and how long the store
+/// must remember that it was used (until the sealed value expires).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedMark {
+    /// The digest of the parked request's random id.
+    pub hash: SecretHash,
+    /// When the sealed value expires; the mark may be forgotten after.
+    pub expires_at: OffsetDateTime,
+}
+
+/// The store's answer to claiming a [`ParkedMark`] (an atomic insert-if-absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkClaim {
+    /// This call recorded the mark: the parked request was not used before.
+    Fresh,
+    /// The mark was recorded before: the parked request was already used.
+    AlreadyUsed,
+}
+
+/// What a parked request's page shows, by stage.
+#[derive(Debug, Clone)]
+pub enum PendingView {
+    /// It waits for login.
+    Login(LoginPage),
+    /// It waits for consent.
+    Consent(ConsentPage),
+}
+
+/// A resumed request, at the stage it was parked.
 #[must_use]
 #[derive(Debug)]
 pub enum Resumed {
@@ -1049,14 +1150,60 @@ pub enum Resumed {
     Consent(AwaitingConsent),
 }
 
+fn start_again(description: &str) -> ErrorPage {
+    ErrorPage::new(ErrorCode::InvalidRequest, description)
+}
+
 impl PendingAuthorization {
+    /// Opens a value [`AwaitingLogin::park`] or [`AwaitingConsent::park`] sealed for the
+    /// browser whose binding value is `browser`; refused when it was edited, forged, sealed
+    /// for another browser, or has expired.
+    pub fn unseal(
+        secret: &ParkingSecret,
+        sealed: &str,
+        browser: &str,
+        now: OffsetDateTime,
+    ) -> Result<Self, ErrorPage> {
+        let refused = || {
+            start_again(
+                "this sign-in request has expired, was changed, or was started in another \
+                 browser; start again from the application",
+            )
+        };
+        let plain = parking::open(secret, browser, sealed, now).map_err(|_| refused())?;
+        let parked: Parked = serde_json::from_slice(&plain).map_err(|_| refused())?;
+        if parked.expires_at <= now {
+            return Err(refused());
+        }
+        Ok(Self {
+            single_use: ParkedMark {
+                hash: SecretHash::of(&parked.id),
+                expires_at: parked.expires_at,
+            },
+            stage: parked.stage,
+            ctx: parked.ctx,
+        })
+    }
+
     /// The client to look up and hand to [`PendingAuthorization::resume`].
     pub fn client_id(&self) -> &str {
         &self.ctx.client_id
     }
 
-    /// Binds the client record again; the redirect URI must still be registered.
-    pub fn resume(self, client: Option<Client>) -> Result<Resumed, ErrorPage> {
+    /// Whether it waits for login (else for consent).
+    pub fn awaits_login(&self) -> bool {
+        matches!(self.stage, PendingStage::Login { .. })
+    }
+
+    /// The mark to claim in the store before [`PendingAuthorization::resume`]: claim it
+    /// once the end-user has logged in or answered, not before, so that looking at the page
+    /// or a wrong password writes nothing.
+    pub fn single_use(&self) -> &ParkedMark {
+        &self.single_use
+    }
+
+    /// Binds the client record: it must still be registered with the request's redirect URI.
+    fn bind(&self, client: Option<Client>) -> Result<Client, ErrorPage> {
         let Some(client) = client.filter(|c| c.client_id == self.ctx.client_id) else {
             return Err(ErrorPage::new(
                 ErrorCode::InvalidClient,
@@ -1069,6 +1216,34 @@ impl PendingAuthorization {
                 "the redirect_uri of this request is no longer registered",
             ));
         }
+        Ok(client)
+    }
+
+    /// What the page of its stage shows, with the client record bound again; nothing can
+    /// be decided with it.
+    pub fn view(&self, client: Option<Client>) -> Result<PendingView, ErrorPage> {
+        let client = self.bind(client)?;
+        let ctx = self.ctx.clone();
+        Ok(match &self.stage {
+            PendingStage::Login { .. } => PendingView::Login(LoginPage { client, ctx }),
+            PendingStage::Consent { user } => PendingView::Consent(ConsentPage {
+                client,
+                ctx,
+                user: user.clone(),
+            }),
+        })
+    }
+
+    /// Binds the client record again (the redirect URI must still be registered) and goes
+    /// on at the parked stage, given the store's answer to claiming
+    /// [`PendingAuthorization::single_use`]: a mark already used ends here.
+    pub fn resume(self, client: Option<Client>, claim: MarkClaim) -> Result<Resumed, ErrorPage> {
+        if claim == MarkClaim::AlreadyUsed {
+            return Err(start_again(
+                "this sign-in request was already used; start again from the application",
+            ));
+        }
+        let client = self.bind(client)?;
         Ok(match self.stage {
             PendingStage::Login { requested_at } => Resumed::Login(AwaitingLogin {
                 client,

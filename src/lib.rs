@@ -36,6 +36,7 @@ pub mod jws;
 pub mod keys;
 pub mod logout;
 pub mod params;
+pub mod parking;
 pub mod pkce;
 pub mod provider;
 pub mod response;

@@ -180,6 +180,8 @@ pub struct Harness {
     pub session_clients: HashSet<(String, String)>,
     pub rng: ChaCha20Rng,
     pub now: OffsetDateTime,
+    /// The secret parked requests are sealed with.
+    pub parking: oidc_flow::parking::ParkingSecret,
 }
 
 impl Harness {
@@ -212,6 +214,7 @@ impl Harness {
             session_clients: HashSet::new(),
             rng: ChaCha20Rng::seed_from_u64(2026),
             now: START,
+            parking: oidc_flow::parking::ParkingSecret::from_bytes(&[42; 32]),
         }
     }
 
@@ -373,13 +376,21 @@ impl Harness {
     ) -> AuthzOutcome {
         let outcome = match outcome {
             AuthzOutcome::Login(l) => {
-                // Round-trip through storage, as an adapter does between HTTP requests.
-                let stored = serde_json::to_string(&l.park().0).unwrap();
-                let pending: authorize::PendingAuthorization =
-                    serde_json::from_str(&stored).unwrap();
+                // Sealed into the browser's form and opened again, as an adapter does
+                // between HTTP requests.
+                let (sealed, _page) = l.park(&self.parking, "browser-1", &mut self.rng, self.now);
+                let pending = authorize::PendingAuthorization::unseal(
+                    &self.parking,
+                    sealed.as_str(),
+                    "browser-1",
+                    self.now,
+                )
+                .unwrap();
                 let client = self.clients.get(pending.client_id()).cloned();
-                let authorize::Resumed::Login(l) = pending.resume(client).unwrap() else {
-                    panic!("stored at the login stage");
+                let authorize::Resumed::Login(l) =
+                    pending.resume(client, authorize::MarkClaim::Fresh).unwrap()
+                else {
+                    panic!("sealed at the login stage");
                 };
                 let user = self.session(subject, Duration::ZERO);
                 let consent = self.consented(subject, &l.client().client_id, l.scope());

@@ -20,7 +20,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use oidc_flow::authorize::{ConsentAnswer, Resumed};
+use oidc_flow::authorize::{ConsentAnswer, PendingAuthorization, PendingView, Resumed};
 use oidc_flow::flow::{AuthorizeFlow, LogoutFlow};
 use oidc_flow::{
     Authentication, ErrorCode, JsonResponse, MintedSecret, OAuthError, Provider, Redirect,
@@ -361,33 +361,38 @@ async fn authorize<S: Store>(
         Ok(s) => s,
         Err(e) => return server_error_page(&e.into()),
     };
-    let result = driver::authorize(&*app.store, &app.provider(), step, session, now).await;
-    authorize_response(app, result, cookies, None).await
+    // A waiting request is sealed to this browser's CSRF cookie (set with the page).
+    let browser = csrf_token(app, cookies);
+    let result =
+        driver::authorize(&*app.store, &app.provider(), step, session, &browser.0, now).await;
+    authorize_response(app, result, &browser, None).await
 }
 
+/// The response to a finished or waiting authorization; `browser` is the CSRF token the
+/// waiting request was sealed to, and whether its cookie must be set.
 async fn authorize_response<S: Store>(
     app: &App<S>,
     result: Result<AuthorizeResult, DriverError>,
-    cookies: &Cookies,
+    browser: &(String, bool),
     set_session: Option<String>,
 ) -> Response<Body> {
+    let (csrf, fresh) = browser;
     let mut response = match result {
         Err(e) => return server_error_page(&e),
         Ok(AuthorizeResult::ErrorPage(page)) => html(StatusCode::BAD_REQUEST, pages::error(&page)),
         Ok(AuthorizeResult::Redirect(redirect)) => redirect_response(&redirect),
-        Ok(AuthorizeResult::Login { page, handle }) => {
-            let (csrf, fresh) = csrf_token(app, cookies);
+        Ok(AuthorizeResult::Login { page, sealed }) => {
             let mut r = html_posting_to(
                 StatusCode::OK,
-                pages::login(&page, &handle, &csrf, None),
+                pages::login(&page, sealed.as_str(), csrf, None),
                 page.redirect_uri(),
             );
-            if fresh {
-                set_cookie(&mut r, app, CSRF_COOKIE, &csrf, None, true);
+            if *fresh {
+                set_cookie(&mut r, app, CSRF_COOKIE, csrf, None, true);
             }
             r
         }
-        Ok(AuthorizeResult::Consent { page, handle }) => {
+        Ok(AuthorizeResult::Consent { page, sealed }) => {
             // The page names the person, not the subject identifier.
             let person = match app.store.user_claims(page.subject()).await {
                 Ok(claims) => claims
@@ -395,14 +400,13 @@ async fn authorize_response<S: Store>(
                     .unwrap_or_else(|| page.subject().to_owned()),
                 Err(e) => return server_error_page(&e.into()),
             };
-            let (csrf, fresh) = csrf_token(app, cookies);
             let mut r = html_posting_to(
                 StatusCode::OK,
-                pages::consent(&page, &person, &handle, &csrf),
+                pages::consent(&page, &person, sealed.as_str(), csrf),
                 page.redirect_uri(),
             );
-            if fresh {
-                set_cookie(&mut r, app, CSRF_COOKIE, &csrf, None, true);
+            if *fresh {
+                set_cookie(&mut r, app, CSRF_COOKIE, csrf, None, true);
             }
             r
         }
@@ -420,18 +424,19 @@ async fn authorize_response<S: Store>(
     response
 }
 
-/// A form posted from one of our pages: checks the CSRF token and takes the parked request.
-async fn posted_form<S: Store>(
+/// A form posted from one of our pages: checks the CSRF token and opens the sealed request
+/// it carries (which is sealed to that same token). Writes nothing.
+fn posted_form<S: Store>(
     app: &App<S>,
     body: &[u8],
     cookies: &Cookies,
     now: OffsetDateTime,
-) -> Result<(oidc_flow::params::Params, Resumed), Response<Body>> {
+) -> Result<(oidc_flow::params::Params, PendingAuthorization), Box<Response<Body>>> {
     let refuse = |why: &str| {
-        html(
+        Box::new(html(
             StatusCode::BAD_REQUEST,
             pages::error_text("invalid_request", why),
-        )
+        ))
     };
     let params =
         oidc_flow::params::Params::parse(body, MAX_BODY).map_err(|e| refuse(&e.to_string()))?;
@@ -444,15 +449,30 @@ async fn posted_form<S: Store>(
             "the form's CSRF token does not match this browser; start again from the application",
         ));
     }
-    let handle = params.get("handle").unwrap_or_default();
-    match driver::unpark(&*app.store, handle, now).await {
-        Err(e) => Err(server_error_page(&e.into())),
-        Ok(None) => Err(refuse(
-            "this sign-in request has expired or was already used; start again from the application",
-        )),
-        Ok(Some(Err(page))) => Err(html(StatusCode::BAD_REQUEST, pages::error(&page))),
-        Ok(Some(Ok(resumed))) => Ok((params, resumed)),
+    let sealed = params.get(pages::SEALED_FIELD).unwrap_or_default();
+    match driver::open_parked(&*app.store, sealed, expected, now) {
+        Ok(pending) => Ok((params, pending)),
+        Err(page) => Err(Box::new(html(StatusCode::BAD_REQUEST, pages::error(&page)))),
     }
+}
+
+/// Uses the parked request (its single-use mark), now that the end-user has answered.
+async fn use_parked<S: Store>(
+    app: &App<S>,
+    pending: PendingAuthorization,
+) -> Result<Resumed, Response<Body>> {
+    match driver::unpark(&*app.store, pending).await {
+        Err(e) => Err(server_error_page(&e.into())),
+        Ok(Err(page)) => Err(html(StatusCode::BAD_REQUEST, pages::error(&page))),
+        Ok(Ok(resumed)) => Ok(resumed),
+    }
+}
+
+fn wrong_step(why: &str) -> Response<Body> {
+    html(
+        StatusCode::BAD_REQUEST,
+        pages::error_text("invalid_request", why),
+    )
 }
 
 async fn login<S: Store>(
@@ -462,19 +482,13 @@ async fn login<S: Store>(
     peer: SocketAddr,
 ) -> Response<Body> {
     let now = OffsetDateTime::now_utc();
-    let (params, resumed) = match posted_form(app, body, cookies, now).await {
+    let (params, pending) = match posted_form(app, body, cookies, now) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
-    let Resumed::Login(awaiting) = resumed else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            pages::error_text(
-                "invalid_request",
-                "this request is waiting for consent, not a login",
-            ),
-        );
-    };
+    if !pending.awaits_login() {
+        return wrong_step("this request is waiting for consent, not a login");
+    }
     let username = params.get("username").unwrap_or_default();
     let password = params.get("password").unwrap_or_default();
     // The throttle: checked when the request arrives (a locked account or address costs no
@@ -512,16 +526,7 @@ async fn login<S: Store>(
                 "Too many failed sign-ins. Try again in {}.",
                 throttle::in_words(refusal.retry_after_secs())
             );
-            return login_again(
-                app,
-                awaiting,
-                cookies,
-                now,
-                username,
-                &message,
-                Some(refusal),
-            )
-            .await;
+            return login_again(app, &pending, &params, username, &message, Some(refusal)).await;
         }
         login::Verdict::Wrong => {
             let mut message = "Unknown username or wrong password.".to_owned();
@@ -536,7 +541,7 @@ async fn login<S: Store>(
                     throttle::in_words(r.retry_after_secs())
                 ));
             }
-            return login_again(app, awaiting, cookies, now, username, &message, None).await;
+            return login_again(app, &pending, &params, username, &message, None).await;
         }
     };
     let authentication = Authentication {
@@ -553,6 +558,13 @@ async fn login<S: Store>(
                 .collect(),
         ),
     };
+    let awaiting = match use_parked(app, pending).await {
+        Ok(Resumed::Login(awaiting)) => awaiting,
+        Ok(Resumed::Consent(_)) => {
+            return wrong_step("this request is waiting for consent, not a login");
+        }
+        Err(resp) => return resp,
+    };
     let session = MintedSecret::generate(&mut driver::system_rng());
     if let Err(e) = app
         .store
@@ -566,29 +578,34 @@ async fn login<S: Store>(
         &app.provider(),
         AuthorizeFlow::after_login(awaiting, authentication),
         None,
+        csrf_token(app, cookies).0.as_str(),
         now,
     )
     .await;
-    authorize_response(app, result, cookies, Some(session.into_string())).await
+    let browser = (csrf_token(app, cookies).0, false);
+    authorize_response(app, result, &browser, Some(session.into_string())).await
 }
 
-/// The login form again, the request parked again under a new handle, with `message`;
-/// HTTP 429 with `Retry-After` when the throttle refused the attempt.
+/// The login form again, carrying the same sealed request (nothing was used or stored),
+/// with `message`; HTTP 429 with `Retry-After` when the throttle refused the attempt.
 async fn login_again<S: Store>(
     app: &App<S>,
-    awaiting: oidc_flow::authorize::AwaitingLogin,
-    cookies: &Cookies,
-    now: OffsetDateTime,
+    pending: &PendingAuthorization,
+    params: &oidc_flow::params::Params,
     username: &str,
     message: &str,
     refusal: Option<throttle::Refusal>,
 ) -> Response<Body> {
-    let (pending, page) = awaiting.park();
-    let handle = match driver::park(&*app.store, pending, now).await {
-        Ok(h) => h,
+    let page = match driver::view_parked(&*app.store, pending).await {
         Err(e) => return server_error_page(&e.into()),
+        Ok(Err(page)) => return html(StatusCode::BAD_REQUEST, pages::error(&page)),
+        Ok(Ok(PendingView::Login(page))) => page,
+        Ok(Ok(PendingView::Consent(_))) => {
+            return wrong_step("this request is waiting for consent, not a login");
+        }
     };
-    let (csrf, _) = csrf_token(app, cookies);
+    let sealed = params.get(pages::SEALED_FIELD).unwrap_or_default();
+    let csrf = params.get("csrf").unwrap_or_default();
     let status = if refusal.is_some() {
         StatusCode::TOO_MANY_REQUESTS
     } else {
@@ -598,8 +615,8 @@ async fn login_again<S: Store>(
         status,
         pages::login(
             &page,
-            &handle,
-            &csrf,
+            sealed,
+            csrf,
             Some(pages::Retry { message, username }),
         ),
         page.redirect_uri(),
@@ -615,18 +632,19 @@ async fn login_again<S: Store>(
 
 async fn consent<S: Store>(app: &App<S>, body: &[u8], cookies: &Cookies) -> Response<Body> {
     let now = OffsetDateTime::now_utc();
-    let (params, resumed) = match posted_form(app, body, cookies, now).await {
+    let (params, pending) = match posted_form(app, body, cookies, now) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
-    let Resumed::Consent(awaiting) = resumed else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            pages::error_text(
-                "invalid_request",
-                "this request is waiting for a login, not consent",
-            ),
-        );
+    if pending.awaits_login() {
+        return wrong_step("this request is waiting for a login, not consent");
+    }
+    let awaiting = match use_parked(app, pending).await {
+        Ok(Resumed::Consent(awaiting)) => awaiting,
+        Ok(Resumed::Login(_)) => {
+            return wrong_step("this request is waiting for a login, not consent");
+        }
+        Err(resp) => return resp,
     };
     let answer = match params.get("decision") {
         Some("allow") => ConsentAnswer::Allow,
@@ -637,10 +655,12 @@ async fn consent<S: Store>(app: &App<S>, body: &[u8], cookies: &Cookies) -> Resp
         &app.provider(),
         AuthorizeFlow::after_consent(awaiting, answer),
         None,
+        csrf_token(app, cookies).0.as_str(),
         now,
     )
     .await;
-    authorize_response(app, result, cookies, None).await
+    let browser = (csrf_token(app, cookies).0, false);
+    authorize_response(app, result, &browser, None).await
 }
 
 async fn session_of<S: Store>(

@@ -31,9 +31,12 @@ pub struct Retry<'a> {
     pub username: &'a str,
 }
 
-/// The login form: `username`, `password`, and the hidden handle and CSRF token. With
+/// The hidden field of the login and consent forms that carries the sealed parked request.
+pub const SEALED_FIELD: &str = "handle";
+
+/// The login form: `username`, `password`, and the hidden sealed request and CSRF token. With
 /// `retry`, the message is shown, the username kept and the focus put on the password.
-pub fn login(awaiting: &LoginPage, handle: &str, csrf: &str, retry: Option<Retry<'_>>) -> String {
+pub fn login(awaiting: &LoginPage, sealed: &str, csrf: &str, retry: Option<Retry<'_>>) -> String {
     let client = awaiting.client();
     let who = client_label(client.client_name.as_deref(), &client.client_id);
     let (err, username, user_focus, password_focus) = match retry {
@@ -66,7 +69,7 @@ pub fn login(awaiting: &LoginPage, handle: &str, csrf: &str, retry: Option<Retry
              <label for=\"password\">Password</label>\
              <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{password_focus}>\
              <button type=\"submit\">Sign in</button></form></main>",
-            escape_html(handle),
+            escape_html(sealed),
             escape_html(csrf)
         ),
     )
@@ -74,7 +77,7 @@ pub fn login(awaiting: &LoginPage, handle: &str, csrf: &str, retry: Option<Retry
 
 /// The consent form: who asks, who is signed in, what each scope shares in words, and
 /// allow/deny buttons named `decision`. `person` is the end-user's name or username.
-pub fn consent(awaiting: &ConsentPage, person: &str, handle: &str, csrf: &str) -> String {
+pub fn consent(awaiting: &ConsentPage, person: &str, sealed: &str, csrf: &str) -> String {
     let client = awaiting.client();
     let who = client_label(client.client_name.as_deref(), &client.client_id);
     let scopes: String = awaiting
@@ -97,7 +100,7 @@ pub fn consent(awaiting: &ConsentPage, person: &str, handle: &str, csrf: &str) -
              <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>\
              <p>Not you? Deny, then sign out of this provider and start again from the application.</p></main>",
             escape_html(person),
-            escape_html(handle),
+            escape_html(sealed),
             escape_html(csrf)
         ),
     )

@@ -3,7 +3,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use oidc_flow::authorize::PendingAuthorization;
+use oidc_flow::authorize::ParkedMark;
+use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
     AccessTokenRecord, Authentication, Client, CodeRecord, Effect, NonceRecord, RefreshTokenRecord,
     Scope, SecretHash, Taken, UserInfo,
@@ -128,21 +129,12 @@ impl<S: Store, C: UserClaims> Store for AppStore<S, C> {
         self.store.apply(effects)
     }
 
-    fn put_pending(
-        &self,
-        id: &SecretHash,
-        pending: &PendingAuthorization,
-        expires_at: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.store.put_pending(id, pending, expires_at)
+    fn parking_secret(&self) -> &ParkingSecret {
+        self.store.parking_secret()
     }
 
-    fn take_pending(
-        &self,
-        id: &SecretHash,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<Option<PendingAuthorization>>> + Send {
-        self.store.take_pending(id, now)
+    fn claim_parked(&self, mark: &ParkedMark) -> impl Future<Output = StoreResult<bool>> + Send {
+        self.store.claim_parked(mark)
     }
 
     fn put_session(

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use oidc_flow::authorize::{PendingAuthorization, Resumed};
+use oidc_flow::authorize::{PendingAuthorization, PendingView, Resumed};
 use oidc_flow::flow::{AuthorizeStep, LogoutStep};
 use oidc_flow::{
     AccessTokenRecord, Authentication, ErrorPage, JsonResponse, Provider, SecretHash, UserInfo,
@@ -25,6 +25,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         provider: &'a Provider,
         step: AuthorizeStep,
         session: Option<Authentication>,
+        browser: &'a str,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<AuthorizeResult, DriverError>>;
 
@@ -46,20 +47,25 @@ pub(crate) trait Backend: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<JsonResponse, DriverError>>;
 
-    /// [`driver::unpark`].
-    fn unpark<'a>(
-        &'a self,
-        handle: &'a str,
+    /// [`driver::open_parked`].
+    fn open_parked(
+        &self,
+        sealed: &str,
+        browser: &str,
         now: OffsetDateTime,
-    ) -> BoxFuture<'a, StoreResult<Option<Result<Resumed, ErrorPage>>>>;
+    ) -> Result<PendingAuthorization, ErrorPage>;
 
-    /// Parks `pending` again under the same `handle` (after a look that took it).
-    fn repark<'a>(
+    /// [`driver::view_parked`].
+    fn view_parked<'a>(
         &'a self,
-        handle: &'a str,
+        pending: &'a PendingAuthorization,
+    ) -> BoxFuture<'a, StoreResult<Result<PendingView, ErrorPage>>>;
+
+    /// [`driver::unpark`].
+    fn unpark(
+        &self,
         pending: PendingAuthorization,
-        now: OffsetDateTime,
-    ) -> BoxFuture<'a, StoreResult<()>>;
+    ) -> BoxFuture<'_, StoreResult<Result<Resumed, ErrorPage>>>;
 
     /// [`Store::put_session`].
     fn put_session<'a>(
@@ -122,9 +128,12 @@ impl<S: Store> Backend for S {
         provider: &'a Provider,
         step: AuthorizeStep,
         session: Option<Authentication>,
+        browser: &'a str,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<AuthorizeResult, DriverError>> {
-        Box::pin(driver::authorize(self, provider, step, session, now))
+        Box::pin(driver::authorize(
+            self, provider, step, session, browser, now,
+        ))
     }
 
     fn token<'a>(
@@ -147,28 +156,27 @@ impl<S: Store> Backend for S {
         Box::pin(driver::userinfo(self, provider, authorization, form, now))
     }
 
-    fn unpark<'a>(
-        &'a self,
-        handle: &'a str,
+    fn open_parked(
+        &self,
+        sealed: &str,
+        browser: &str,
         now: OffsetDateTime,
-    ) -> BoxFuture<'a, StoreResult<Option<Result<Resumed, ErrorPage>>>> {
-        Box::pin(driver::unpark(self, handle, now))
+    ) -> Result<PendingAuthorization, ErrorPage> {
+        driver::open_parked(self, sealed, browser, now)
     }
 
-    fn repark<'a>(
+    fn view_parked<'a>(
         &'a self,
-        handle: &'a str,
+        pending: &'a PendingAuthorization,
+    ) -> BoxFuture<'a, StoreResult<Result<PendingView, ErrorPage>>> {
+        Box::pin(driver::view_parked(self, pending))
+    }
+
+    fn unpark(
+        &self,
         pending: PendingAuthorization,
-        now: OffsetDateTime,
-    ) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async move {
-            self.put_pending(
-                &SecretHash::of(handle),
-                &pending,
-                now + driver::PENDING_LIFETIME,
-            )
-            .await
-        })
+    ) -> BoxFuture<'_, StoreResult<Result<Resumed, ErrorPage>>> {
+        Box::pin(driver::unpark(self, pending))
     }
 
     fn put_session<'a>(

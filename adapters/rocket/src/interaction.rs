@@ -1,7 +1,9 @@
 //! The app's login and consent routes: request guards that hand them the waiting
 //! authorization, and the calls that resume it.
 
-use oidc_flow::authorize::{ConsentAnswer, ConsentPage, LoginPage, Resumed};
+use oidc_flow::authorize::{
+    ConsentAnswer, ConsentPage, LoginPage, PendingAuthorization, PendingView, Resumed,
+};
 use oidc_flow::flow::AuthorizeFlow;
 use oidc_flow::{Authentication, Client, ErrorPage, MintedSecret, Scope};
 use oidc_flow_store::driver;
@@ -13,23 +15,23 @@ use time::OffsetDateTime;
 use crate::routes::{SESSION_LIFETIME, finish};
 use crate::{Oidc, OidcResponse};
 
-/// The query parameter that carries a waiting authorization's handle to the app's login and
-/// consent pages: `/login?oidc_request=...`. A form on that page without an `action`
-/// posts back to the same URL, handle included.
+/// The query parameter that carries a waiting authorization, sealed to this browser, to the
+/// app's login and consent pages: `/login?oidc_request=...`. A form on that page without an
+/// `action` posts back to the same URL, sealed request included.
 pub const HANDLE_PARAM: &str = "oidc_request";
 
 /// The end-user's session at the provider.
 pub(crate) const SESSION_COOKIE: &str = "oidc_flow_session";
-/// The handles of the authorizations this browser is in the middle of.
-const PENDING_COOKIE: &str = "oidc_flow_pending";
-/// How many of them a browser keeps (tabs open at once); the oldest goes first.
-const MAX_PENDING: usize = 4;
+/// A random value only this browser holds; waiting authorizations are sealed to it, so one
+/// copied into another browser does not open (and a form posted from another site, which
+/// does not send this SameSite=Lax cookie, is refused).
+const BROWSER_COOKIE: &str = "oidc_flow_browser";
 
 /// Why a login or consent guard refused the request.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum InteractionError {
-    /// The handle is unknown, used, expired, or was not started by this browser.
+    /// The sealed request was edited, used, has expired, or was not started by this browser.
     Expired,
     /// The authorization waits for the other step (consent rather than login, or back).
     WrongStep,
@@ -90,11 +92,11 @@ impl<'r> Responder<'r, 'static> for InteractionError {
 /// An authorization waiting for the end-user to sign in: the request guard of the app's
 /// login route.
 ///
-/// It reads the handle from `?oidc_request=` ([`HANDLE_PARAM`]), forwards when there is
-/// none (so the same path can serve a plain login), and fails with [`InteractionError`]
-/// when the handle is unknown, used, expired, or was not started in this browser. Looking
-/// does not use the handle up: the app can show the page, refuse a wrong password and show
-/// it again. [`PendingLogin::complete`] uses it up.
+/// It reads the sealed request from `?oidc_request=` ([`HANDLE_PARAM`]), forwards when
+/// there is none (so the same path can serve a plain login), and fails with
+/// [`InteractionError`] when it was edited, has expired, or was not started in this
+/// browser. Looking writes nothing and does not use it up: the app can show the page,
+/// refuse a wrong password and show it again. [`PendingLogin::complete`] uses it up, once.
 ///
 /// ```
 /// # use oidc_flow_rocket::{Authentication, OidcResponse, PendingLogin};
@@ -121,7 +123,8 @@ pub struct PendingLogin<'r> {
     oidc: &'r Oidc,
     cookies: &'r CookieJar<'r>,
     handle: String,
-    /// What the page shows; the request itself stays parked until `complete`.
+    pending: PendingAuthorization,
+    /// What the page shows; the request itself goes on only with `complete`.
     page: LoginPage,
 }
 
@@ -132,7 +135,8 @@ pub struct PendingConsent<'r> {
     oidc: &'r Oidc,
     cookies: &'r CookieJar<'r>,
     handle: String,
-    /// What the page shows; the request itself stays parked until `allow` or `deny`.
+    pending: PendingAuthorization,
+    /// What the page shows; the request itself goes on only with `allow` or `deny`.
     page: ConsentPage,
 }
 
@@ -141,7 +145,7 @@ fn client_label(client: &Client) -> &str {
 }
 
 impl PendingLogin<'_> {
-    /// The handle (already in the page's URL; for forms that post elsewhere).
+    /// The sealed request (already in the page's URL; for forms that post elsewhere).
     pub fn handle(&self) -> &str {
         &self.handle
     }
@@ -173,7 +177,7 @@ impl PendingLogin<'_> {
 
     /// Resumes the authorization with the end-user the app authenticated: opens their
     /// session at the provider, then answers with the redirect to the client, or a redirect
-    /// to the consent page. The handle is used up.
+    /// to the consent page. The sealed request is used up.
     ///
     /// `user.auth_time` must not be older than the request (a login is what was asked for);
     /// otherwise the answer is the login page again.
@@ -188,18 +192,10 @@ impl PendingLogin<'_> {
         });
         let now = OffsetDateTime::now_utc();
         let inner = self.oidc.parts();
-        let awaiting = match take(self.oidc, &self.handle, now).await {
+        let awaiting = match take(self.oidc, self.pending).await {
             Ok(Resumed::Login(a)) => a,
-            Ok(Resumed::Consent(a)) => {
-                return match inner.backend.repark(&self.handle, a.park().0, now).await {
-                    Ok(()) => InteractionError::WrongStep.to_response(),
-                    Err(e) => InteractionError::Server(e.to_string()).to_response(),
-                };
-            }
-            Err(e) => {
-                update_pending(self.oidc, self.cookies, Some(&self.handle), None);
-                return e.to_response();
-            }
+            Ok(Resumed::Consent(_)) => return InteractionError::WrongStep.to_response(),
+            Err(e) => return e.to_response(),
         };
         let session = MintedSecret::generate(&mut driver::system_rng());
         if let Err(e) = inner
@@ -218,21 +214,23 @@ impl PendingLogin<'_> {
             cookie = cookie.path("/");
         }
         self.cookies.add(secured(self.oidc, cookie.build()));
+        let browser = browser_binding(self.oidc, self.cookies);
         let result = inner
             .backend
             .authorize(
                 &inner.provider,
                 AuthorizeFlow::after_login(awaiting, user),
                 None,
+                &browser,
                 now,
             )
             .await;
-        finish(self.oidc, self.cookies, result, Some(&self.handle))
+        finish(self.oidc, result)
     }
 }
 
 impl PendingConsent<'_> {
-    /// The handle (already in the page's URL; for forms that post elsewhere).
+    /// The sealed request (already in the page's URL; for forms that post elsewhere).
     pub fn handle(&self) -> &str {
         &self.handle
     }
@@ -275,59 +273,48 @@ impl PendingConsent<'_> {
     async fn answer(self, answer: ConsentAnswer) -> OidcResponse {
         let now = OffsetDateTime::now_utc();
         let inner = self.oidc.parts();
-        let awaiting = match take(self.oidc, &self.handle, now).await {
+        let awaiting = match take(self.oidc, self.pending).await {
             Ok(Resumed::Consent(a)) => a,
-            Ok(Resumed::Login(a)) => {
-                return match inner.backend.repark(&self.handle, a.park().0, now).await {
-                    Ok(()) => InteractionError::WrongStep.to_response(),
-                    Err(e) => InteractionError::Server(e.to_string()).to_response(),
-                };
-            }
-            Err(e) => {
-                update_pending(self.oidc, self.cookies, Some(&self.handle), None);
-                return e.to_response();
-            }
+            Ok(Resumed::Login(_)) => return InteractionError::WrongStep.to_response(),
+            Err(e) => return e.to_response(),
         };
+        let browser = browser_binding(self.oidc, self.cookies);
         let result = inner
             .backend
             .authorize(
                 &inner.provider,
                 AuthorizeFlow::after_consent(awaiting, answer),
                 None,
+                &browser,
                 now,
             )
             .await;
-        finish(self.oidc, self.cookies, result, Some(&self.handle))
+        finish(self.oidc, result)
     }
 }
 
-/// Takes the authorization parked under `handle` (uses the handle up).
-async fn take(oidc: &Oidc, handle: &str, now: OffsetDateTime) -> Result<Resumed, InteractionError> {
-    match oidc.parts().backend.unpark(handle, now).await {
+/// Uses the parked authorization up (its single-use mark) and binds its client again.
+async fn take(oidc: &Oidc, pending: PendingAuthorization) -> Result<Resumed, InteractionError> {
+    match oidc.parts().backend.unpark(pending).await {
         Err(e) => Err(InteractionError::Server(e.to_string())),
-        Ok(None) => Err(InteractionError::Expired),
-        Ok(Some(Err(page))) => Err(InteractionError::Refused(page)),
-        Ok(Some(Ok(resumed))) => Ok(resumed),
+        Ok(Err(page)) if page.error.code == oidc_flow::ErrorCode::InvalidRequest => {
+            Err(InteractionError::Expired)
+        }
+        Ok(Err(page)) => Err(InteractionError::Refused(page)),
+        Ok(Ok(resumed)) => Ok(resumed),
     }
 }
 
-/// What a guard saw of a parked request: the page view of its stage. The request itself was
-/// parked again, so only `complete`, `allow` or `deny` (which take it) can go on with it.
-enum Looked {
-    Login(LoginPage),
-    Consent(ConsentPage),
-}
-
-/// What both guards do: find the handle, check it belongs to this browser, and look at the
-/// parked request (taking it, then parking it again under the same handle).
+/// What both guards do: find the sealed request, open it with this browser's binding, and
+/// look at it (its client bound again). Writes nothing.
 async fn look<'r>(
     req: &'r Request<'_>,
-) -> request::Outcome<(&'r Oidc, String, Looked), InteractionError> {
+) -> request::Outcome<(&'r Oidc, String, PendingAuthorization, PendingView), InteractionError> {
     use request::Outcome;
+    let fail = |e: InteractionError| Outcome::Error((e.status(), e));
     let Some(oidc) = req.rocket().state::<Oidc>() else {
-        return Outcome::Error((
-            Status::InternalServerError,
-            InteractionError::Server("the Oidc fairing is not attached".to_owned()),
+        return fail(InteractionError::Server(
+            "the Oidc fairing is not attached".to_owned(),
         ));
     };
     let handle = match req.query_value::<&str>(HANDLE_PARAM) {
@@ -335,38 +322,27 @@ async fn look<'r>(
         _ => return Outcome::Forward(Status::BadRequest),
     };
     if cross_site(oidc, req) {
-        let e = InteractionError::CrossSite;
-        return Outcome::Error((e.status(), e));
+        return fail(InteractionError::CrossSite);
     }
-    if !pending_handles(req.cookies()).any(|h| h == handle) {
-        let e = InteractionError::Expired;
-        return Outcome::Error((e.status(), e));
-    }
+    let Some(browser) = req.cookies().get(BROWSER_COOKIE).map(|c| c.value()) else {
+        return fail(InteractionError::Expired);
+    };
     let now = OffsetDateTime::now_utc();
-    let resumed = match take(oidc, &handle, now).await {
-        Ok(r) => r,
-        Err(e) => return Outcome::Error((e.status(), e)),
+    let backend = &oidc.parts().backend;
+    let pending = match backend.open_parked(&handle, browser, now) {
+        Ok(p) => p,
+        Err(_) => return fail(InteractionError::Expired),
     };
-    let (pending, looked) = match resumed {
-        Resumed::Login(a) => {
-            let (pending, page) = a.park();
-            (pending, Looked::Login(page))
-        }
-        Resumed::Consent(a) => {
-            let (pending, page) = a.park();
-            (pending, Looked::Consent(page))
-        }
-    };
-    if let Err(e) = oidc.parts().backend.repark(&handle, pending, now).await {
-        let e = InteractionError::Server(e.to_string());
-        return Outcome::Error((e.status(), e));
+    match backend.view_parked(&pending).await {
+        Err(e) => fail(InteractionError::Server(e.to_string())),
+        Ok(Err(page)) => fail(InteractionError::Refused(page)),
+        Ok(Ok(view)) => Outcome::Success((oidc, handle, pending, view)),
     }
-    Outcome::Success((oidc, handle, looked))
 }
 
 /// A state-changing request sent from another site (Fetch Metadata, or an `Origin` that
-/// is not the issuer's). The pending cookie is SameSite=Lax, so such a post would fail the
-/// handle check anyway; this says why.
+/// is not the issuer's). The browser cookie is SameSite=Lax, so such a post would fail to
+/// open the sealed request anyway; this says why.
 fn cross_site(oidc: &Oidc, req: &Request<'_>) -> bool {
     if matches!(req.method(), Method::Get | Method::Head) {
         return false;
@@ -390,14 +366,15 @@ impl<'r> FromRequest<'r> for PendingLogin<'r> {
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
         look(req)
             .await
-            .and_then(|(oidc, handle, looked)| match looked {
-                Looked::Login(page) => request::Outcome::Success(Self {
+            .and_then(|(oidc, handle, pending, view)| match view {
+                PendingView::Login(page) => request::Outcome::Success(Self {
                     oidc,
                     cookies: req.cookies(),
                     handle,
+                    pending,
                     page,
                 }),
-                Looked::Consent(_) => {
+                PendingView::Consent(_) => {
                     request::Outcome::Error((Status::BadRequest, InteractionError::WrongStep))
                 }
             })
@@ -411,14 +388,15 @@ impl<'r> FromRequest<'r> for PendingConsent<'r> {
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
         look(req)
             .await
-            .and_then(|(oidc, handle, looked)| match looked {
-                Looked::Consent(page) => request::Outcome::Success(Self {
+            .and_then(|(oidc, handle, pending, view)| match view {
+                PendingView::Consent(page) => request::Outcome::Success(Self {
                     oidc,
                     cookies: req.cookies(),
                     handle,
+                    pending,
                     page,
                 }),
-                Looked::Login(_) => {
+                PendingView::Login(_) => {
                     request::Outcome::Error((Status::BadRequest, InteractionError::WrongStep))
                 }
             })
@@ -435,50 +413,20 @@ pub(crate) fn secured(oidc: &Oidc, mut cookie: Cookie<'static>) -> Cookie<'stati
     cookie
 }
 
-fn pending_handles<'a>(cookies: &'a CookieJar<'_>) -> impl Iterator<Item = &'a str> + 'a {
-    cookies
-        .get(PENDING_COOKIE)
-        .map(|c| c.value())
-        .unwrap_or_default()
-        .split('.')
-        .filter(|h| !h.is_empty())
-}
-
-/// Rewrites the browser's pending handles: `remove` goes, `add` comes last (the oldest go
-/// past [`MAX_PENDING`]).
-pub(crate) fn update_pending(
-    oidc: &Oidc,
-    cookies: &CookieJar<'_>,
-    remove: Option<&str>,
-    add: Option<&str>,
-) {
-    let mut handles: Vec<String> = pending_handles(cookies)
-        .filter(|h| Some(*h) != remove && Some(*h) != add)
-        // Handles are base64url; anything else in the cookie is not ours.
-        .filter(|h| {
-            h.len() <= 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .map(str::to_owned)
-        .collect();
-    if remove.is_none() && add.is_none() {
-        return;
+/// This browser's binding value: its [`BROWSER_COOKIE`], set now when it has none.
+pub(crate) fn browser_binding(oidc: &Oidc, cookies: &CookieJar<'_>) -> String {
+    if let Some(v) = cookies.get(BROWSER_COOKIE).map(|c| c.value())
+        && v.len() == 43
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return v.to_owned();
     }
-    if let Some(h) = add {
-        handles.push(h.to_owned());
-    }
-    let excess = handles.len().saturating_sub(MAX_PENDING);
-    handles.drain(..excess);
-    let cookie = Cookie::build((PENDING_COOKIE, handles.join(".")))
+    let value = MintedSecret::generate(&mut driver::system_rng()).into_string();
+    // A session cookie for the whole site: the app's pages live outside the issuer's path.
+    let cookie = Cookie::build((BROWSER_COOKIE, value.clone()))
         .path("/")
-        .max_age(rocket::time::Duration::seconds(
-            driver::PENDING_LIFETIME.whole_seconds(),
-        ))
         .build();
-    if handles.is_empty() {
-        cookies.remove(secured(oidc, cookie));
-    } else {
-        cookies.add(secured(oidc, cookie));
-    }
+    cookies.add(secured(oidc, cookie));
+    value
 }

@@ -61,15 +61,17 @@
 //!
 //! # Cookies
 //! `oidc_flow_session` (the end-user's session at the provider, path = the issuer's path)
-//! and `oidc_flow_pending` (the handles of the authorizations this browser started, path
-//! `/`) are HttpOnly, SameSite=Lax, and Secure when the issuer is https. The login and
-//! consent guards accept a handle only from the browser that started the request, so a
-//! cross-site form post (which carries no Lax cookie) or a handle planted from another
-//! browser is refused: that is the CSRF protection of the app's login and consent forms.
+//! and `oidc_flow_browser` (a random value the waiting authorizations are sealed to, path
+//! `/`) are HttpOnly, SameSite=Lax, and Secure when the issuer is https. A waiting
+//! authorization travels in the login or consent page's URL, sealed to that browser
+//! (`oidc_flow::parking`): the guards open it only with the browser's own cookie, so a
+//! cross-site form post (which carries no Lax cookie) or a sealed request planted from
+//! another browser is refused: that is the CSRF protection of the app's login and consent
+//! forms. Nothing is stored until the person has logged in or answered.
 //!
 //! # Logs and slow clients
 //! Rocket logs each request's URI with its query string, which here holds `state`,
-//! `id_token_hint`, `login_hint` and parked-request handles: install [`RedactQueries`]
+//! `id_token_hint`, `login_hint` and sealed parked requests: install [`RedactQueries`]
 //! (or [`install_logger`]) before Rocket starts so its lines keep the path alone. Rocket 0.5
 //! has no timeout for a client that sends its headers slowly; put the app behind a reverse
 //! proxy with a header timeout (nginx `client_header_timeout`, Caddy

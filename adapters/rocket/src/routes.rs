@@ -12,7 +12,7 @@ use rocket::request::{self, FromRequest, Request};
 use rocket::{Route, State, get, post};
 use time::OffsetDateTime;
 
-use crate::interaction::{SESSION_COOKIE, update_pending};
+use crate::interaction::{SESSION_COOKIE, browser_binding};
 use crate::{Oidc, OidcResponse};
 
 /// Largest request body read (form posts of the authorization, token and UserInfo endpoints).
@@ -124,11 +124,12 @@ async fn authorize(oidc: &Oidc, step: AuthorizeStep, cookies: &CookieJar<'_>) ->
         Err(e) => return OidcResponse::server_error(&e.into()),
     };
     let inner = oidc.parts();
+    let browser = browser_binding(oidc, cookies);
     let result = inner
         .backend
-        .authorize(&inner.provider, step, session, now)
+        .authorize(&inner.provider, step, session, &browser, now)
         .await;
-    finish(oidc, cookies, result, None)
+    finish(oidc, result)
 }
 
 /// The end-user's session at the provider, from its cookie.
@@ -146,36 +147,22 @@ pub(crate) async fn session_of(
 }
 
 /// Turns the end of an authorization into a response: the redirect to the client, an error
-/// page, or a redirect to the app's login or consent page with the parked handle (which is
-/// added to this browser's pending cookie; `done` is the handle just used, removed).
-pub(crate) fn finish(
-    oidc: &Oidc,
-    cookies: &CookieJar<'_>,
-    result: Result<AuthorizeResult, DriverError>,
-    done: Option<&str>,
-) -> OidcResponse {
-    let (page, handle) = match result {
-        Err(e) => {
-            update_pending(oidc, cookies, done, None);
-            return OidcResponse::server_error(&e);
-        }
-        Ok(AuthorizeResult::ErrorPage(page)) => {
-            update_pending(oidc, cookies, done, None);
-            return OidcResponse::error_page(&page);
-        }
-        Ok(AuthorizeResult::Redirect(redirect)) => {
-            update_pending(oidc, cookies, done, None);
-            return OidcResponse::redirect(&redirect);
-        }
-        Ok(AuthorizeResult::Login { handle, .. }) => (&oidc.parts().login_url, handle),
-        Ok(AuthorizeResult::Consent { handle, .. }) => (&oidc.parts().consent_url, handle),
+/// page, or a redirect to the app's login or consent page with the sealed request in
+/// [`crate::interaction::HANDLE_PARAM`].
+pub(crate) fn finish(oidc: &Oidc, result: Result<AuthorizeResult, DriverError>) -> OidcResponse {
+    let (page, sealed) = match result {
+        Err(e) => return OidcResponse::server_error(&e),
+        Ok(AuthorizeResult::ErrorPage(page)) => return OidcResponse::error_page(&page),
+        Ok(AuthorizeResult::Redirect(redirect)) => return OidcResponse::redirect(&redirect),
+        Ok(AuthorizeResult::Login { sealed, .. }) => (&oidc.parts().login_url, sealed),
+        Ok(AuthorizeResult::Consent { sealed, .. }) => (&oidc.parts().consent_url, sealed),
     };
-    update_pending(oidc, cookies, done, Some(&handle));
     let joiner = if page.contains('?') { '&' } else { '?' };
-    // The handle is base64url: nothing to escape.
+    // The sealed value is base64url behind a "p1." prefix: nothing to escape.
     OidcResponse::see_other(format!(
-        "{page}{joiner}{}={handle}",
-        crate::interaction::HANDLE_PARAM
+        "{page}{joiner}{}={}",
+        crate::interaction::HANDLE_PARAM,
+        sealed.as_str()
     ))
 }
 

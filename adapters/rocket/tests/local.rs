@@ -185,16 +185,21 @@ async fn code_flow_through_the_apps_login_and_consent_pages() {
     // /authorize hands the request to the app's login page, bound to this browser.
     let start = send(b.get(authorize_url("demo", "openid profile email", "s1", ""))).await;
     let login = start.location().to_owned();
-    let handle = query(&login)["oidc_request"].clone();
-    assert_eq!(handle.len(), 43);
-    let pending = start.set_cookie("oidc_flow_pending").unwrap();
-    assert!(pending.contains(&handle), "{pending}");
+    let sealed = query(&login)["oidc_request"].clone();
+    assert!(sealed.starts_with("p1."), "a sealed request: {sealed}");
+    let browser = start.set_cookie("oidc_flow_browser").unwrap();
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
-        assert!(pending.contains(attr), "{pending}");
+        assert!(browser.contains(attr), "{browser}");
     }
-    assert!(!pending.contains("Secure"), "http issuer: {pending}");
+    assert!(!browser.contains("Secure"), "http issuer: {browser}");
+    // An edited sealed request does not open.
+    let mut edited = sealed.clone();
+    let last = edited.pop().unwrap();
+    edited.push(if last == 'A' { 'B' } else { 'A' });
+    let refused = send(b.get(format!("/login?oidc_request={edited}"))).await;
+    assert_eq!(refused.status, Status::BadRequest);
 
-    // The app's page sees the client; looking does not use the handle up.
+    // The app's page sees the client; looking does not use the sealed request up.
     for _ in 0..2 {
         let page = send(b.get(login.clone())).await;
         assert_eq!(page.status, Status::Ok);
@@ -388,7 +393,7 @@ async fn first_party_client_skips_consent_unless_prompt_consent() {
 // ------------------------------------------------------------------ guards of the pages
 
 #[tokio::test]
-async fn handles_are_bound_to_the_browser_and_cross_site_posts_refused() {
+async fn sealed_requests_are_bound_to_the_browser_and_cross_site_posts_refused() {
     let world = World::new(ISSUER).await;
     let a = world.browser().await;
     let start = send(a.get(authorize_url("demo", "openid", "b1", ""))).await;
@@ -453,7 +458,7 @@ async fn cookies_are_secure_on_an_https_issuer() {
     let start = send(b.get(authorize_url("demo", "openid", "h1", ""))).await;
     assert!(
         start
-            .set_cookie("oidc_flow_pending")
+            .set_cookie("oidc_flow_browser")
             .unwrap()
             .contains("Secure")
     );

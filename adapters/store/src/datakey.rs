@@ -6,6 +6,7 @@ use std::path::Path;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use oidc_flow::parking::ParkingSecret;
 use rand_core::Rng as _;
 
 use crate::StoreError;
@@ -16,6 +17,9 @@ pub const DATA_KEY_ENV: &str = "OIDC_FLOW_DATA_KEY";
 /// An AES-256-GCM key for secrets at rest.
 pub struct DataKey {
     key: RandomizedNonceKey,
+    /// The parking secret of [`oidc_flow::parking`], derived from the same 32 bytes (HKDF
+    /// with its own salt), so every node that shares the data key opens the others' seals.
+    parking: ParkingSecret,
 }
 
 impl std::fmt::Debug for DataKey {
@@ -33,7 +37,15 @@ impl DataKey {
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, StoreError> {
         let key = RandomizedNonceKey::new(&AES_256_GCM, bytes)
             .map_err(|_| bad("the data key was refused"))?;
-        Ok(Self { key })
+        Ok(Self {
+            key,
+            parking: ParkingSecret::from_bytes(bytes),
+        })
+    }
+
+    /// The secret the parking keys derive from.
+    pub fn parking_secret(&self) -> &ParkingSecret {
+        &self.parking
     }
 
     /// A key from base64url text (the environment variable or the key file).

@@ -8,7 +8,10 @@
 #![doc = include_str!("../../../ADAPTERS.md")]
 
 use getrandom::SysRng;
-use oidc_flow::authorize::{ConsentPage, LoginPage, PendingAuthorization, Resumed};
+use oidc_flow::authorize::{
+    ConsentPage, LoginPage, MarkClaim, PendingAuthorization, PendingView, Resumed,
+    SealedAuthorization,
+};
 use oidc_flow::flow::{
     AuthorizeAnswer, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep, LogoutAnswer, LogoutNeed,
     LogoutOutcome, LogoutStep, ProtocolMisuse, TokenAnswer, TokenFlow, TokenNeed, TokenStep,
@@ -17,8 +20,7 @@ use oidc_flow::flow::{
 use oidc_flow::logout::{AwaitingConfirmation, LoggedOut};
 use oidc_flow::token::TokenError;
 use oidc_flow::{
-    Authentication, ErrorCode, ErrorPage, JsonResponse, MintedSecret, OAuthError, Provider,
-    Redirect, SecretHash,
+    Authentication, ErrorCode, ErrorPage, JsonResponse, OAuthError, Provider, Redirect,
 };
 use rand_core::UnwrapErr;
 use time::OffsetDateTime;
@@ -68,29 +70,34 @@ pub enum AuthorizeResult {
     ErrorPage(ErrorPage),
     /// Send this redirect (303 for query/fragment, or the form_post page).
     Redirect(Redirect),
-    /// Show the login page; the request is parked under this handle.
+    /// Show the login page; the request is sealed into `sealed`, which the login form
+    /// carries back (nothing was stored).
     Login {
-        /// What the page shows (hints, client name); the request itself is parked.
+        /// What the page shows (hints, client name).
         page: LoginPage,
-        /// The handle the login form carries back.
-        handle: String,
+        /// The parked request, sealed for this browser.
+        sealed: SealedAuthorization,
     },
-    /// Show the consent page; the request is parked under this handle.
+    /// Show the consent page; the request is sealed into `sealed`, which the consent form
+    /// carries back (nothing was stored).
     Consent {
-        /// What the page shows (client name, scope, the person); the request is parked.
+        /// What the page shows (client name, scope, the person).
         page: ConsentPage,
-        /// The handle the consent form carries back.
-        handle: String,
+        /// The parked request, sealed for this browser.
+        sealed: SealedAuthorization,
     },
 }
 
 /// Runs an authorization request from `step` (a new request, or one resumed after login or
-/// consent) to its end. `session` answers the session need (the user agent's cookie).
+/// consent) to its end. `session` answers the session need (the user agent's cookie);
+/// `browser` is the value a waiting request is sealed to: one only this user agent holds
+/// and sends back with its forms (its CSRF cookie, say).
 pub async fn authorize<S: Store>(
     store: &S,
     provider: &Provider,
     mut step: AuthorizeStep,
     session: Option<Authentication>,
+    browser: &str,
     now: OffsetDateTime,
 ) -> Result<AuthorizeResult, DriverError> {
     let mut rng = system_rng();
@@ -131,43 +138,50 @@ pub async fn authorize<S: Store>(
             AuthorizeResult::Redirect(done.response)
         }
         AuthorizeOutcome::Login(awaiting) => {
-            let (pending, page) = awaiting.park();
-            let handle = park(store, pending, now).await?;
-            AuthorizeResult::Login { page, handle }
+            let (sealed, page) = awaiting.park(store.parking_secret(), browser, &mut rng, now);
+            AuthorizeResult::Login { page, sealed }
         }
         AuthorizeOutcome::Consent(awaiting) => {
-            let (pending, page) = awaiting.park();
-            let handle = park(store, pending, now).await?;
-            AuthorizeResult::Consent { page, handle }
+            let (sealed, page) = awaiting.park(store.parking_secret(), browser, &mut rng, now);
+            AuthorizeResult::Consent { page, sealed }
         }
     })
 }
 
-/// Stores a waiting request under a fresh random handle and returns the handle.
-pub async fn park<S: Store>(
+/// Opens the sealed request a login or consent form carried back from `browser`; refused
+/// when it was edited, forged, sealed for another browser, or expired. Writes nothing.
+pub fn open_parked<S: Store>(
     store: &S,
-    pending: PendingAuthorization,
+    sealed: &str,
+    browser: &str,
     now: OffsetDateTime,
-) -> Result<String, StoreError> {
-    let handle = MintedSecret::generate(&mut system_rng());
-    store
-        .put_pending(&handle.hash(), &pending, now + PENDING_LIFETIME)
-        .await?;
-    Ok(handle.into_string())
+) -> Result<PendingAuthorization, ErrorPage> {
+    PendingAuthorization::unseal(store.parking_secret(), sealed, browser, now)
 }
 
-/// Takes the waiting request parked under `handle` and binds its client again.
-/// `Ok(None)` when the handle is unknown, used or expired.
+/// What the page of a parked request shows (to show it again, after a wrong password),
+/// with its client looked up again. Writes nothing.
+pub async fn view_parked<S: Store>(
+    store: &S,
+    pending: &PendingAuthorization,
+) -> Result<Result<PendingView, ErrorPage>, StoreError> {
+    let client = store.client(pending.client_id()).await?;
+    Ok(pending.view(client))
+}
+
+/// Uses a parked request once the end-user has logged in or answered: claims its
+/// single-use mark (so the same sealed value cannot be used again) and binds its client.
 pub async fn unpark<S: Store>(
     store: &S,
-    handle: &str,
-    now: OffsetDateTime,
-) -> Result<Option<Result<Resumed, ErrorPage>>, StoreError> {
-    let Some(pending) = store.take_pending(&SecretHash::of(handle), now).await? else {
-        return Ok(None);
+    pending: PendingAuthorization,
+) -> Result<Result<Resumed, ErrorPage>, StoreError> {
+    let claim = if store.claim_parked(pending.single_use()).await? {
+        MarkClaim::Fresh
+    } else {
+        MarkClaim::AlreadyUsed
     };
     let client = store.client(pending.client_id()).await?;
-    Ok(Some(pending.resume(client)))
+    Ok(pending.resume(client, claim))
 }
 
 /// Runs a token request: the form body and the `Authorization` header.

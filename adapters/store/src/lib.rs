@@ -11,8 +11,9 @@
 
 use std::future::Future;
 
-use oidc_flow::authorize::PendingAuthorization;
+use oidc_flow::authorize::ParkedMark;
 use oidc_flow::keys::Algorithm;
+use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
     AccessTokenRecord, Authentication, Client, CodeRecord, Effect, NonceRecord, RefreshTokenRecord,
     Scope, SecretHash, Taken, UserInfo,
@@ -191,20 +192,13 @@ pub trait Store: Send + Sync + 'static {
     /// Applies a request's effects, in order, in one transaction.
     fn apply(&self, effects: &[Effect]) -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// Keeps an authorization waiting for login or consent under `id` (a digest of the
-    /// random handle given to the user agent).
-    fn put_pending(
-        &self,
-        id: &SecretHash,
-        pending: &PendingAuthorization,
-        expires_at: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Takes (reads and deletes) a waiting authorization, if unexpired.
-    fn take_pending(
-        &self,
-        id: &SecretHash,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<Option<PendingAuthorization>>> + Send;
+    /// The secret the parking keys derive from ([`oidc_flow::parking`]): the same on every
+    /// node that serves one provider (the persistent backends derive it from the data key).
+    fn parking_secret(&self) -> &ParkingSecret;
+    /// Records that the parked authorization of `mark` was used, in one atomic
+    /// insert-if-absent: `true` when this call recorded it, `false` when it was used before
+    /// (of two concurrent claims exactly one gets `true`). Kept until `mark.expires_at`.
+    fn claim_parked(&self, mark: &ParkedMark) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Stores an end-user session under the digest of its cookie value. Its `sid` and
     /// `subject` are kept apart so that logout can find it; it counts as last used at its

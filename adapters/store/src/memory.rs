@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use oidc_flow::authorize::PendingAuthorization;
+use oidc_flow::authorize::ParkedMark;
+use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
     AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, NonceRecord,
     RefreshTokenRecord, Scope, SecretHash, Taken, UserInfo,
@@ -25,9 +26,8 @@ struct Inner {
     nonces: HashMap<(String, String), OffsetDateTime>,
     consents: HashMap<(String, String), Scope>,
     revoked: HashMap<GrantId, OffsetDateTime>,
-    /// Parked requests, serialised as a database stores them (a parked request is not
-    /// `Clone`: it resumes once).
-    pending: HashMap<SecretHash, (String, OffsetDateTime)>,
+    /// The single-use marks of parked requests that were used, until they expire.
+    parked_used: HashMap<SecretHash, OffsetDateTime>,
     sessions: HashMap<SecretHash, Session>,
     /// Per session id, the clients that took part.
     session_clients: HashMap<String, Vec<String>>,
@@ -50,15 +50,26 @@ impl Inner {
 }
 
 /// Everything in memory, lost when the process ends.
-#[derive(Default)]
+///
+/// Its parking secret is random: parked requests open only in this process.
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    parking: ParkingSecret,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            inner: Mutex::default(),
+            parking: ParkingSecret::generate(&mut crate::driver::system_rng()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -216,27 +227,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn put_pending(
-        &self,
-        id: &SecretHash,
-        pending: &PendingAuthorization,
-        expires_at: OffsetDateTime,
-    ) -> StoreResult<()> {
-        let json = serde_json::to_string(pending)?;
-        self.lock().pending.insert(*id, (json, expires_at));
-        Ok(())
+    fn parking_secret(&self) -> &ParkingSecret {
+        &self.parking
     }
 
-    async fn take_pending(
-        &self,
-        id: &SecretHash,
-        now: OffsetDateTime,
-    ) -> StoreResult<Option<PendingAuthorization>> {
-        let taken = self.lock().pending.remove(id);
-        match taken.filter(|(_, exp)| *exp > now) {
-            Some((json, _)) => Ok(Some(serde_json::from_str(&json)?)),
-            None => Ok(None),
+    async fn claim_parked(&self, mark: &ParkedMark) -> StoreResult<bool> {
+        let mut g = self.lock();
+        if g.parked_used.contains_key(&mark.hash) {
+            return Ok(false);
         }
+        g.parked_used.insert(mark.hash, mark.expires_at);
+        Ok(true)
     }
 
     async fn put_session(
@@ -326,7 +327,7 @@ impl Store for MemoryStore {
             + g.access_tokens.len()
             + g.refresh_tokens.len()
             + g.nonces.len()
-            + g.pending.len()
+            + g.parked_used.len()
             + g.sessions.len()
             + g.revoked.len();
         // Taken codes stay a while, so a late replay still revokes its grant (as in SQLite).
@@ -341,7 +342,7 @@ impl Store for MemoryStore {
         g.access_tokens.retain(|_, r| r.expires_at > now);
         g.refresh_tokens.retain(|_, (r, _)| r.expires_at > now);
         g.nonces.retain(|_, exp| *exp > now);
-        g.pending.retain(|_, (_, exp)| *exp > now);
+        g.parked_used.retain(|_, exp| *exp > now);
         g.sessions.retain(|_, s| s.expires_at > now);
         let live: std::collections::HashSet<String> = g
             .sessions
@@ -354,7 +355,7 @@ impl Store for MemoryStore {
             + g.access_tokens.len()
             + g.refresh_tokens.len()
             + g.nonces.len()
-            + g.pending.len()
+            + g.parked_used.len()
             + g.sessions.len()
             + g.revoked.len();
         Ok(u64::try_from(before - after).unwrap_or(u64::MAX))

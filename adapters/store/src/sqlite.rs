@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use oidc_flow::authorize::PendingAuthorization;
+use oidc_flow::authorize::ParkedMark;
 use oidc_flow::keys::Algorithm;
+use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
     AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, NonceRecord,
     RefreshTokenRecord, Scope, SecretHash, Taken, UserInfo,
@@ -38,9 +39,10 @@ const SEALED_SECRET: &str = "client_secret_sealed";
 const MAX_READERS: usize = 2;
 
 /// The schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_sessions_keys.sql"),
+    include_str!("../migrations/0003_sealed_parking.sql"),
 ];
 /// How often the client cache asks the database whether clients changed (one read of a
 /// counter that triggers bump): a client removed or changed by the command line is seen
@@ -691,42 +693,20 @@ impl Store for SqliteStore {
         self.submit(Job::Apply(effects.to_vec())).await.map(|_| ())
     }
 
-    async fn put_pending(
-        &self,
-        id: &SecretHash,
-        pending: &PendingAuthorization,
-        expires_at: OffsetDateTime,
-    ) -> StoreResult<()> {
-        self.writer()
-            .prepare_cached(
-                "INSERT OR REPLACE INTO pending_authorizations (id, data, expires_at) VALUES (?1, ?2, ?3)",
-            )?
+    async fn claim_parked(&self, mark: &ParkedMark) -> StoreResult<bool> {
+        // Marks outlive the sealed value they belong to, so a conflict is always a reuse.
+        let changed = self
+            .writer()
+            .prepare_cached("INSERT OR IGNORE INTO parked_used (hash, expires_at) VALUES (?1, ?2)")?
             .execute(params![
-                id.as_bytes().as_slice(),
-                to_json(pending)?,
-                expires_at.unix_timestamp()
+                mark.hash.as_bytes().as_slice(),
+                mark.expires_at.unix_timestamp()
             ])?;
-        Ok(())
+        Ok(changed == 1)
     }
 
-    async fn take_pending(
-        &self,
-        id: &SecretHash,
-        now: OffsetDateTime,
-    ) -> StoreResult<Option<PendingAuthorization>> {
-        let row: Option<(String, i64)> = self
-            .writer()
-            .prepare_cached(
-                "DELETE FROM pending_authorizations WHERE id = ?1 RETURNING data, expires_at",
-            )?
-            .query_row(params![id.as_bytes().as_slice()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        match row {
-            Some((data, exp)) if exp > now.unix_timestamp() => Ok(Some(from_json(&data)?)),
-            _ => Ok(None),
-        }
+    fn parking_secret(&self) -> &ParkingSecret {
+        self.inner.data_key.parking_secret()
     }
 
     async fn put_session(
@@ -905,7 +885,7 @@ impl Store for SqliteStore {
             "DELETE FROM refresh_tokens WHERE expires_at <= ?1",
             "DELETE FROM nonces WHERE expires_at <= ?1",
             "DELETE FROM revoked_grants WHERE expires_at <= ?1",
-            "DELETE FROM pending_authorizations WHERE expires_at <= ?1",
+            "DELETE FROM parked_used WHERE expires_at <= ?1",
             "DELETE FROM sessions WHERE expires_at <= ?1",
         ] {
             n += tx.execute(sql, params![now_s])?;

@@ -212,7 +212,7 @@ async fn a_database_from_before_migration_0002_is_sealed_on_upgrade() {
         .unwrap()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2, "migrated");
+    assert_eq!(version, 3, "migrated to the last schema");
 }
 
 /// A lost data key file is not silently replaced: the open fails with a message naming the

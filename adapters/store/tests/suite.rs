@@ -249,6 +249,49 @@ async fn revocation<S: Store>(s: &S) {
     );
 }
 
+/// A parked request's single-use mark: recorded once, kept until it expires, then purged.
+/// Runs last: its purge jumps the clock.
+async fn parked_marks<S: Store>(store: Arc<S>) {
+    let s = &*store;
+    // A parked request's single-use mark: recorded once, kept until it expires.
+    let mark = oidc_flow::authorize::ParkedMark {
+        hash: SecretHash::of("parked-1"),
+        expires_at: NOW + Duration::minutes(15),
+    };
+    assert!(
+        s.claim_parked(&mark).await.unwrap(),
+        "a new mark is recorded"
+    );
+    assert!(
+        !s.claim_parked(&mark).await.unwrap(),
+        "a used mark is refused"
+    );
+    s.purge_expired(NOW + Duration::minutes(1)).await.unwrap();
+    assert!(
+        !s.claim_parked(&mark).await.unwrap(),
+        "an unexpired mark survives the purge"
+    );
+    let purged = s.purge_expired(NOW + Duration::minutes(16)).await.unwrap();
+    assert!(purged >= 1, "an expired mark is purged");
+    // Two browsers racing with one sealed value: exactly one claim wins.
+    let raced = oidc_flow::authorize::ParkedMark {
+        hash: SecretHash::of("parked-raced"),
+        expires_at: NOW + Duration::minutes(30),
+    };
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let raced = raced.clone();
+            tokio::spawn(async move { store.claim_parked(&raced).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1, "one claim of a parked request wins");
+}
+
 async fn nonces_consents_pending_sessions_keys<S: Store>(s: &S) {
     let n1 = NonceRecord {
         client_id: "rp".into(),
@@ -648,36 +691,65 @@ async fn driver_code_flow<S: Store>(s: &S) {
         .build()
         .unwrap();
     let q = b"response_type=code&client_id=rp&redirect_uri=https%3A%2F%2Frp.example%2Fcb&scope=openid+email&state=st";
-    let AuthorizeResult::Login { handle, .. } =
-        driver::authorize(s, &provider, AuthorizeFlow::from_query(q), None, NOW)
-            .await
-            .unwrap()
-    else {
+    let AuthorizeResult::Login { sealed, .. } = driver::authorize(
+        s,
+        &provider,
+        AuthorizeFlow::from_query(q),
+        None,
+        "browser-1",
+        NOW,
+    )
+    .await
+    .unwrap() else {
         panic!("expected the login page")
     };
-    let Some(Ok(oidc_flow::authorize::Resumed::Login(login))) =
-        driver::unpark(s, &handle, NOW).await.unwrap()
+    // Sealed to the browser: another browser's binding, or an edited value, does not open.
+    assert!(driver::open_parked(s, sealed.as_str(), "browser-2", NOW).is_err());
+    let mut edited = sealed.as_str().to_owned();
+    let last = edited.pop().unwrap();
+    edited.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(driver::open_parked(s, &edited, "browser-1", NOW).is_err());
+    assert!(
+        driver::open_parked(
+            s,
+            sealed.as_str(),
+            "browser-1",
+            NOW + driver::PENDING_LIFETIME
+        )
+        .is_err(),
+        "a parked request expires"
+    );
+    // Looking at it (the page shown again) neither uses it nor writes.
+    let pending = driver::open_parked(s, sealed.as_str(), "browser-1", NOW).unwrap();
+    assert!(matches!(
+        driver::view_parked(s, &pending).await.unwrap(),
+        Ok(oidc_flow::authorize::PendingView::Login(_))
+    ));
+    let Ok(oidc_flow::authorize::Resumed::Login(login)) = driver::unpark(s, pending).await.unwrap()
     else {
         panic!("the parked request resumes at login")
     };
+    let again = driver::open_parked(s, sealed.as_str(), "browser-1", NOW).unwrap();
     assert!(
-        driver::unpark(s, &handle, NOW).await.unwrap().is_none(),
-        "a handle is single-use"
+        driver::unpark(s, again).await.unwrap().is_err(),
+        "a parked request is single-use"
     );
     let user = auth("sub-alice");
-    let AuthorizeResult::Consent { handle, .. } = driver::authorize(
+    let AuthorizeResult::Consent { sealed, .. } = driver::authorize(
         s,
         &provider,
         AuthorizeFlow::after_login(login, user.clone()),
         None,
+        "browser-1",
         NOW,
     )
     .await
     .unwrap() else {
         panic!("expected the consent page")
     };
-    let Some(Ok(oidc_flow::authorize::Resumed::Consent(consent))) =
-        driver::unpark(s, &handle, NOW).await.unwrap()
+    let pending = driver::open_parked(s, sealed.as_str(), "browser-1", NOW).unwrap();
+    let Ok(oidc_flow::authorize::Resumed::Consent(consent)) =
+        driver::unpark(s, pending).await.unwrap()
     else {
         panic!("the parked request resumes at consent")
     };
@@ -686,6 +758,7 @@ async fn driver_code_flow<S: Store>(s: &S) {
         &provider,
         AuthorizeFlow::after_consent(consent, ConsentAnswer::Allow),
         None,
+        "browser-1",
         NOW,
     )
     .await
@@ -714,11 +787,16 @@ async fn driver_code_flow<S: Store>(s: &S) {
     assert_eq!(ui.json()["email"], "alice@example.com");
     // The consent was remembered: prompt=none now succeeds at once.
     let q2 = b"response_type=code&client_id=rp&redirect_uri=https%3A%2F%2Frp.example%2Fcb&scope=openid&prompt=none";
-    let AuthorizeResult::Redirect(r) =
-        driver::authorize(s, &provider, AuthorizeFlow::from_query(q2), Some(user), NOW)
-            .await
-            .unwrap()
-    else {
+    let AuthorizeResult::Redirect(r) = driver::authorize(
+        s,
+        &provider,
+        AuthorizeFlow::from_query(q2),
+        Some(user),
+        "browser-1",
+        NOW,
+    )
+    .await
+    .unwrap() else {
         panic!("expected a silent redirect")
     };
     assert!(r.param("code").is_some());
@@ -750,6 +828,7 @@ async fn suite<S: Admin>(s: Arc<S>) {
     sessions(&*s).await;
     admin(&*s).await;
     purge(&*s).await;
+    parked_marks(s.clone()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
