@@ -33,7 +33,8 @@ use tokio::net::TcpListener;
 
 pub mod login;
 mod logout;
-pub mod pages;
+/// The pages, shared with every adapter (`oidc_flow_store::web`).
+pub use oidc_flow_store::web as pages;
 pub mod setup;
 pub mod throttle;
 
@@ -46,10 +47,9 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an end-user session lasts at most, by default (`serve --session-lifetime`).
 pub const DEFAULT_SESSION_LIFETIME: time::Duration = time::Duration::hours(8);
 
-/// The end-user's session cookie; `__Host-` prefixed on https (see [`App::cookie_name`]).
-const SESSION_COOKIE: &str = "oidc_flow_session";
-/// The login, consent and logout forms' CSRF cookie.
-const CSRF_COOKIE: &str = "oidc_flow_csrf";
+/// The end-user's session cookie and the forms' CSRF cookie (which waiting requests are
+/// also sealed to); `__Host-` prefixed on https (see [`App::cookie_name`]).
+use oidc_flow_store::web::{CSRF_COOKIE, SESSION_COOKIE};
 
 /// The provider served over HTTP: configuration, store and pre-rendered documents.
 pub struct App<S> {
@@ -394,10 +394,8 @@ async fn authorize_response<S: Store>(
         }
         Ok(AuthorizeResult::Consent { page, sealed }) => {
             // The page names the person, not the subject identifier.
-            let person = match app.store.user_claims(page.subject()).await {
-                Ok(claims) => claims
-                    .and_then(|c| c.name.or(c.preferred_username))
-                    .unwrap_or_else(|| page.subject().to_owned()),
+            let person = match pages::person_name(&*app.store, page.subject()).await {
+                Ok(person) => person,
                 Err(e) => return server_error_page(&e.into()),
             };
             let mut r = html_posting_to(
@@ -444,7 +442,7 @@ fn posted_form<S: Store>(
     let expected = cookies
         .get(&app.cookie_name(CSRF_COOKIE))
         .unwrap_or_default();
-    if posted.is_empty() || !constant_time_eq(posted.as_bytes(), expected.as_bytes()) {
+    if !pages::tokens_match(posted, expected) {
         return Err(refuse(
             "the form's CSRF token does not match this browser; start again from the application",
         ));
@@ -707,25 +705,11 @@ impl From<&HeaderMap> for Cookies {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
-
 /// The browser's CSRF token, or a new one (and whether it must be set).
 fn csrf_token<S>(app: &App<S>, cookies: &Cookies) -> (String, bool) {
     match cookies.get(&app.cookie_name(CSRF_COOKIE)) {
-        Some(v)
-            if v.len() == 43
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            (v.to_owned(), false)
-        }
-        _ => (
-            MintedSecret::generate(&mut driver::system_rng()).into_string(),
-            true,
-        ),
+        Some(v) if pages::is_token(v) => (v.to_owned(), false),
+        _ => (pages::new_token(), true),
     }
 }
 
@@ -845,41 +829,26 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     r
 }
 
-/// The pages' policy: nothing loads, the one inline `<style>` runs by its hash (checked by a
-/// test in `pages`), forms post only here, and no one may frame the pages.
-const PAGE_CSP: &str = "default-src 'none'; style-src 'sha256-fApW8suKyOasvMpREr4aGNKJCiIYyCqoQOFeYsQnQlM='; \
-     form-action 'self'; frame-ancestors 'none'";
-
 fn html(status: StatusCode, body: String) -> Response<Body> {
-    html_with_csp(status, body, HeaderValue::from_static(PAGE_CSP))
+    html_with_csp(status, body, HeaderValue::from_static(pages::PAGE_CSP))
 }
 
 /// A login or consent page: its form posts to us, and our answer may be a 303 to the
 /// client's `redirect_uri`. Browsers apply `form-action` to every redirect that follows a
 /// submission, so the policy names that origin too (and no other).
 fn html_posting_to(status: StatusCode, body: String, redirect_uri: &str) -> Response<Body> {
-    let csp = oidc_flow::response::csp_origin(redirect_uri)
-        .map(|origin| {
-            PAGE_CSP.replace(
-                "form-action 'self'",
-                &format!("form-action 'self' {origin}"),
-            )
-        })
-        .and_then(|csp| HeaderValue::from_str(&csp).ok())
-        .unwrap_or(HeaderValue::from_static(PAGE_CSP));
+    let csp = HeaderValue::from_str(&pages::page_csp_posting_to(redirect_uri))
+        .unwrap_or(HeaderValue::from_static(pages::PAGE_CSP));
     html_with_csp(status, body, csp)
 }
 
 fn html_with_csp(status: StatusCode, body: String, csp: HeaderValue) -> Response<Body> {
     let mut r = with_headers(status, "text/html; charset=utf-8", Bytes::from(body));
     let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::CONTENT_SECURITY_POLICY, csp);
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    for (name, value) in pages::PAGE_HEADERS {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     r
 }
 

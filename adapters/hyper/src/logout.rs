@@ -6,14 +6,13 @@
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use oidc_flow::flow::{LogoutFlow, LogoutStep};
-use oidc_flow::params::Params;
 use oidc_flow_store::Store;
 use oidc_flow_store::driver::{self, LogoutResult};
 use time::OffsetDateTime;
 
 use crate::{
-    App, Body, CSRF_COOKIE, Cookies, MAX_BODY, SESSION_COOKIE, constant_time_eq, csrf_token, html,
-    html_posting_to, pages, server_error_page, session_of, set_cookie,
+    App, Body, CSRF_COOKIE, Cookies, SESSION_COOKIE, csrf_token, html, html_posting_to, pages,
+    server_error_page, session_of, set_cookie,
 };
 
 /// Runs an end-session request. `posted` is the form body of a POST: when it is our
@@ -54,10 +53,8 @@ pub(crate) async fn end_session<S: Store>(
         Err(e) => server_error_page(&e),
         Ok(LogoutResult::ErrorPage(page)) => html(StatusCode::BAD_REQUEST, pages::error(&page)),
         Ok(LogoutResult::Confirm(awaiting)) => {
-            let person = match app.store.user_claims(awaiting.subject()).await {
-                Ok(claims) => claims
-                    .and_then(|c| c.name.or(c.preferred_username))
-                    .unwrap_or_else(|| awaiting.subject().to_owned()),
+            let person = match pages::person_name(&*app.store, awaiting.subject()).await {
+                Ok(person) => person,
                 Err(e) => return server_error_page(&e.into()),
             };
             let (csrf, fresh) = csrf_token(app, cookies);
@@ -123,21 +120,8 @@ pub(crate) async fn end_session<S: Store>(
 /// Whether a posted logout form is our confirmation form, with a CSRF token that matches
 /// this browser's; `Err` when it claims to be one but the token does not match.
 fn confirmation<S>(app: &App<S>, body: &[u8], cookies: &Cookies) -> Result<bool, &'static str> {
-    let Ok(params) = Params::parse(body, MAX_BODY) else {
-        // The core reports malformed bodies on its own.
-        return Ok(false);
-    };
-    if params.get("confirm") != Some("yes") {
-        return Ok(false);
-    }
-    let posted = params.get("csrf").unwrap_or_default();
-    let expected = cookies
+    let cookie = cookies
         .get(&app.cookie_name(CSRF_COOKIE))
         .unwrap_or_default();
-    if posted.is_empty() || !constant_time_eq(posted.as_bytes(), expected.as_bytes()) {
-        return Err(
-            "the sign-out form's CSRF token does not match this browser; start again from the application",
-        );
-    }
-    Ok(true)
+    pages::logout_confirmation(body, cookie)
 }

@@ -20,12 +20,11 @@ use crate::{Oidc, OidcResponse};
 /// `action` posts back to the same URL, sealed request included.
 pub const HANDLE_PARAM: &str = "oidc_request";
 
-/// The end-user's session at the provider.
-pub(crate) const SESSION_COOKIE: &str = "oidc_flow_session";
-/// A random value only this browser holds; waiting authorizations are sealed to it, so one
-/// copied into another browser does not open (and a form posted from another site, which
-/// does not send this SameSite=Lax cookie, is refused).
-const BROWSER_COOKIE: &str = "oidc_flow_browser";
+/// The end-user's session at the provider, and a random value only this browser holds:
+/// waiting authorizations are sealed to it, so one copied into another browser does not
+/// open (and a form posted from another site, which does not send this SameSite=Lax
+/// cookie, is refused). Named as in every adapter (`oidc_flow_store::web`).
+pub(crate) use oidc_flow_store::web::{BROWSER_COOKIE, SESSION_COOKIE};
 
 /// Why a login or consent guard refused the request.
 #[derive(Debug)]
@@ -416,13 +415,11 @@ pub(crate) fn secured(oidc: &Oidc, mut cookie: Cookie<'static>) -> Cookie<'stati
 /// This browser's binding value: its [`BROWSER_COOKIE`], set now when it has none.
 pub(crate) fn browser_binding(oidc: &Oidc, cookies: &CookieJar<'_>) -> String {
     if let Some(v) = cookies.get(BROWSER_COOKIE).map(|c| c.value())
-        && v.len() == 43
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && oidc_flow_store::web::is_token(v)
     {
         return v.to_owned();
     }
-    let value = MintedSecret::generate(&mut driver::system_rng()).into_string();
+    let value = oidc_flow_store::web::new_token();
     // A session cookie for the whole site: the app's pages live outside the issuer's path.
     let cookie = Cookie::build((BROWSER_COOKIE, value.clone()))
         .path("/")

@@ -4,21 +4,19 @@
 //! sender.
 
 use oidc_flow::flow::{LogoutFlow, LogoutStep};
-use oidc_flow::params::Params;
-use oidc_flow::response::escape_html;
-use oidc_flow::{MintedSecret, SecretHash};
-use oidc_flow_store::driver::{LogoutResult, system_rng};
+use oidc_flow_store::driver::LogoutResult;
+use oidc_flow_store::web;
 use rocket::http::uri::Origin;
 use rocket::http::{Cookie, CookieJar, Status};
 use rocket::{State, get, post};
 use time::OffsetDateTime;
 
 use crate::interaction::{SESSION_COOKIE, secured};
-use crate::routes::{MAX_BODY, RawBody, not_a_form, session_of};
+use crate::routes::{RawBody, not_a_form, session_of};
 use crate::{Oidc, OidcResponse};
 
-/// The confirmation form's CSRF cookie (path = the issuer's path).
-const CSRF_COOKIE: &str = "oidc_flow_logout_csrf";
+/// The confirmation form's CSRF cookie (path = the issuer's path), named as in every adapter.
+use oidc_flow_store::web::CSRF_COOKIE;
 
 /// `GET /logout?id_token_hint=...&post_logout_redirect_uri=...&state=...`
 #[get("/logout")]
@@ -92,9 +90,9 @@ async fn end_session(
                 Err(e) => return OidcResponse::server_error(&e.into()),
             };
             let csrf = match cookies.get(CSRF_COOKIE) {
-                Some(c) if c.value().len() == 43 => c.value().to_owned(),
+                Some(c) if web::is_token(c.value()) => c.value().to_owned(),
                 _ => {
-                    let token = MintedSecret::generate(&mut system_rng()).into_string();
+                    let token = web::new_token();
                     let mut c = Cookie::build((CSRF_COOKIE, token.clone())).path(
                         if inner.base_path.is_empty() {
                             "/".to_owned()
@@ -107,40 +105,7 @@ async fn end_session(
                     token
                 }
             };
-            let hidden: String = awaiting
-                .form_fields()
-                .iter()
-                .map(|(n, v)| {
-                    format!(
-                        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                        escape_html(n),
-                        escape_html(v)
-                    )
-                })
-                .collect();
-            let asked_by = awaiting
-                .client()
-                .map(|c| {
-                    format!(
-                        "<p><strong>{}</strong> asks to sign you out.</p>",
-                        escape_html(c.client_name.as_deref().unwrap_or(&c.client_id))
-                    )
-                })
-                .unwrap_or_default();
-            let body = format!(
-                "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-                 <title>Sign out?</title></head><body><main><h1>Sign out?</h1>{asked_by}\
-                 <p>You are signed in as <strong>{}</strong>. Signing out ends your session \
-                 here and tells the applications you used.</p>\
-                 <form method=\"post\" action=\"logout\">{hidden}\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"confirm\" value=\"yes\">\
-                 <button type=\"submit\" autofocus>Sign out</button></form>\
-                 <p>If you did not ask to sign out, close this page: you stay signed in.</p>\
-                 </main></body></html>",
-                escape_html(&person),
-                escape_html(&csrf)
-            );
+            let body = web::logout_confirm(&awaiting, &person, &csrf);
             match awaiting.redirect() {
                 Some(next) => OidcResponse::html_posting_to(Status::Ok, body, next),
                 None => OidcResponse::html(Status::Ok, body),
@@ -163,31 +128,10 @@ async fn end_session(
             cookies.remove(gone.build());
             match out.redirect {
                 Some(location) => OidcResponse::see_other(location),
-                None => {
-                    let back = out
-                        .client_name
-                        .map(|n| {
-                            format!(
-                                "<p>You can close this page and return to <strong>{}</strong>.</p>",
-                                escape_html(&n)
-                            )
-                        })
-                        .unwrap_or_else(|| "<p>You can close this page.</p>".to_owned());
-                    let what = if out.ended {
-                        "Your session has ended."
-                    } else {
-                        "There was no session to end in this browser."
-                    };
-                    OidcResponse::html(
-                        Status::Ok,
-                        format!(
-                            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-                             <title>Signed out</title></head><body><main>\
-                             <h1>You are signed out</h1><p role=\"status\">{what}</p>{back}\
-                             </main></body></html>"
-                        ),
-                    )
-                }
+                None => OidcResponse::html(
+                    Status::Ok,
+                    web::logged_out(out.client_name.as_deref(), out.ended),
+                ),
             }
         }
     }
@@ -196,22 +140,9 @@ async fn end_session(
 /// Whether the posted form is our confirmation form with this browser's CSRF token;
 /// `Err` when it claims to be one and the token does not match.
 fn confirmation(body: &[u8], cookies: &CookieJar<'_>) -> Result<bool, &'static str> {
-    let Ok(params) = Params::parse(body, MAX_BODY) else {
-        return Ok(false);
-    };
-    if params.get("confirm") != Some("yes") {
-        return Ok(false);
-    }
-    let posted = params.get("csrf").unwrap_or_default();
-    let expected = cookies
+    let cookie = cookies
         .get(CSRF_COOKIE)
         .map(|c| c.value())
         .unwrap_or_default();
-    // Digests of equal length, compared in constant time.
-    if posted.is_empty() || !SecretHash::of(posted).ct_eq(&SecretHash::of(expected)) {
-        return Err(
-            "the sign-out form's CSRF token does not match this browser; start again from the application",
-        );
-    }
-    Ok(true)
+    web::logout_confirmation(body, cookie)
 }

@@ -4,9 +4,9 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use oidc_flow::response::escape_html;
 use oidc_flow::{ErrorCode, ErrorPage, JsonResponse, Redirect, ResponseMode};
 use oidc_flow_store::driver::DriverError;
+use oidc_flow_store::web;
 use rocket::http::{ContentType, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
@@ -78,35 +78,23 @@ impl OidcResponse {
         Self::new(status, ContentType::Plain, Arc::from(text.as_bytes()))
     }
 
-    /// A page of ours, with the headers every page gets.
+    /// A page of ours, with the headers every page gets (`oidc_flow_store::web`).
     pub(crate) fn html(status: Status, body: String) -> Self {
-        Self::new(status, ContentType::HTML, body.into_bytes().into())
-            .with("cache-control", "no-store")
-            .with(
-                "content-security-policy",
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-                 frame-ancestors 'none'",
-            )
-            .with("x-frame-options", "DENY")
-            .with("referrer-policy", "no-referrer")
+        Self::page(status, body, web::PAGE_CSP.to_owned())
     }
 
     /// A page of ours whose form posts to us and whose answer may be a 303 to `next` on
     /// another origin: browsers apply `form-action` to the redirects after a submission, so
     /// the policy names that origin too (and no other).
     pub(crate) fn html_posting_to(status: Status, body: String, next: &str) -> Self {
-        let action = match oidc_flow::response::csp_origin(next) {
-            Some(origin) => format!("'self' {origin}"),
-            None => "'self'".to_owned(),
-        };
-        let mut r = Self::html(status, body);
-        for (name, value) in &mut r.headers {
-            if *name == "content-security-policy" {
-                *value = format!(
-                    "default-src 'none'; style-src 'unsafe-inline'; form-action {action}; \
-                     frame-ancestors 'none'"
-                );
-            }
+        Self::page(status, body, web::page_csp_posting_to(next))
+    }
+
+    fn page(status: Status, body: String, csp: String) -> Self {
+        let mut r = Self::new(status, ContentType::HTML, body.into_bytes().into())
+            .with("content-security-policy", csp);
+        for (name, value) in web::PAGE_HEADERS {
+            r = r.with(name, value);
         }
         r
     }
@@ -114,29 +102,12 @@ impl OidcResponse {
     /// An error shown to the user agent, never redirected.
     pub(crate) fn error_page(page: &ErrorPage) -> Self {
         let status = Status::from_code(page.status()).unwrap_or(Status::BadRequest);
-        Self::error_text(status, page.error.code.as_str(), &page.error.description)
+        Self::html(status, web::error(page))
     }
 
     /// An error page from a status, a code and a description.
     pub(crate) fn error_text(status: Status, code: &str, description: &str) -> Self {
-        Self::html(
-            status,
-            format!(
-                "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-                 <title>Sign-in request refused</title></head><body><main>\
-                 <h1>This sign-in request cannot continue</h1><p role=\"alert\">{}</p>\
-                 <h2>What you can do</h2><p>{}</p><p>Error code: <code>{}</code></p>\
-                 </main></body></html>",
-                escape_html(description),
-                if code == ErrorCode::ServerError.as_str() {
-                    "This is a problem on our side. Try again in a moment."
-                } else {
-                    "Go back to the application you came from and start again. If it keeps \
-                     happening, tell its developers the error code below."
-                },
-                escape_html(code),
-            ),
-        )
+        Self::html(status, web::error_text(code, description))
     }
 
     /// The page of a request the driver could not finish (500).

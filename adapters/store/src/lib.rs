@@ -27,6 +27,7 @@ pub mod driver;
 mod memory;
 pub mod purge;
 mod sqlite;
+pub mod web;
 
 pub use datakey::{DATA_KEY_ENV, DataKey};
 pub use memory::MemoryStore;

@@ -1,8 +1,101 @@
-//! The HTML the provider shows: login, consent and error pages. Everything echoed is escaped.
+//! What every adapter's web side shares, framework-neutral: the pages the provider shows
+//! (login, consent, logout confirmation, signed out, errors) and their security headers'
+//! values, the cookie names, and the CSRF double-submit check. An adapter turns these into
+//! its framework's responses; none of it decides anything the protocol decides.
+//!
+//! Everything echoed into a page is escaped. The pages carry one inline style sheet,
+//! allowed by its hash in [`PAGE_CSP`], and no script.
 
 use oidc_flow::ErrorPage;
 use oidc_flow::authorize::{ConsentPage, LoginPage};
+use oidc_flow::params::Params;
 use oidc_flow::response::escape_html;
+use oidc_flow::{MintedSecret, SecretHash};
+
+use crate::{Store, StoreResult};
+
+/// The session cookie: the end-user's session at the provider (`HttpOnly`, `SameSite=Lax`).
+pub const SESSION_COOKIE: &str = "oidc_flow_session";
+/// The CSRF cookie of the provider's forms (`HttpOnly`, `SameSite=Strict`); the hyper
+/// adapter also seals waiting requests to it.
+pub const CSRF_COOKIE: &str = "oidc_flow_csrf";
+/// A random value only this browser holds, that waiting requests are sealed to when the
+/// login and consent pages are the application's (`HttpOnly`, `SameSite=Lax`, `Path=/`).
+pub const BROWSER_COOKIE: &str = "oidc_flow_browser";
+
+/// The pages' policy: nothing loads, the one inline `<style>` runs by its hash (checked by a
+/// test), forms post only here, and no one may frame the pages.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'sha256-fApW8suKyOasvMpREr4aGNKJCiIYyCqoQOFeYsQnQlM='; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// The policy of a page whose form posts to us and whose answer may be a 303 to the
+/// client's `redirect_uri`: browsers apply `form-action` to every redirect that follows a
+/// submission, so it names that origin too (and no other).
+pub fn page_csp_posting_to(redirect_uri: &str) -> String {
+    match oidc_flow::response::csp_origin(redirect_uri) {
+        Some(origin) => PAGE_CSP.replace(
+            "form-action 'self'",
+            &format!("form-action 'self' {origin}"),
+        ),
+        None => PAGE_CSP.to_owned(),
+    }
+}
+
+/// The other headers every page gets, beside `Content-Type: text/html; charset=utf-8` and
+/// its `Content-Security-Policy`.
+pub const PAGE_HEADERS: [(&str, &str); 3] = [
+    ("cache-control", "no-store"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+];
+
+/// A new random token for a CSRF or browser cookie (256 bits, base64url).
+pub fn new_token() -> String {
+    MintedSecret::generate(&mut crate::driver::system_rng()).into_string()
+}
+
+/// Whether a cookie value has the shape of a token of [`new_token`] (anything else in the
+/// cookie is not ours and is replaced).
+pub fn is_token(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The double-submit check: the token a form posted equals the browser's cookie (compared
+/// as digests, in constant time); an empty token never matches.
+pub fn tokens_match(posted: &str, cookie: &str) -> bool {
+    !posted.is_empty() && SecretHash::of(posted).ct_eq(&SecretHash::of(cookie))
+}
+
+/// Whether a posted logout form is our confirmation form (`confirm=yes`) with a CSRF token
+/// that matches this browser's `csrf_cookie`; `Err` when it claims to be one but the token
+/// does not match. A body that is not a form is left to the core, which reports it.
+pub fn logout_confirmation(body: &[u8], csrf_cookie: &str) -> Result<bool, &'static str> {
+    let Ok(params) = Params::parse(body, oidc_flow::authorize::MAX_REQUEST_BYTES) else {
+        return Ok(false);
+    };
+    if params.get("confirm") != Some("yes") {
+        return Ok(false);
+    }
+    if !tokens_match(params.get("csrf").unwrap_or_default(), csrf_cookie) {
+        return Err(
+            "the sign-out form's CSRF token does not match this browser; start again from the application",
+        );
+    }
+    Ok(true)
+}
+
+/// The name a page calls the end-user by: their `name`, else `preferred_username`, else the
+/// subject identifier.
+pub async fn person_name<S: Store>(store: &S, subject: &str) -> StoreResult<String> {
+    Ok(store
+        .user_claims(subject)
+        .await?
+        .and_then(|c| c.name.or(c.preferred_username))
+        .unwrap_or_else(|| subject.to_owned()))
+}
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#222}\
 label{display:block;margin:.6rem 0 .2rem}input{width:100%;padding:.4rem;box-sizing:border-box}\
@@ -212,6 +305,7 @@ pub fn logged_out(client_name: Option<&str>, ended: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use base64::Engine as _;
 
     /// The style sheet is allowed by its SHA-256 in the pages' CSP: a change to one without
@@ -221,10 +315,42 @@ mod tests {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, super::STYLE.as_bytes());
         let b64 = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
         assert!(
-            crate::PAGE_CSP.contains(&format!("style-src 'sha256-{b64}'")),
+            super::PAGE_CSP.contains(&format!("style-src 'sha256-{b64}'")),
             "{} lacks sha256-{b64}",
-            crate::PAGE_CSP
+            super::PAGE_CSP
         );
-        assert!(!crate::PAGE_CSP.contains("unsafe"));
+        assert!(!super::PAGE_CSP.contains("unsafe"));
+    }
+
+    #[test]
+    fn posting_pages_name_the_redirect_origin_only() {
+        let csp = super::page_csp_posting_to("https://rp.example:8443/cb?x=1");
+        assert!(
+            csp.contains("form-action 'self' https://rp.example:8443;"),
+            "{csp}"
+        );
+    }
+
+    #[test]
+    fn tokens_match_only_equal_non_empty_values() {
+        let t = super::new_token();
+        assert!(super::is_token(&t));
+        assert!(super::tokens_match(&t, &t));
+        assert!(!super::tokens_match("", ""));
+        assert!(!super::tokens_match(&t, &super::new_token()));
+        assert_eq!(
+            super::logout_confirmation(b"confirm=yes&csrf=x", "y"),
+            Err(
+                "the sign-out form's CSRF token does not match this browser; start again from the application"
+            )
+        );
+        assert_eq!(
+            super::logout_confirmation(b"confirm=yes&csrf=x", "x"),
+            Ok(true)
+        );
+        assert_eq!(
+            super::logout_confirmation(b"id_token_hint=a", "x"),
+            Ok(false)
+        );
     }
 }
