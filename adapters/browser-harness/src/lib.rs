@@ -91,7 +91,11 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How long a wait for a page, an element, a URL or a callback lasts before it fails.
-pub const WAIT: Duration = Duration::from_secs(15);
+///
+/// A deadline, not a pause: every wait polls and returns as soon as what it waits for is
+/// there. It is long enough for a debug-build server (argon2 takes seconds) and Chromium
+/// sharing a small, loaded CI machine.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// An error carrying `message`.
 pub fn fail(message: impl Into<String>) -> Error {
@@ -191,44 +195,92 @@ impl Suite {
             eprintln!("SKIPPED browser tests `{name}`: {why}");
             return Ok(None);
         };
-        let port = free_port()?;
-        let child = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group, so that dropping the suite ends the Chromium it started.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| fail(format!("cannot start {}: {e}", driver.display())))?;
-        let suite = Self {
-            name: name.to_owned(),
-            chromium,
-            driver: child,
-            driver_url: format!("http://127.0.0.1:{port}"),
-            failures: Vec::new(),
-            passed: 0,
-            started: Instant::now(),
+        // The port is free when picked, but chromedriver binds it a moment later: should
+        // anything take it meanwhile, chromedriver exits, and another port is tried.
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 0;
+        let suite = loop {
+            attempt += 1;
+            let port = free_port()?;
+            let child = Command::new(&driver)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                // Its own process group, so that dropping the suite ends the Chromium it started.
+                .process_group(0)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| fail(format!("cannot start {}: {e}", driver.display())))?;
+            let mut suite = Self {
+                name: name.to_owned(),
+                chromium: chromium.clone(),
+                driver: child,
+                driver_url: format!("http://127.0.0.1:{port}"),
+                failures: Vec::new(),
+                passed: 0,
+                started: Instant::now(),
+            };
+            // Wait until chromedriver answers /status.
+            let deadline = Instant::now() + WAIT;
+            let exited = loop {
+                if let Ok(r) = http::get(&format!("{}/status", suite.driver_url), None).await
+                    && r.status == 200
+                {
+                    break None;
+                }
+                if let Some(status) = suite.driver.try_wait()? {
+                    break Some(status);
+                }
+                if Instant::now() > deadline {
+                    return Err(fail(format!(
+                        "chromedriver did not answer /status within {} s",
+                        WAIT.as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            match exited {
+                None => break suite,
+                Some(status) if attempt < ATTEMPTS => {
+                    eprintln!("chromedriver on port {port} exited ({status}); another port");
+                }
+                Some(status) => {
+                    return Err(fail(format!(
+                        "chromedriver exited ({status}) on {ATTEMPTS} ports in a row"
+                    )));
+                }
+            }
         };
-        // Wait until chromedriver answers /status.
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(r) = http::get(&format!("{}/status", suite.driver_url), None).await
-                && r.status == 200
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(fail("chromedriver did not answer /status within 15 s"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         Ok(Some(suite))
     }
 
     /// Opens a fresh browser (new, empty profile) for the flow `flow`.
+    ///
+    /// Starting Chromium on a small, loaded machine now and then fails for reasons of its own
+    /// (chromedriver's "Chrome failed to start", "DevToolsActivePort file doesn't exist"):
+    /// a new session is then asked for, with a new profile, a few times before giving up.
+    /// Only the start is tried again, never a step of a flow.
     pub async fn page(&self, flow: &str) -> Result<Page> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_page(flow).await {
+                Ok(page) => return Ok(page),
+                Err(e) if attempt < ATTEMPTS => {
+                    eprintln!(
+                        "browser flow {}-{flow}: Chromium did not start ({e}); trying again",
+                        self.name
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_page(&self, flow: &str) -> Result<Page> {
         let profile = tempfile::tempdir()?;
         let args = vec![
             "--headless".to_owned(),

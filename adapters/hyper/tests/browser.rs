@@ -96,39 +96,57 @@ impl Server {
             "--email",
             "ada@example.com",
         ]);
-        let port = free_port().unwrap();
-        let issuer = format!("http://127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_oidc-flow"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--issuer",
-                &issuer,
-                "--database",
-                &database,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let discovery = format!("{issuer}/.well-known/openid-configuration");
-        loop {
-            if let Ok(r) = http::get(&discovery, None).await
-                && r.status == 200
-            {
-                break;
+        // The port is free when picked, but the server binds it only after opening the
+        // database and making its keys (seconds in a debug build): should anything take it
+        // meanwhile, the server cannot listen and exits, and another port is tried.
+        let mut attempt = 0;
+        let (issuer, child) = loop {
+            attempt += 1;
+            let port = free_port().unwrap();
+            let issuer = format!("http://127.0.0.1:{port}");
+            let log_path = dir.path().join(format!("serve-{port}.log"));
+            let mut child = Command::new(env!("CARGO_BIN_EXE_oidc-flow"))
+                .args([
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--issuer",
+                    &issuer,
+                    "--database",
+                    &database,
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log_path).unwrap())
+                .spawn()
+                .unwrap();
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let discovery = format!("{issuer}/.well-known/openid-configuration");
+            let exited = loop {
+                if let Ok(r) = http::get(&discovery, None).await
+                    && r.status == 200
+                {
+                    break None;
+                }
+                if let Some(status) = child.try_wait().unwrap() {
+                    break Some(status);
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("oidc-flow serve did not start within 60 s: {}", log());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            match exited {
+                None => break (issuer, child),
+                Some(_) if attempt < 5 && log().contains("cannot listen on") => {
+                    eprintln!("port {port} was taken before the server bound it; another one");
+                }
+                Some(status) => panic!("oidc-flow serve exited ({status}): {}", log()),
             }
-            assert!(
-                Instant::now() < deadline,
-                "oidc-flow serve did not start: {}",
-                std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        };
         Self {
             issuer,
             clients,
@@ -589,6 +607,8 @@ async fn a_person_signs_in_with_chromium() {
             // "Sign out", and lands on the post-logout URI.
             let ctx = &rp("logout-confirm");
             code_flow(page, ctx, &[]).await?;
+            // Only this flow's requests from here: the logout-hint flow's /bye is not this one.
+            ctx.callback.clear();
             let mut q = url::form_urlencoded::Serializer::new(String::new());
             q.append_pair("client_id", ctx.client_id);
             q.append_pair(

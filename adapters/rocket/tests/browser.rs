@@ -41,39 +41,60 @@ struct App {
 
 impl App {
     async fn start(redirect_uri: &str, flows: &[&str]) -> Self {
-        let port = free_port().unwrap();
-        let issuer = format!("http://127.0.0.1:{port}/oidc");
         let store = Arc::new(MemoryStore::new());
         let mut secrets = HashMap::new();
         for flow in flows {
             let secret = example::register(&store, flow, redirect_uri).await.unwrap();
             secrets.insert((*flow).to_owned(), secret);
         }
-        let config = rocket::Config {
-            port,
-            address: std::net::Ipv4Addr::LOCALHOST.into(),
-            log_level: rocket::config::LogLevel::Off,
-            cli_colors: false,
-            ..rocket::Config::debug_default()
-        };
-        let provider = example::provider(&issuer).await.unwrap();
-        let rocket = example::app(provider, store, rocket::custom(config))
-            .ignite()
-            .await
-            .unwrap();
-        let shutdown = rocket.shutdown();
-        tokio::spawn(rocket.launch());
-        let discovery = format!("{issuer}/.well-known/openid-configuration");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = http::get(&discovery, None).await
-                && r.status == 200
-            {
-                break;
+        // The port is free when picked, but Rocket binds it only at launch: should anything
+        // take it meanwhile, the launch fails, and another port is tried.
+        let mut attempt = 0;
+        let (issuer, shutdown) = loop {
+            attempt += 1;
+            let port = free_port().unwrap();
+            let issuer = format!("http://127.0.0.1:{port}/oidc");
+            let config = rocket::Config {
+                port,
+                address: std::net::Ipv4Addr::LOCALHOST.into(),
+                log_level: rocket::config::LogLevel::Off,
+                cli_colors: false,
+                ..rocket::Config::debug_default()
+            };
+            let provider = example::provider(&issuer).await.unwrap();
+            let rocket = example::app(provider, store.clone(), rocket::custom(config))
+                .ignite()
+                .await
+                .unwrap();
+            let shutdown = rocket.shutdown();
+            let launched = tokio::spawn(rocket.launch());
+            let discovery = format!("{issuer}/.well-known/openid-configuration");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let ended = loop {
+                if let Ok(r) = http::get(&discovery, None).await
+                    && r.status == 200
+                {
+                    break None;
+                }
+                if launched.is_finished() {
+                    break Some(launched.await);
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the Rocket app did not start within 60 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            match ended {
+                None => break (issuer, shutdown),
+                Some(outcome) if attempt < 5 => {
+                    eprintln!(
+                        "Rocket on port {port} ended before serving ({outcome:?}); another port"
+                    );
+                }
+                Some(outcome) => panic!("the Rocket app ended before serving: {outcome:?}"),
             }
-            assert!(Instant::now() < deadline, "the Rocket app did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
         Self {
             issuer,
             redirect_uri: redirect_uri.to_owned(),

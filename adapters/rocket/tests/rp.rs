@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{REDIRECT, World, query, quiet_config};
@@ -192,11 +192,21 @@ async fn openidconnect_code_flow_then_api_me() {
     let rocket = world.rocket(config).ignite().await.unwrap();
     let shutdown = rocket.shutdown();
     let server = tokio::spawn(rocket.launch());
+    // Until Rocket listens: a deadline (not a number of tries, which a loaded machine can
+    // use up before liftoff), and a launch that ended (e.g. the port was taken) fails at once.
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if server.is_finished() {
+            panic!(
+                "Rocket stopped before listening on {addr}: {:?}",
+                server.await
+            );
         }
+        assert!(
+            Instant::now() < deadline,
+            "Rocket did not listen on {addr} within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
