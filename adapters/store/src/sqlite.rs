@@ -446,7 +446,8 @@ fn seal_clear_keys(conn: &mut Connection, key: &DataKey) -> StoreResult<()> {
     // keep the checkpoint from completing for a moment: try again rather than leave them.
     conn.execute_batch("VACUUM")?;
     let mut emptied = false;
-    for _ in 0..100 {
+    // Up to 10 s: a loaded machine may take that long to end the other connection's thread.
+    for _ in 0..500 {
         let (busy, frames): (i64, i64) =
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
