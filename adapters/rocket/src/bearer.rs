@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 
-use oidc_flow::userinfo::{self, BearerError};
+use oidc_flow::userinfo::BearerError;
 use oidc_flow::{ErrorCode, JsonResponse, OAuthError, Scope};
 use rocket::http::{Header, Status};
 use rocket::request::{self, FromRequest, Request};
@@ -113,58 +113,21 @@ impl<'r, R: RequiredScope> FromRequest<'r> for Bearer<R> {
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
         let Some(oidc) = req.rocket().state::<Oidc>() else {
-            return refuse(req, server_error("the provider is not attached"));
+            let error = OAuthError::new(ErrorCode::ServerError, "the provider is not attached");
+            let response = JsonResponse::oauth_error(500, &error);
+            let error = Some(error);
+            return refuse(req, BearerError { response, error });
         };
-        let provider = &oidc.parts().provider;
         let authorization = req.headers().get_one("Authorization").map(str::as_bytes);
-        // Finding the token: the UserInfo endpoint's parser (header only: RFC 6750 §2.1).
-        let received = match userinfo::Received::parse(provider, authorization, None) {
-            Ok(r) => r,
-            Err(e) => return refuse(req, e),
-        };
-        let record = match oidc
-            .parts()
-            .backend
-            .access_token(received.token_hash())
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                log::error!("oidc-flow: access token lookup failed: {e}");
-                return refuse(
-                    req,
-                    server_error("the server could not check the access token"),
-                );
-            }
-        };
-        let needed = match Scope::parse(R::SCOPE) {
-            Ok(s) => s,
-            Err(_) => {
-                return refuse(
-                    req,
-                    server_error("the resource's required scope is malformed"),
-                );
-            }
-        };
-        // The core's rules: known, same hash, unexpired, and the scope this route needs.
-        let now = OffsetDateTime::now_utc();
-        let record = match received.authorize_for(record, now, &needed) {
-            Ok(authorized) => authorized.into_record(),
-            Err(e) => return refuse(req, e),
-        };
-        request::Outcome::Success(Self {
-            record,
-            _scope: PhantomData,
-        })
-    }
-}
-
-/// A failure of the server, not of the token: 500 without a challenge.
-fn server_error(description: &str) -> BearerError {
-    let error = OAuthError::new(ErrorCode::ServerError, description);
-    BearerError {
-        response: JsonResponse::oauth_error(500, &error),
-        error: Some(error),
+        // The shared layer's check: the token found, known, unexpired, and its scope.
+        let endpoints = &oidc.parts().endpoints;
+        match endpoints.bearer(authorization, R::SCOPE).await {
+            Ok(record) => request::Outcome::Success(Self {
+                record,
+                _scope: PhantomData,
+            }),
+            Err(e) => refuse(req, e),
+        }
     }
 }
 

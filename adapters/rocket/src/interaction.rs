@@ -1,90 +1,59 @@
 //! The app's login and consent routes: request guards that hand them the waiting
-//! authorization, and the calls that resume it.
+//! authorization (opened by the shared layer in this browser), and the calls that resume
+//! it.
 
-use oidc_flow::authorize::{
-    ConsentAnswer, ConsentPage, LoginPage, PendingAuthorization, PendingView, Resumed,
-};
-use oidc_flow::flow::AuthorizeFlow;
-use oidc_flow::{Authentication, Client, ErrorPage, MintedSecret, Scope};
-use oidc_flow_store::driver;
-use rocket::http::{Cookie, CookieJar, Method, SameSite, Status};
+use oidc_flow::authorize::{ConsentAnswer, ConsentPage, LoginPage, PendingView};
+use oidc_flow::{Authentication, Client, Scope};
+use oidc_flow_store::endpoints::{Parked, Waiting, WebResponse, client_name};
+use rocket::http::Status;
 use rocket::request::{self, FromRequest, Request};
 use rocket::response::{self, Responder};
-use time::OffsetDateTime;
 
-use crate::routes::{SESSION_LIFETIME, finish};
+use crate::routes::parts;
 use crate::{Oidc, OidcResponse};
 
-/// The query parameter that carries a waiting authorization, sealed to this browser, to the
-/// app's login and consent pages: `/login?oidc_request=...`. A form on that page without an
-/// `action` posts back to the same URL, sealed request included.
-pub const HANDLE_PARAM: &str = "oidc_request";
+pub use oidc_flow_store::endpoints::HANDLE_PARAM;
 
-/// The end-user's session at the provider, and a random value only this browser holds:
-/// waiting authorizations are sealed to it, so one copied into another browser does not
-/// open (and a form posted from another site, which does not send this SameSite=Lax
-/// cookie, is refused). Named as in every adapter (`oidc_flow_store::web`).
-pub(crate) use oidc_flow_store::web::{BROWSER_COOKIE, SESSION_COOKIE};
-
-/// Why a login or consent guard refused the request.
+/// Why a login or consent guard refused the request: the sealed request was edited, used,
+/// has expired, was started in another browser or waits for the other step, or a form was
+/// posted from another site. It answers with the shared layer's error page.
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum InteractionError {
-    /// The sealed request was edited, used, has expired, or was not started by this browser.
-    Expired,
-    /// The authorization waits for the other step (consent rather than login, or back).
-    WrongStep,
-    /// A form posted from another site.
-    CrossSite,
-    /// The client of the request is no longer registered as it was.
-    Refused(ErrorPage),
-    /// The store failed.
-    Server(String),
+pub struct InteractionError(OidcResponse);
+
+impl InteractionError {
+    /// The HTTP status it is answered with.
+    pub fn status(&self) -> Status {
+        self.0.status()
+    }
+
+    /// The error page.
+    pub fn to_response(&self) -> OidcResponse {
+        self.0.clone()
+    }
+
+    fn wrong_step() -> Self {
+        let page = oidc_flow_store::endpoints::html(
+            http::StatusCode::BAD_REQUEST,
+            oidc_flow_store::web::error_text(
+                "invalid_request",
+                "this sign-in request is waiting for another step",
+            ),
+        );
+        Self(OidcResponse(page))
+    }
 }
 
 impl std::fmt::Display for InteractionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Expired => f.write_str(
-                "this sign-in request has expired, was already used, or was started in another \
-                 browser; start again from the application",
-            ),
-            Self::WrongStep => f.write_str("this sign-in request is waiting for another step"),
-            Self::CrossSite => f.write_str("a form posted from another site was refused"),
-            Self::Refused(page) => f.write_str(&page.error.description),
-            Self::Server(_) => f.write_str("the server could not complete the request"),
-        }
+        write!(f, "the sign-in request was refused ({})", self.status())
     }
 }
 
 impl std::error::Error for InteractionError {}
 
-impl InteractionError {
-    /// The HTTP status it is answered with.
-    pub fn status(&self) -> Status {
-        match self {
-            Self::Server(_) => Status::InternalServerError,
-            Self::CrossSite => Status::Forbidden,
-            _ => Status::BadRequest,
-        }
-    }
-
-    /// The error page.
-    pub fn to_response(&self) -> OidcResponse {
-        match self {
-            Self::Refused(page) => OidcResponse::error_page(page),
-            Self::Server(e) => {
-                log::error!("oidc-flow: request failed: {e}");
-                OidcResponse::error_text(self.status(), "server_error", &self.to_string())
-            }
-            _ => OidcResponse::error_text(self.status(), "invalid_request", &self.to_string()),
-        }
-    }
-}
-
 impl<'r> Responder<'r, 'static> for InteractionError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        self.to_response().respond_to(req)
+        self.0.respond_to(req)
     }
 }
 
@@ -120,11 +89,8 @@ impl<'r> Responder<'r, 'static> for InteractionError {
 #[derive(Debug)]
 pub struct PendingLogin<'r> {
     oidc: &'r Oidc,
-    cookies: &'r CookieJar<'r>,
-    handle: String,
-    pending: PendingAuthorization,
-    /// What the page shows; the request itself goes on only with `complete`.
     page: LoginPage,
+    parked: Parked,
 }
 
 /// An authorization waiting for the end-user's consent: the request guard of the app's
@@ -132,21 +98,14 @@ pub struct PendingLogin<'r> {
 #[derive(Debug)]
 pub struct PendingConsent<'r> {
     oidc: &'r Oidc,
-    cookies: &'r CookieJar<'r>,
-    handle: String,
-    pending: PendingAuthorization,
-    /// What the page shows; the request itself goes on only with `allow` or `deny`.
     page: ConsentPage,
-}
-
-fn client_label(client: &Client) -> &str {
-    client.client_name.as_deref().unwrap_or(&client.client_id)
+    parked: Parked,
 }
 
 impl PendingLogin<'_> {
     /// The sealed request (already in the page's URL; for forms that post elsewhere).
     pub fn handle(&self) -> &str {
-        &self.handle
+        self.parked.sealed()
     }
 
     /// The waiting request: client, scope, `prompt`, `login_hint`, `acr_values`, locales...
@@ -161,7 +120,7 @@ impl PendingLogin<'_> {
 
     /// The client's display name, or its id.
     pub fn client_name(&self) -> &str {
-        client_label(self.page.client())
+        client_name(self.page.client())
     }
 
     /// The requested scope.
@@ -180,58 +139,16 @@ impl PendingLogin<'_> {
     ///
     /// `user.auth_time` must not be older than the request (a login is what was asked for);
     /// otherwise the answer is the login page again.
-    pub async fn complete(self, mut user: Authentication) -> OidcResponse {
-        // The session's public id for ID and logout tokens, unless the app chose one.
-        user.sid.get_or_insert_with(|| {
-            MintedSecret::generate(&mut oidc_flow_store::driver::system_rng())
-                .as_str()
-                .chars()
-                .take(22)
-                .collect()
-        });
-        let now = OffsetDateTime::now_utc();
-        let inner = self.oidc.parts();
-        let awaiting = match take(self.oidc, self.pending).await {
-            Ok(Resumed::Login(a)) => a,
-            Ok(Resumed::Consent(_)) => return InteractionError::WrongStep.to_response(),
-            Err(e) => return e.to_response(),
-        };
-        let session = MintedSecret::generate(&mut driver::system_rng());
-        if let Err(e) = inner
-            .backend
-            .put_session(session.hash(), user.clone(), now + SESSION_LIFETIME)
-            .await
-        {
-            return OidcResponse::server_error(&e.into());
-        }
-        let mut cookie = Cookie::build((SESSION_COOKIE, session.into_string()))
-            .path(inner.base_path.clone())
-            .max_age(rocket::time::Duration::seconds(
-                SESSION_LIFETIME.whole_seconds(),
-            ));
-        if inner.base_path.is_empty() {
-            cookie = cookie.path("/");
-        }
-        self.cookies.add(secured(self.oidc, cookie.build()));
-        let browser = browser_binding(self.oidc, self.cookies);
-        let result = inner
-            .backend
-            .authorize(
-                &inner.provider,
-                AuthorizeFlow::after_login(awaiting, user),
-                None,
-                &browser,
-                now,
-            )
-            .await;
-        finish(self.oidc, result)
+    pub async fn complete(self, user: Authentication) -> OidcResponse {
+        let endpoints = &self.oidc.parts().endpoints;
+        OidcResponse(endpoints.complete(self.parked, user).await)
     }
 }
 
 impl PendingConsent<'_> {
     /// The sealed request (already in the page's URL; for forms that post elsewhere).
     pub fn handle(&self) -> &str {
-        &self.handle
+        self.parked.sealed()
     }
 
     /// The waiting request: client, scope, `prompt`, locales...
@@ -251,7 +168,7 @@ impl PendingConsent<'_> {
 
     /// The client's display name, or its id.
     pub fn client_name(&self) -> &str {
-        client_label(self.page.client())
+        client_name(self.page.client())
     }
 
     /// The requested scope.
@@ -270,92 +187,30 @@ impl PendingConsent<'_> {
     }
 
     async fn answer(self, answer: ConsentAnswer) -> OidcResponse {
-        let now = OffsetDateTime::now_utc();
-        let inner = self.oidc.parts();
-        let awaiting = match take(self.oidc, self.pending).await {
-            Ok(Resumed::Consent(a)) => a,
-            Ok(Resumed::Login(_)) => return InteractionError::WrongStep.to_response(),
-            Err(e) => return e.to_response(),
-        };
-        let browser = browser_binding(self.oidc, self.cookies);
-        let result = inner
-            .backend
-            .authorize(
-                &inner.provider,
-                AuthorizeFlow::after_consent(awaiting, answer),
-                None,
-                &browser,
-                now,
-            )
-            .await;
-        finish(self.oidc, result)
+        let endpoints = &self.oidc.parts().endpoints;
+        OidcResponse(endpoints.answer(self.parked, answer).await)
     }
 }
 
-/// Uses the parked authorization up (its single-use mark) and binds its client again.
-async fn take(oidc: &Oidc, pending: PendingAuthorization) -> Result<Resumed, InteractionError> {
-    match oidc.parts().backend.unpark(pending).await {
-        Err(e) => Err(InteractionError::Server(e.to_string())),
-        Ok(Err(page)) if page.error.code == oidc_flow::ErrorCode::InvalidRequest => {
-            Err(InteractionError::Expired)
-        }
-        Ok(Err(page)) => Err(InteractionError::Refused(page)),
-        Ok(Ok(resumed)) => Ok(resumed),
-    }
-}
-
-/// What both guards do: find the sealed request, open it with this browser's binding, and
-/// look at it (its client bound again). Writes nothing.
-async fn look<'r>(
-    req: &'r Request<'_>,
-) -> request::Outcome<(&'r Oidc, String, PendingAuthorization, PendingView), InteractionError> {
-    use request::Outcome;
-    let fail = |e: InteractionError| Outcome::Error((e.status(), e));
+/// What both guards do: the shared layer opens the sealed request in this browser and
+/// looks at it. Writes nothing.
+async fn look<'r>(req: &'r Request<'_>) -> request::Outcome<(&'r Oidc, Waiting), InteractionError> {
+    let fail = |r: WebResponse| {
+        let e = InteractionError(OidcResponse(r));
+        request::Outcome::Error((e.status(), e))
+    };
     let Some(oidc) = req.rocket().state::<Oidc>() else {
-        return fail(InteractionError::Server(
-            "the Oidc fairing is not attached".to_owned(),
+        return fail(oidc_flow_store::endpoints::plain(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "the Oidc fairing is not attached",
         ));
     };
-    let handle = match req.query_value::<&str>(HANDLE_PARAM) {
-        Some(Ok(h)) if !h.is_empty() => h.to_owned(),
-        _ => return Outcome::Forward(Status::BadRequest),
-    };
-    if cross_site(oidc, req) {
-        return fail(InteractionError::CrossSite);
+    let (method, uri, headers) = parts(req);
+    match oidc.parts().endpoints.waiting(&method, &uri, &headers).await {
+        Ok(Some(waiting)) => request::Outcome::Success((oidc, waiting)),
+        Ok(None) => request::Outcome::Forward(Status::BadRequest),
+        Err(refused) => fail(refused),
     }
-    let Some(browser) = req.cookies().get(BROWSER_COOKIE).map(|c| c.value()) else {
-        return fail(InteractionError::Expired);
-    };
-    let now = OffsetDateTime::now_utc();
-    let backend = &oidc.parts().backend;
-    let pending = match backend.open_parked(&handle, browser, now) {
-        Ok(p) => p,
-        Err(_) => return fail(InteractionError::Expired),
-    };
-    match backend.view_parked(&pending).await {
-        Err(e) => fail(InteractionError::Server(e.to_string())),
-        Ok(Err(page)) => fail(InteractionError::Refused(page)),
-        Ok(Ok(view)) => Outcome::Success((oidc, handle, pending, view)),
-    }
-}
-
-/// A state-changing request sent from another site (Fetch Metadata, or an `Origin` that
-/// is not the issuer's). The browser cookie is SameSite=Lax, so such a post would fail to
-/// open the sealed request anyway; this says why.
-fn cross_site(oidc: &Oidc, req: &Request<'_>) -> bool {
-    if matches!(req.method(), Method::Get | Method::Head) {
-        return false;
-    }
-    let headers = req.headers();
-    if headers
-        .get_one("Sec-Fetch-Site")
-        .is_some_and(|s| s.eq_ignore_ascii_case("cross-site"))
-    {
-        return true;
-    }
-    headers
-        .get_one("Origin")
-        .is_some_and(|o| o != oidc.parts().issuer_origin)
 }
 
 #[rocket::async_trait]
@@ -363,20 +218,17 @@ impl<'r> FromRequest<'r> for PendingLogin<'r> {
     type Error = InteractionError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        look(req)
-            .await
-            .and_then(|(oidc, handle, pending, view)| match view {
-                PendingView::Login(page) => request::Outcome::Success(Self {
-                    oidc,
-                    cookies: req.cookies(),
-                    handle,
-                    pending,
-                    page,
-                }),
-                PendingView::Consent(_) => {
-                    request::Outcome::Error((Status::BadRequest, InteractionError::WrongStep))
-                }
-            })
+        look(req).await.and_then(|(oidc, waiting)| match waiting.view {
+            PendingView::Login(page) => request::Outcome::Success(Self {
+                oidc,
+                page,
+                parked: waiting.parked,
+            }),
+            PendingView::Consent(_) => {
+                let e = InteractionError::wrong_step();
+                request::Outcome::Error((e.status(), e))
+            }
+        })
     }
 }
 
@@ -385,45 +237,16 @@ impl<'r> FromRequest<'r> for PendingConsent<'r> {
     type Error = InteractionError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        look(req)
-            .await
-            .and_then(|(oidc, handle, pending, view)| match view {
-                PendingView::Consent(page) => request::Outcome::Success(Self {
-                    oidc,
-                    cookies: req.cookies(),
-                    handle,
-                    pending,
-                    page,
-                }),
-                PendingView::Login(_) => {
-                    request::Outcome::Error((Status::BadRequest, InteractionError::WrongStep))
-                }
-            })
+        look(req).await.and_then(|(oidc, waiting)| match waiting.view {
+            PendingView::Consent(page) => request::Outcome::Success(Self {
+                oidc,
+                page,
+                parked: waiting.parked,
+            }),
+            PendingView::Login(_) => {
+                let e = InteractionError::wrong_step();
+                request::Outcome::Error((e.status(), e))
+            }
+        })
     }
-}
-
-// ------------------------------------------------------------------ cookies
-
-/// HttpOnly, SameSite=Lax, and Secure when the issuer is https.
-pub(crate) fn secured(oidc: &Oidc, mut cookie: Cookie<'static>) -> Cookie<'static> {
-    cookie.set_http_only(true);
-    cookie.set_same_site(SameSite::Lax);
-    cookie.set_secure(oidc.parts().secure_cookies);
-    cookie
-}
-
-/// This browser's binding value: its [`BROWSER_COOKIE`], set now when it has none.
-pub(crate) fn browser_binding(oidc: &Oidc, cookies: &CookieJar<'_>) -> String {
-    if let Some(v) = cookies.get(BROWSER_COOKIE).map(|c| c.value())
-        && oidc_flow_store::web::is_token(v)
-    {
-        return v.to_owned();
-    }
-    let value = oidc_flow_store::web::new_token();
-    // A session cookie for the whole site: the app's pages live outside the issuer's path.
-    let cookie = Cookie::build((BROWSER_COOKIE, value.clone()))
-        .path("/")
-        .build();
-    cookies.add(secured(oidc, cookie));
-    value
 }

@@ -83,61 +83,39 @@ use std::sync::Arc;
 
 use oidc_flow::Provider;
 use oidc_flow_store::Store;
+use oidc_flow_store::endpoints::{Endpoints, Pages};
 
-mod app_store;
-mod backend;
 mod bearer;
 mod interaction;
-mod logout;
 mod redact;
 mod response;
 mod routes;
 
-pub use app_store::{AppStore, UserClaims};
 pub use bearer::{Bearer, BearerRejection, NoScope, RequiredScope};
 pub use interaction::{HANDLE_PARAM, InteractionError, PendingConsent, PendingLogin};
 pub use oidc_flow::{Authentication, Scope, UserInfo};
+pub use oidc_flow_store::endpoints::{DEFAULT_SESSION_LIFETIME as SESSION_LIFETIME, MAX_BODY};
+pub use oidc_flow_store::{AppStore, UserClaims};
 pub use redact::{RedactQueries, install_logger, without_queries};
 pub use response::OidcResponse;
-pub use routes::{MAX_BODY, SESSION_LIFETIME, routes};
-
-use backend::Backend;
+pub use routes::routes;
 
 /// The provider as Rocket managed state, and the fairing that installs it.
 ///
 /// Attach it (`rocket::build().attach(oidc)`): it manages itself, mounts [`routes()`]
 /// under the issuer's path (`https://app.example/oidc` mounts `/oidc/authorize`, ...), and
 /// puts `WWW-Authenticate` on responses to requests a [`Bearer`] guard refused.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Oidc {
     inner: Arc<Inner>,
 }
 
+#[derive(Debug)]
 struct Inner {
-    provider: Arc<Provider>,
-    backend: Box<dyn Backend>,
-    base_path: String,
-    login_url: String,
-    consent_url: String,
-    secure_cookies: bool,
-    issuer_origin: String,
-    discovery: Arc<[u8]>,
-    jwks: Arc<[u8]>,
-    /// Delivers back-channel logout tokens in the background.
-    backchannel: Option<oidc_flow_store::backchannel::BackchannelSender>,
+    /// Everything the provider does over HTTP, framework-neutral.
+    endpoints: Endpoints,
     /// How often the store's expired rows are purged while Rocket runs.
     purge_interval: std::time::Duration,
-}
-
-impl std::fmt::Debug for Oidc {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Oidc")
-            .field("issuer", &self.inner.provider.issuer())
-            .field("base_path", &self.inner.base_path)
-            .field("login_url", &self.inner.login_url)
-            .field("consent_url", &self.inner.consent_url)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Oidc {
@@ -159,17 +137,13 @@ impl Oidc {
     }
 
     /// The provider configuration.
-    pub fn provider(&self) -> &Provider {
-        &self.inner.provider
+    pub fn provider(&self) -> Arc<Provider> {
+        self.inner.endpoints.provider()
     }
 
     /// Where the endpoints are mounted: the issuer URL's path (`/` for a bare origin).
     pub fn base_path(&self) -> &str {
-        if self.inner.base_path.is_empty() {
-            "/"
-        } else {
-            &self.inner.base_path
-        }
+        self.inner.endpoints.base_path()
     }
 
     pub(crate) fn parts(&self) -> &Inner {
@@ -218,11 +192,10 @@ impl<S: Store, C: UserClaims> OidcBuilder<S, C> {
         self
     }
 
-    /// How often expired codes, tokens, parked requests and sessions are deleted from the
+    /// How often expired codes, tokens, single-use marks and sessions are deleted from the
     /// store while Rocket runs (default [`oidc_flow_store::purge::PURGE_INTERVAL`], one
     /// minute; at least 10 ms). The fairing starts the schedule at liftoff and stops it at
-    /// shutdown: without it every unauthenticated `GET /authorize` would leave its parked
-    /// request in the store for good.
+    /// shutdown.
     pub fn purge_interval(mut self, every: std::time::Duration) -> Self {
         self.purge_interval = every;
         self
@@ -230,37 +203,14 @@ impl<S: Store, C: UserClaims> OidcBuilder<S, C> {
 
     /// The finished configuration.
     pub fn build(self) -> Oidc {
-        let issuer = url::Url::parse(self.provider.issuer()).ok();
-        let secure_cookies = issuer.as_ref().is_some_and(|u| u.scheme() == "https");
-        let base_path = issuer
-            .as_ref()
-            .map(|u| u.path().trim_end_matches('/').to_owned())
-            .unwrap_or_default();
-        let issuer_origin = issuer
-            .as_ref()
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default();
-        // Both documents are fixed for the life of the process: render them once.
-        let discovery = oidc_flow::discovery::document(&self.provider)
-            .to_string()
-            .into_bytes()
-            .into();
-        let jwks = self.provider.jwks().to_string().into_bytes().into();
-        let store = app_store::AppStore::new(self.store, self.claims, self.first_party);
+        let store = Arc::new(AppStore::new(self.store, self.claims, self.first_party));
+        let pages = Pages::Application {
+            login: self.login_url,
+            consent: self.consent_url,
+        };
         Oidc {
             inner: Arc::new(Inner {
-                provider: self.provider,
-                backend: Box::new(store),
-                base_path,
-                login_url: self.login_url,
-                consent_url: self.consent_url,
-                secure_cookies,
-                issuer_origin,
-                discovery,
-                jwks,
-                backchannel: oidc_flow_store::backchannel::BackchannelSender::new()
-                    .inspect_err(|e| log::warn!("oidc-flow: no back-channel logout delivery: {e}"))
-                    .ok(),
+                endpoints: Endpoints::new(self.provider, store, pages),
                 purge_interval: self.purge_interval,
             }),
         }
@@ -289,13 +239,8 @@ impl rocket::fairing::Fairing for Oidc {
         let shutdown = rocket.shutdown();
         rocket::tokio::spawn(async move {
             let inner = &oidc.inner;
-            let purge = oidc_flow_store::purge::purge_every(
-                inner.purge_interval,
-                |now| inner.backend.purge_expired(now),
-                |e| log::warn!("oidc-flow: purging expired rows failed: {e}"),
-            );
             rocket::tokio::select! {
-                () = purge => {}
+                () = inner.endpoints.purge_every(inner.purge_interval) => {}
                 () = shutdown => {}
             }
         });

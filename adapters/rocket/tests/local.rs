@@ -456,12 +456,9 @@ async fn cookies_are_secure_on_an_https_issuer() {
     let world = World::new("https://idp.example/oidc").await;
     let b = world.browser().await;
     let start = send(b.get(authorize_url("demo", "openid", "h1", ""))).await;
-    assert!(
-        start
-            .set_cookie("oidc_flow_browser")
-            .unwrap()
-            .contains("Secure")
-    );
+    // `__Host-`: Secure, Path=/, set by this host only (a sibling subdomain cannot plant it).
+    let browser = start.set_cookie("__Host-oidc_flow_browser").unwrap();
+    assert!(browser.contains("Secure") && browser.contains("Path=/"), "{browser}");
     let login = start.location().to_owned();
     let done = post_form(
         &b,
@@ -469,8 +466,8 @@ async fn cookies_are_secure_on_an_https_issuer() {
         &[("username", "alice"), ("password", "wonderland")],
     )
     .await;
-    let session = done.set_cookie("oidc_flow_session").unwrap();
-    assert!(session.contains("Secure"), "{session}");
+    let session = done.set_cookie("__Host-oidc_flow_session").unwrap();
+    assert!(session.contains("Secure") && session.contains("Path=/"), "{session}");
 }
 
 // ------------------------------------------------------------------ the Bearer guard

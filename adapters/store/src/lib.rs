@@ -21,14 +21,18 @@ use oidc_flow::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod app_store;
 pub mod backchannel;
+mod backend;
 mod datakey;
 pub mod driver;
+pub mod endpoints;
 mod memory;
 pub mod purge;
 mod sqlite;
 pub mod web;
 
+pub use app_store::{AppStore, UserClaims};
 pub use datakey::{DATA_KEY_ENV, DataKey};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;

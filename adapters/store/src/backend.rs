@@ -1,16 +1,18 @@
-//! The store and driver behind one object-safe trait, so Rocket's managed state, routes and
-//! guards need no type parameters (a `#[get]` handler cannot be generic over the store).
+//! The store and driver behind one object-safe trait, so the web layer ([`crate::endpoints`])
+//! and the adapters' handlers need no type parameters (a Rocket `#[get]` handler or an axum
+//! state cannot be generic over the store).
 
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::driver::{self, AuthorizeResult, DriverError, LogoutResult};
+use crate::{Store, StoreResult};
 use oidc_flow::authorize::{PendingAuthorization, PendingView, Resumed};
 use oidc_flow::flow::{AuthorizeStep, LogoutStep};
 use oidc_flow::{
     AccessTokenRecord, Authentication, ErrorPage, JsonResponse, Provider, SecretHash, UserInfo,
 };
-use oidc_flow_store::driver::{self, AuthorizeResult, DriverError, LogoutResult};
-use oidc_flow_store::{Store, StoreResult};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// A boxed, sendable future.
@@ -80,6 +82,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         &'a self,
         id: SecretHash,
         now: OffsetDateTime,
+        idle_timeout: time::Duration,
     ) -> BoxFuture<'a, StoreResult<Option<Authentication>>>;
 
     /// [`Store::access_token`].
@@ -100,11 +103,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// [`Store::user_claims`] (the app's claims), for naming the person on a page.
     fn user_claims<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, StoreResult<Option<UserInfo>>>;
 
-    /// [`Store::purge_expired`], for the fairing's purge schedule.
+    /// [`Store::purge_expired`], for the purge schedule.
     fn purge_expired(&self, now: OffsetDateTime) -> BoxFuture<'_, StoreResult<u64>>;
 }
 
-impl<S: Store> Backend for S {
+/// A shared store as a [`Backend`].
+pub(crate) struct Shared<S>(pub(crate) Arc<S>);
+
+impl<S: Store> Backend for Shared<S> {
     fn logout<'a>(
         &'a self,
         provider: &'a Provider,
@@ -112,15 +118,15 @@ impl<S: Store> Backend for S {
         session: Option<Authentication>,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<LogoutResult, DriverError>> {
-        Box::pin(driver::logout(self, provider, step, session, now))
+        Box::pin(driver::logout(&*self.0, provider, step, session, now))
     }
 
     fn user_claims<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, StoreResult<Option<UserInfo>>> {
-        Box::pin(Store::user_claims(self, subject))
+        Box::pin(Store::user_claims(&*self.0, subject))
     }
 
     fn purge_expired(&self, now: OffsetDateTime) -> BoxFuture<'_, StoreResult<u64>> {
-        Box::pin(Store::purge_expired(self, now))
+        Box::pin(Store::purge_expired(&*self.0, now))
     }
 
     fn authorize<'a>(
@@ -132,7 +138,7 @@ impl<S: Store> Backend for S {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<AuthorizeResult, DriverError>> {
         Box::pin(driver::authorize(
-            self, provider, step, session, browser, now,
+            &*self.0, provider, step, session, browser, now,
         ))
     }
 
@@ -143,7 +149,7 @@ impl<S: Store> Backend for S {
         authorization: Option<&'a [u8]>,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
-        Box::pin(driver::token(self, provider, form, authorization, now))
+        Box::pin(driver::token(&*self.0, provider, form, authorization, now))
     }
 
     fn userinfo<'a>(
@@ -153,7 +159,13 @@ impl<S: Store> Backend for S {
         form: Option<&'a [u8]>,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
-        Box::pin(driver::userinfo(self, provider, authorization, form, now))
+        Box::pin(driver::userinfo(
+            &*self.0,
+            provider,
+            authorization,
+            form,
+            now,
+        ))
     }
 
     fn open_parked(
@@ -162,21 +174,21 @@ impl<S: Store> Backend for S {
         browser: &str,
         now: OffsetDateTime,
     ) -> Result<PendingAuthorization, ErrorPage> {
-        driver::open_parked(self, sealed, browser, now)
+        driver::open_parked(&*self.0, sealed, browser, now)
     }
 
     fn view_parked<'a>(
         &'a self,
         pending: &'a PendingAuthorization,
     ) -> BoxFuture<'a, StoreResult<Result<PendingView, ErrorPage>>> {
-        Box::pin(driver::view_parked(self, pending))
+        Box::pin(driver::view_parked(&*self.0, pending))
     }
 
     fn unpark(
         &self,
         pending: PendingAuthorization,
     ) -> BoxFuture<'_, StoreResult<Result<Resumed, ErrorPage>>> {
-        Box::pin(driver::unpark(self, pending))
+        Box::pin(driver::unpark(&*self.0, pending))
     }
 
     fn put_session<'a>(
@@ -185,29 +197,22 @@ impl<S: Store> Backend for S {
         session: Authentication,
         expires_at: OffsetDateTime,
     ) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async move { Store::put_session(self, &id, &session, expires_at).await })
+        Box::pin(async move { Store::put_session(&*self.0, &id, &session, expires_at).await })
     }
 
     fn session<'a>(
         &'a self,
         id: SecretHash,
         now: OffsetDateTime,
+        idle_timeout: time::Duration,
     ) -> BoxFuture<'a, StoreResult<Option<Authentication>>> {
-        Box::pin(async move {
-            Store::session(
-                self,
-                &id,
-                now,
-                oidc_flow_store::DEFAULT_SESSION_IDLE_TIMEOUT,
-            )
-            .await
-        })
+        Box::pin(async move { Store::session(&*self.0, &id, now, idle_timeout).await })
     }
 
     fn access_token<'a>(
         &'a self,
         hash: &'a SecretHash,
     ) -> BoxFuture<'a, StoreResult<Option<AccessTokenRecord>>> {
-        Box::pin(Store::access_token(self, hash))
+        Box::pin(Store::access_token(&*self.0, hash))
     }
 }

@@ -3,13 +3,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::{Store, StoreResult, StoredKey, UserRecord};
 use oidc_flow::authorize::ParkedMark;
 use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
     AccessTokenRecord, Authentication, Client, CodeRecord, Effect, NonceRecord, RefreshTokenRecord,
     Scope, SecretHash, Taken, UserInfo,
 };
-use oidc_flow_store::{Store, StoreResult, StoredKey, UserRecord};
 use time::OffsetDateTime;
 
 /// Where the end-user's claims come from: the app's own users (what Authlib's
@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 /// ```
 /// # use oidc_flow::UserInfo;
 /// struct Users;
-/// impl oidc_flow_rocket::UserClaims for Users {
+/// impl oidc_flow_store::UserClaims for Users {
 ///     async fn claims(&self, subject: &str) -> Option<UserInfo> {
 ///         (subject == "u-1").then(|| UserInfo {
 ///             name: Some("Alice".into()),
@@ -162,7 +162,7 @@ impl<S: Store, C: UserClaims> Store for AppStore<S, C> {
     fn end_sessions_of(
         &self,
         subject: &str,
-    ) -> impl Future<Output = StoreResult<Vec<oidc_flow_store::EndedSession>>> + Send {
+    ) -> impl Future<Output = StoreResult<Vec<crate::EndedSession>>> + Send {
         self.store.end_sessions_of(subject)
     }
 

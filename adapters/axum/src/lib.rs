@@ -1,0 +1,315 @@
+//! The axum 0.8 adapter of oidc-flow: a [`Router`] that makes any axum app an OpenID
+//! provider, with the app's own login and consent pages.
+//!
+//! It is translation only: each request is read (body within
+//! [`oidc_flow_store::endpoints::MAX_BODY`]) and handed to the framework-neutral
+//! [`Endpoints`], whose answer goes back as it is. The app keeps its users and its pages:
+//! [`PendingLogin`] and [`PendingConsent`] are the extractors of its login and consent
+//! routes, and [`Bearer`] guards its own resources.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use oidc_flow::{Authentication, Provider, UserInfo};
+//! use oidc_flow_axum::{Bearer, Oidc, PendingLogin};
+//! use oidc_flow_store::{MemoryStore, UserClaims};
+//!
+//! struct Users;
+//! impl UserClaims for Users {
+//!     async fn claims(&self, subject: &str) -> Option<UserInfo> {
+//!         Some(UserInfo { name: Some(subject.to_owned()), ..UserInfo::default() })
+//!     }
+//! }
+//!
+//! // The app's login route: `PendingLogin` is the authorization waiting for it.
+//! async fn login(pending: PendingLogin) -> axum::response::Response {
+//!     // ... check the app's own credentials, then:
+//!     pending.complete(Authentication {
+//!         subject: "u-1".into(),
+//!         auth_time: time::OffsetDateTime::now_utc(),
+//!         acr: None,
+//!         amr: vec!["pwd".into()],
+//!         sid: None,
+//!     }).await
+//! }
+//!
+//! async fn me(token: Bearer) -> String { token.record().subject.clone() }
+//!
+//! # async fn run(provider: Arc<Provider>) {
+//! // Issuer https://app.example/oidc: the endpoints under /oidc.
+//! let oidc = Oidc::new(provider, Arc::new(MemoryStore::new()), Users, "/login", "/consent");
+//! tokio::spawn(oidc.purge(oidc_flow_store::purge::PURGE_INTERVAL));
+//! let app = Router::new()
+//!     .nest("/oidc", oidc.router())
+//!     .route("/login", get(login).post(login))
+//!     .route("/api/me", get(me))
+//!     .with_state(oidc);
+//! # let _: Router = app;
+//! # }
+//! ```
+//!
+//! Nest [`Oidc::router`] at the issuer URL's path ([`Oidc::base_path`]), or merge it when
+//! the issuer is a bare origin (axum does not nest at `/`). Cookies, CSRF, the sealing of
+//! waiting requests and every header are the shared layer's (`ADAPTERS.md`). axum logs
+//! nothing itself; a `tower-http` trace layer in front of these routes must log the path
+//! alone, since queries carry `state`, hints and sealed requests. Put the app behind a
+//! server or proxy with a header read timeout (hyper's `header_read_timeout`).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{FromRef, FromRequestParts, OriginalUri, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use oidc_flow::authorize::{ConsentAnswer, ConsentPage, LoginPage, PendingView};
+use oidc_flow::userinfo::BearerError;
+use oidc_flow::{AccessTokenRecord, Authentication, Provider};
+use oidc_flow_store::endpoints::{
+    self, Endpoints, MAX_BODY, Pages, Parked, Waiting, WebResponse, json_response,
+};
+use oidc_flow_store::{AppStore, Store, UserClaims};
+
+/// The provider, as axum state: clone it into the app's state (or use it as the state).
+#[derive(Clone, Debug)]
+pub struct Oidc(Arc<Endpoints>);
+
+impl Oidc {
+    /// Serves `provider` from `store`, with the app's `claims` and its login and consent
+    /// pages at `login_url` and `consent_url` (a waiting request is sent there with
+    /// `?oidc_request=...`).
+    pub fn new<S: Store, C: UserClaims>(
+        provider: Arc<Provider>,
+        store: Arc<S>,
+        claims: C,
+        login_url: &str,
+        consent_url: &str,
+    ) -> Self {
+        let store = Arc::new(AppStore::new(store, claims, Vec::new()));
+        let pages = Pages::Application {
+            login: login_url.to_owned(),
+            consent: consent_url.to_owned(),
+        };
+        Self(Arc::new(Endpoints::new(provider, store, pages)))
+    }
+
+    /// The shared layer, for what this crate does not wrap (session policy, key rotation).
+    pub fn from_endpoints(endpoints: Arc<Endpoints>) -> Self {
+        Self(endpoints)
+    }
+
+    /// The issuer URL's path, where [`Oidc::router`] is nested.
+    pub fn base_path(&self) -> &str {
+        self.0.base_path()
+    }
+
+    /// The provider's endpoints (discovery, JWKS, authorize, token, UserInfo, logout), to
+    /// nest at [`Oidc::base_path`]. Each path takes every method; the shared layer answers
+    /// 405 with `Allow` where it should.
+    pub fn router<S>(&self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let mut router = Router::new();
+        for path in Endpoints::PATHS {
+            router = router.route(path, any(endpoint));
+        }
+        router.with_state(self.clone())
+    }
+
+    /// Deletes expired rows every `every`; spawn it once when the server starts.
+    pub fn purge(&self, every: std::time::Duration) -> impl Future<Output = ()> + Send + 'static {
+        let endpoints = self.0.clone();
+        async move { endpoints.purge_every(every).await }
+    }
+}
+
+/// Every endpoint: the body read within [`MAX_BODY`], then the shared layer.
+async fn endpoint(
+    State(oidc): State<Oidc>,
+    OriginalUri(uri): OriginalUri,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let declared = parts.headers.get(header::CONTENT_LENGTH);
+    let too_long = declared
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|n| n > MAX_BODY);
+    let body = match to_bytes(body, MAX_BODY).await {
+        Ok(body) if !too_long => body,
+        _ => return into_axum(endpoints::payload_too_large()),
+    };
+    let response = oidc
+        .0
+        .handle(&parts.method, &uri, &parts.headers, &body)
+        .await;
+    into_axum(response)
+}
+
+fn into_axum(response: WebResponse) -> Response {
+    response.map(Body::from)
+}
+
+/// The waiting request of the app's login or consent route; refused with the shared
+/// layer's page when the URL carries none or it does not open in this browser.
+async fn waiting<S>(parts: &Parts, state: &S) -> Result<(Oidc, Waiting), Response>
+where
+    Oidc: FromRef<S>,
+{
+    let oidc = Oidc::from_ref(state);
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |o| &o.0);
+    match oidc.0.waiting(&parts.method, uri, &parts.headers).await {
+        Ok(Some(waiting)) => Ok((oidc, waiting)),
+        Ok(None) => Err(refuse("no sign-in request in this URL")),
+        Err(refused) => Err(into_axum(refused)),
+    }
+}
+
+fn refuse(why: &'static str) -> Response {
+    (StatusCode::BAD_REQUEST, why).into_response()
+}
+
+/// An authorization waiting for the end-user to sign in: the extractor of the app's login
+/// route. Looking writes nothing: show the page, refuse a wrong password, show it again;
+/// [`PendingLogin::complete`] uses it up, once.
+#[derive(Debug)]
+pub struct PendingLogin {
+    oidc: Oidc,
+    /// What the login page shows: client, scope, `login_hint`, `prompt`, locales...
+    pub request: LoginPage,
+    parked: Parked,
+}
+
+impl PendingLogin {
+    /// Resumes the authorization with the end-user the app authenticated: their session
+    /// at the provider opens, and the answer is the redirect to the client or to the
+    /// consent page.
+    pub async fn complete(self, user: Authentication) -> Response {
+        into_axum(self.oidc.0.complete(self.parked, user).await)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PendingLogin
+where
+    Oidc: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match waiting(parts, state).await? {
+            (
+                oidc,
+                Waiting {
+                    view: PendingView::Login(request),
+                    parked,
+                },
+            ) => Ok(Self {
+                oidc,
+                request,
+                parked,
+            }),
+            _ => Err(refuse("this sign-in request is waiting for consent")),
+        }
+    }
+}
+
+/// An authorization waiting for the end-user's consent: the extractor of the app's consent
+/// route (as [`PendingLogin`] is of the login route).
+#[derive(Debug)]
+pub struct PendingConsent {
+    oidc: Oidc,
+    /// What the consent page shows: client, scope, the end-user, locales...
+    pub request: ConsentPage,
+    parked: Parked,
+}
+
+impl PendingConsent {
+    /// The end-user allows (remembered for later requests) or refuses (`access_denied`).
+    pub async fn answer(self, answer: ConsentAnswer) -> Response {
+        into_axum(self.oidc.0.answer(self.parked, answer).await)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PendingConsent
+where
+    Oidc: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match waiting(parts, state).await? {
+            (
+                oidc,
+                Waiting {
+                    view: PendingView::Consent(request),
+                    parked,
+                },
+            ) => Ok(Self {
+                oidc,
+                request,
+                parked,
+            }),
+            _ => Err(refuse("this sign-in request is waiting for a login")),
+        }
+    }
+}
+
+/// The scope a resource needs (space-separated, all required), for [`Bearer`].
+pub trait RequiredScope: Send + Sync + 'static {
+    /// The scope tokens (empty: any valid token).
+    const SCOPE: &'static str;
+}
+
+/// No scope required: any valid access token of this provider.
+#[derive(Debug, Clone, Copy)]
+pub struct NoScope;
+
+impl RequiredScope for NoScope {
+    const SCOPE: &'static str = "";
+}
+
+/// An extractor for the app's resources: a valid access token of this provider whose scope
+/// covers `R::SCOPE`; refused with RFC 6750's answer and its `WWW-Authenticate`.
+#[derive(Debug)]
+pub struct Bearer<R: RequiredScope = NoScope> {
+    record: AccessTokenRecord,
+    _scope: PhantomData<fn() -> R>,
+}
+
+impl<R: RequiredScope> Bearer<R> {
+    /// The token's record: subject, client, scope, expiry.
+    pub fn record(&self) -> &AccessTokenRecord {
+        &self.record
+    }
+}
+
+impl<S: Send + Sync, R: RequiredScope> FromRequestParts<S> for Bearer<R>
+where
+    Oidc: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let oidc = Oidc::from_ref(state);
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        match oidc.0.bearer(authorization, R::SCOPE).await {
+            Ok(record) => Ok(Self {
+                record,
+                _scope: PhantomData,
+            }),
+            Err(BearerError { response, .. }) => Err(into_axum(json_response(response))),
+        }
+    }
+}
