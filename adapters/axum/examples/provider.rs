@@ -157,7 +157,11 @@ pub fn app(provider: Arc<Provider>, store: Arc<MemoryStore>) -> Router {
 }
 
 /// Registers a confidential code-flow client; returns its secret.
-pub async fn register(store: &MemoryStore, id: &str, redirect: &str) -> Result<String, Box<dyn Error>> {
+pub async fn register(
+    store: &MemoryStore,
+    id: &str,
+    redirect: &str,
+) -> Result<String, Box<dyn Error>> {
     let secret = MintedSecret::generate(&mut oidc_flow_store::driver::system_rng());
     let client = Client {
         client_id: id.to_owned(),

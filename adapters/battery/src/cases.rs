@@ -7,8 +7,7 @@ use hyper::{Method, StatusCode};
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
 use openidconnect::{
     AccessToken, AuthorizationCode, ClientId, ClientSecret, IssuerUrl, Nonce,
-    OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    TokenResponse as _,
+    OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, TokenResponse as _,
 };
 
 use crate::{Browser, CLIENT_ID, NAME, POST_LOGOUT, REDIRECT, Resp, Step, World, rp_http};
@@ -103,7 +102,10 @@ fn json_error(resp: &Resp) -> (StatusCode, String) {
 
 /// Posts owned pairs as a form.
 async fn post_owned<K: AsRef<str>>(b: &mut Browser, url: &str, pairs: &[(K, String)]) -> Resp {
-    let p: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_str())).collect();
+    let p: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_str()))
+        .collect();
     b.post_form(url, &p, &[]).await
 }
 
@@ -137,11 +139,13 @@ fn assert_page_headers(resp: &Resp) {
 /// `oidcc-discovery` checks read them.
 pub async fn discovery_and_jwks(world: &World) {
     let mut b = Browser::new();
-    let d = b
-        .get(&world.url("/.well-known/openid-configuration"))
-        .await;
+    let d = b.get(&world.url("/.well-known/openid-configuration")).await;
     assert_eq!(d.status, StatusCode::OK);
-    assert!(d.header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        d.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     let doc = d.json();
     assert_eq!(doc["issuer"], world.issuer.as_str());
     for (field, path) in [
@@ -157,7 +161,10 @@ pub async fn discovery_and_jwks(world: &World) {
     assert_eq!(jwks.status, StatusCode::OK);
     let keys = jwks.json()["keys"].as_array().cloned().unwrap_or_default();
     assert!(!keys.is_empty());
-    assert!(keys.iter().all(|k| k["kid"].is_string() && k.get("d").is_none()));
+    assert!(
+        keys.iter()
+            .all(|k| k["kid"].is_string() && k.get("d").is_none())
+    );
     // openidconnect reads both and agrees.
     let issuer = IssuerUrl::new(world.issuer.clone()).unwrap();
     CoreProviderMetadata::discover_async(issuer, &rp_http)
@@ -328,16 +335,18 @@ pub async fn sealed_request_refused_when_edited_replayed_or_from_another_browser
     let mut a = Browser::new();
     let page = a.get(&req.url).await;
     let refused = |r: &Resp, what: &str| {
-        assert!(r.status.is_client_error(), "{what}: {} {}", r.status, r.body);
+        assert!(
+            r.status.is_client_error(),
+            "{what}: {} {}",
+            r.status,
+            r.body
+        );
         let to_client = r
             .header("location")
             .is_some_and(|l| l.starts_with(REDIRECT));
         assert!(!to_client, "{what}");
     };
-    let creds = [
-        ("username", crate::USERNAME),
-        ("password", crate::PASSWORD),
-    ];
+    let creds = [("username", crate::USERNAME), ("password", crate::PASSWORD)];
     match page.waits_for() {
         Some(Step::AppLogin(location)) => {
             let url = crate::absolute(world, &location);
@@ -379,7 +388,10 @@ pub async fn sealed_request_refused_when_edited_replayed_or_from_another_browser
             let first = post_owned(&mut a, &login, &form(&handle)).await;
             assert_eq!(first.status, StatusCode::OK, "{}", first.body);
             assert!(matches!(first.waits_for(), Some(Step::OwnConsent)));
-            refused(&post_owned(&mut a, &login, &form(&handle)).await, "used twice");
+            refused(
+                &post_owned(&mut a, &login, &form(&handle)).await,
+                "used twice",
+            );
         }
         other => panic!("expected a login step, got {other:?}"),
     }
@@ -399,7 +411,10 @@ pub async fn logout_confirms_then_ends_the_session(world: &World) {
     assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
     assert_page_headers(&confirm);
     let fields = hidden_inputs(&confirm.body);
-    assert!(fields.contains(&("confirm".into(), "yes".into())), "{fields:?}");
+    assert!(
+        fields.contains(&("confirm".into(), "yes".into())),
+        "{fields:?}"
+    );
     // Without the browser's CSRF token, nothing happens.
     let forged: Vec<(String, String)> = fields
         .iter()
@@ -450,7 +465,10 @@ pub async fn token_endpoint_refusals(world: &World) {
         )
         .await;
     assert_eq!(json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let huge = format!("grant_type=authorization_code&code={}", "x".repeat(70 * 1024));
+    let huge = format!(
+        "grant_type=authorization_code&code={}",
+        "x".repeat(70 * 1024)
+    );
     let too_long = b
         .send(
             Method::POST,

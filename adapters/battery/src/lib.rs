@@ -451,7 +451,10 @@ impl Browser {
         if matches!(page.waits_for(), Some(Step::AppLogin(_) | Step::OwnLogin)) {
             page = self.login(world, &page, USERNAME, PASSWORD).await;
         }
-        if matches!(page.waits_for(), Some(Step::AppConsent(_) | Step::OwnConsent)) {
+        if matches!(
+            page.waits_for(),
+            Some(Step::AppConsent(_) | Step::OwnConsent)
+        ) {
             page = self.consent(world, &page, decision).await;
         }
         page

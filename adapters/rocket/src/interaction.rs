@@ -206,7 +206,12 @@ async fn look<'r>(req: &'r Request<'_>) -> request::Outcome<(&'r Oidc, Waiting),
         ));
     };
     let (method, uri, headers) = parts(req);
-    match oidc.parts().endpoints.waiting(&method, &uri, &headers).await {
+    match oidc
+        .parts()
+        .endpoints
+        .waiting(&method, &uri, &headers)
+        .await
+    {
         Ok(Some(waiting)) => request::Outcome::Success((oidc, waiting)),
         Ok(None) => request::Outcome::Forward(Status::BadRequest),
         Err(refused) => fail(refused),
@@ -218,17 +223,19 @@ impl<'r> FromRequest<'r> for PendingLogin<'r> {
     type Error = InteractionError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        look(req).await.and_then(|(oidc, waiting)| match waiting.view {
-            PendingView::Login(page) => request::Outcome::Success(Self {
-                oidc,
-                page,
-                parked: waiting.parked,
-            }),
-            PendingView::Consent(_) => {
-                let e = InteractionError::wrong_step();
-                request::Outcome::Error((e.status(), e))
-            }
-        })
+        look(req)
+            .await
+            .and_then(|(oidc, waiting)| match waiting.view {
+                PendingView::Login(page) => request::Outcome::Success(Self {
+                    oidc,
+                    page,
+                    parked: waiting.parked,
+                }),
+                PendingView::Consent(_) => {
+                    let e = InteractionError::wrong_step();
+                    request::Outcome::Error((e.status(), e))
+                }
+            })
     }
 }
 
@@ -237,16 +244,18 @@ impl<'r> FromRequest<'r> for PendingConsent<'r> {
     type Error = InteractionError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        look(req).await.and_then(|(oidc, waiting)| match waiting.view {
-            PendingView::Consent(page) => request::Outcome::Success(Self {
-                oidc,
-                page,
-                parked: waiting.parked,
-            }),
-            PendingView::Login(_) => {
-                let e = InteractionError::wrong_step();
-                request::Outcome::Error((e.status(), e))
-            }
-        })
+        look(req)
+            .await
+            .and_then(|(oidc, waiting)| match waiting.view {
+                PendingView::Consent(page) => request::Outcome::Success(Self {
+                    oidc,
+                    page,
+                    parked: waiting.parked,
+                }),
+                PendingView::Login(_) => {
+                    let e = InteractionError::wrong_step();
+                    request::Outcome::Error((e.status(), e))
+                }
+            })
     }
 }

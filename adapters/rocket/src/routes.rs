@@ -52,8 +52,8 @@ impl Handler for Endpoint {
 /// Rocket's request line and headers as the `http` crate's types. The cookies come from
 /// Rocket's jar (which a local test client fills without a `Cookie` header).
 pub(crate) fn parts(req: &Request<'_>) -> (http::Method, http::Uri, http::HeaderMap) {
-    let method = http::Method::from_bytes(req.method().as_str().as_bytes())
-        .unwrap_or(http::Method::GET);
+    let method =
+        http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or(http::Method::GET);
     let uri = req.uri().to_string().parse().unwrap_or_default();
     let mut headers = http::HeaderMap::new();
     let jar: Vec<String> = req

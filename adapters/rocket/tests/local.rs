@@ -458,7 +458,10 @@ async fn cookies_are_secure_on_an_https_issuer() {
     let start = send(b.get(authorize_url("demo", "openid", "h1", ""))).await;
     // `__Host-`: Secure, Path=/, set by this host only (a sibling subdomain cannot plant it).
     let browser = start.set_cookie("__Host-oidc_flow_browser").unwrap();
-    assert!(browser.contains("Secure") && browser.contains("Path=/"), "{browser}");
+    assert!(
+        browser.contains("Secure") && browser.contains("Path=/"),
+        "{browser}"
+    );
     let login = start.location().to_owned();
     let done = post_form(
         &b,
@@ -467,7 +470,10 @@ async fn cookies_are_secure_on_an_https_issuer() {
     )
     .await;
     let session = done.set_cookie("__Host-oidc_flow_session").unwrap();
-    assert!(session.contains("Secure") && session.contains("Path=/"), "{session}");
+    assert!(
+        session.contains("Secure") && session.contains("Path=/"),
+        "{session}"
+    );
 }
 
 // ------------------------------------------------------------------ the Bearer guard
