@@ -192,7 +192,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (key, _pem) = SigningKey::generate(Algorithm::ES256, None)?;
     let mut keys = KeySet::new();
     keys.add(key)?;
-    let provider = Arc::new(Provider::builder(&issuer, keys).build()?);
+    let provider = Provider::builder(&issuer, keys)
+        .default_alg(Algorithm::ES256)
+        .build()?;
+    let provider = Arc::new(provider);
     let store = Arc::new(MemoryStore::new());
     let redirect = "http://127.0.0.1:8080/callback";
     let secret = register(&store, "demo-client", redirect).await?;

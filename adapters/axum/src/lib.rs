@@ -1,11 +1,10 @@
 //! The axum 0.8 adapter of oidc-flow: a [`Router`] that makes any axum app an OpenID
 //! provider, with the app's own login and consent pages.
 //!
-//! It is translation only: each request is read (body within
-//! [`oidc_flow_store::endpoints::MAX_BODY`]) and handed to the framework-neutral
-//! [`Endpoints`], whose answer goes back as it is. The app keeps its users and its pages:
-//! [`PendingLogin`] and [`PendingConsent`] are the extractors of its login and consent
-//! routes, and [`Bearer`] guards its own resources.
+//! Translation only: each request (body within [`MAX_BODY`]) goes to the shared
+//! [`Endpoints`], whose answer goes back as it is. [`PendingLogin`] and [`PendingConsent`]
+//! extract the waiting request in the app's login and consent routes; [`Bearer`] guards
+//! the app's own resources.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -48,12 +47,10 @@
 //! # }
 //! ```
 //!
-//! Nest [`Oidc::router`] at the issuer URL's path ([`Oidc::base_path`]), or merge it when
-//! the issuer is a bare origin (axum does not nest at `/`). Cookies, CSRF, the sealing of
-//! waiting requests and every header are the shared layer's (`ADAPTERS.md`). axum logs
-//! nothing itself; a `tower-http` trace layer in front of these routes must log the path
-//! alone, since queries carry `state`, hints and sealed requests. Put the app behind a
-//! server or proxy with a header read timeout (hyper's `header_read_timeout`).
+//! Nest [`Oidc::router`] at the issuer's path ([`Oidc::base_path`]), or merge it for a bare
+//! origin. Cookies, CSRF, sealing and headers are the shared layer's (`ADAPTERS.md`). A
+//! trace layer must log paths without queries (they carry `state`, hints, sealed
+//! requests); serve with a header read timeout (hyper's `header_read_timeout`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -74,6 +71,7 @@ use oidc_flow::{AccessTokenRecord, Authentication, Provider};
 use oidc_flow_store::endpoints::{
     self, Endpoints, MAX_BODY, Pages, Parked, Waiting, WebResponse, json_response,
 };
+pub use oidc_flow_store::endpoints::{NoScope, RequiredScope};
 use oidc_flow_store::{AppStore, Store, UserClaims};
 
 /// The provider, as axum state: clone it into the app's state (or use it as the state).
@@ -97,11 +95,6 @@ impl Oidc {
             consent: consent_url.to_owned(),
         };
         Self(Arc::new(Endpoints::new(provider, store, pages)))
-    }
-
-    /// The shared layer, for what this crate does not wrap (session policy, key rotation).
-    pub fn from_endpoints(endpoints: Arc<Endpoints>) -> Self {
-        Self(endpoints)
     }
 
     /// The issuer URL's path, where [`Oidc::router`] is nested.
@@ -205,19 +198,14 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        match waiting(parts, state).await? {
-            (
-                oidc,
-                Waiting {
-                    view: PendingView::Login(request),
-                    parked,
-                },
-            ) => Ok(Self {
+        let (oidc, Waiting { view, parked }) = waiting(parts, state).await?;
+        match view {
+            PendingView::Login(request) => Ok(Self {
                 oidc,
                 request,
                 parked,
             }),
-            _ => Err(refuse("this sign-in request is waiting for consent")),
+            PendingView::Consent(_) => Err(refuse("this sign-in request is waiting for consent")),
         }
     }
 }
@@ -246,35 +234,16 @@ where
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        match waiting(parts, state).await? {
-            (
-                oidc,
-                Waiting {
-                    view: PendingView::Consent(request),
-                    parked,
-                },
-            ) => Ok(Self {
+        let (oidc, Waiting { view, parked }) = waiting(parts, state).await?;
+        match view {
+            PendingView::Consent(request) => Ok(Self {
                 oidc,
                 request,
                 parked,
             }),
-            _ => Err(refuse("this sign-in request is waiting for a login")),
+            PendingView::Login(_) => Err(refuse("this sign-in request is waiting for a login")),
         }
     }
-}
-
-/// The scope a resource needs (space-separated, all required), for [`Bearer`].
-pub trait RequiredScope: Send + Sync + 'static {
-    /// The scope tokens (empty: any valid token).
-    const SCOPE: &'static str;
-}
-
-/// No scope required: any valid access token of this provider.
-#[derive(Debug, Clone, Copy)]
-pub struct NoScope;
-
-impl RequiredScope for NoScope {
-    const SCOPE: &'static str = "";
 }
 
 /// An extractor for the app's resources: a valid access token of this provider whose scope

@@ -11,27 +11,7 @@ use time::OffsetDateTime;
 
 use crate::{Oidc, OidcResponse};
 
-/// The scope a resource needs: every space-separated token of [`RequiredScope::SCOPE`] must
-/// be in the access token's scope.
-///
-/// ```
-/// struct ReadProfile;
-/// impl oidc_flow_rocket::RequiredScope for ReadProfile {
-///     const SCOPE: &'static str = "profile";
-/// }
-/// ```
-pub trait RequiredScope: Send + Sync + 'static {
-    /// Space-separated scope tokens, all required (empty: any valid token).
-    const SCOPE: &'static str;
-}
-
-/// No scope required: any valid access token of this provider.
-#[derive(Debug, Clone, Copy)]
-pub struct NoScope;
-
-impl RequiredScope for NoScope {
-    const SCOPE: &'static str = "";
-}
+pub use oidc_flow_store::endpoints::{NoScope, RequiredScope};
 
 /// A request guard for the app's resources: a valid, unexpired access token of this
 /// provider, sent as `Authorization: Bearer ...`, whose scope covers `R::SCOPE`.

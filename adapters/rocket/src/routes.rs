@@ -14,13 +14,10 @@ use crate::{Oidc, OidcResponse};
 /// `/userinfo` and `/logout` (the shared layer answers 405 where a method does not fit).
 /// They need the [`Oidc`] in managed state.
 pub fn routes() -> Vec<Route> {
-    let ours = Endpoints::PATHS
+    Endpoints::PATHS
         .into_iter()
-        .filter(|p| !matches!(*p, "/login" | "/consent"));
-    ours.flat_map(|path| {
-        [Method::Get, Method::Post].map(|method| Route::new(method, path, Endpoint))
-    })
-    .collect()
+        .flat_map(|path| [Method::Get, Method::Post].map(|m| Route::new(m, path, Endpoint)))
+        .collect()
 }
 
 /// The one handler of every endpoint.

@@ -178,16 +178,15 @@ impl Endpoints {
         }
     }
 
-    /// The endpoints' paths below [`Endpoints::base_path`], for adapters that route.
-    pub const PATHS: [&'static str; 8] = [
+    /// The protocol endpoints' paths below [`Endpoints::base_path`], for adapters that
+    /// route (with [`Pages::Provider`], `/login` and `/consent` are the provider's too).
+    pub const PATHS: [&'static str; 6] = [
         "/.well-known/openid-configuration",
         "/jwks",
         "/authorize",
         "/token",
         "/userinfo",
         "/logout",
-        "/login",
-        "/consent",
     ];
 
     /// Answers one request. `body` is the whole body, read within [`MAX_BODY`]. Paths
@@ -806,6 +805,28 @@ impl Endpoints {
         }
         c.build().to_string()
     }
+}
+
+/// The scope an application's resource needs: every space-separated token of
+/// [`RequiredScope::SCOPE`] must be in the access token's scope ([`Endpoints::bearer`]).
+///
+/// ```
+/// struct ReadProfile;
+/// impl oidc_flow_store::endpoints::RequiredScope for ReadProfile {
+///     const SCOPE: &'static str = "profile";
+/// }
+/// ```
+pub trait RequiredScope: Send + Sync + 'static {
+    /// Space-separated scope tokens, all required (empty: any valid token).
+    const SCOPE: &'static str;
+}
+
+/// No scope required: any valid access token of this provider.
+#[derive(Debug, Clone, Copy)]
+pub struct NoScope;
+
+impl RequiredScope for NoScope {
+    const SCOPE: &'static str = "";
 }
 
 /// A request waiting for the application's login or consent page ([`Endpoints::waiting`]):
