@@ -55,26 +55,28 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-fn login_form(pending: &PendingLogin, error: &str) -> Html<String> {
+fn login_form(pending: &PendingLogin, error: Option<&str>) -> Html<String> {
     let client = pending.request.client();
     let name = client.client_name.as_deref().unwrap_or(&client.client_id);
+    let error = error
+        .map(|e| format!("<p class=\"err\">{}</p>", escape_html(e)))
+        .unwrap_or_default();
     // No `action`: the form posts back to this URL, `?oidc_request=...` included.
     page(
         "Sign in",
         &format!(
-            "<h1>Sign in</h1><p>to continue to <strong>{}</strong></p><p>{}</p>\
+            "<h1>Sign in</h1><p>to continue to <strong>{}</strong></p>{error}\
              <form method=\"post\"><label>Username <input name=\"username\" value=\"{}\"></label>\
              <label>Password <input name=\"password\" type=\"password\"></label>\
              <button type=\"submit\">Sign in</button></form>",
             escape_html(name),
-            escape_html(error),
             escape_html(pending.request.login_hint().unwrap_or_default()),
         ),
     )
 }
 
 async fn login_page(pending: PendingLogin) -> Html<String> {
-    login_form(&pending, "")
+    login_form(&pending, None)
 }
 
 /// The posted login form.
@@ -89,7 +91,7 @@ async fn login(pending: PendingLogin, Form(form): Form<Credentials>) -> Response
         .iter()
         .find(|u| u.0 == form.username && u.1 == form.password);
     let Some((_, _, subject, _)) = user else {
-        return login_form(&pending, "Unknown username or wrong password.").into_response();
+        return login_form(&pending, Some("Unknown username or wrong password.")).into_response();
     };
     let end_user = Authentication {
         subject: (*subject).to_owned(),
@@ -170,13 +172,17 @@ pub async fn register(
         redirect_uris: vec![redirect.to_owned()],
         response_types: vec![ResponseType::CODE],
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-        scope: Scope::parse("openid profile offline_access")?,
+        scope: Scope::parse("openid profile email offline_access")?,
         token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
         id_token_signed_response_alg: None,
         require_auth_time: false,
         default_max_age: None,
         client_name: Some(format!("The {id} app")),
-        post_logout_redirect_uris: Vec::new(),
+        // After logout, the browser may be sent to `bye` beside the redirect URI.
+        post_logout_redirect_uris: url::Url::parse(redirect)
+            .and_then(|u| u.join("bye"))
+            .map(|u| vec![u.to_string()])
+            .unwrap_or_default(),
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
     }

@@ -60,6 +60,8 @@
 //! * `OIDC_FLOW_CHROMIUM`, `OIDC_FLOW_CHROMEDRIVER`: paths of the binaries (default: searched
 //!   in `PATH` as `chromium`, `chromium-browser`, `google-chrome`, and `chromedriver`).
 
+pub mod app_pages;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,7 +1,8 @@
 //! The Rocket 0.5 adapter of oidc-flow: any Rocket app becomes an OpenID provider.
 //!
-//! It holds no protocol logic: every endpoint is a call to the store's driver, and every
-//! answer is the core's, turned into a Rocket response. The app keeps its users, its login
+//! It holds no protocol logic and no page logic: every endpoint is one call to the shared
+//! HTTP layer (`oidc_flow_store::endpoints`), and every answer is turned into a Rocket
+//! response as it is. The app keeps its users, its login
 //! page and (if it wants one) its consent page; the adapter hands it the waiting
 //! authorization through request guards and takes the end-user back.
 //!
@@ -62,7 +63,9 @@
 //! # Cookies
 //! `oidc_flow_session` (the end-user's session at the provider, path = the issuer's path)
 //! and `oidc_flow_browser` (a random value the waiting authorizations are sealed to, path
-//! `/`) are HttpOnly, SameSite=Lax, and Secure when the issuer is https. A waiting
+//! `/`) are HttpOnly and SameSite=Lax; on an https issuer they are Secure, `Path=/` and
+//! named with the `__Host-` prefix, so a sibling subdomain cannot plant them. They are the
+//! shared layer's (`oidc_flow_store::endpoints`), as in every adapter. A waiting
 //! authorization travels in the login or consent page's URL, sealed to that browser
 //! (`oidc_flow::parking`): the guards open it only with the browser's own cookie, so a
 //! cross-site form post (which carries no Lax cookie) or a sealed request planted from
