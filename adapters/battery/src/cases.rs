@@ -56,7 +56,7 @@ fn redirected(resp: &Resp, state: &str) -> HashMap<String, String> {
 /// A code for `world`'s client through the pages (allowing), and its request.
 async fn code_for(world: &World, browser: &mut Browser, extra: &str) -> (String, Request) {
     let req = code_request(world, extra);
-    let done = browser.authorize(world, &req.url, "allow").await;
+    let done = browser.authorize_through(world, &req.url, "allow").await;
     let p = redirected(&done, &req.state);
     assert_eq!(p.get("iss"), Some(&world.issuer), "RFC 9207 iss");
     (p["code"].clone(), req)
@@ -107,22 +107,6 @@ async fn post_owned<K: AsRef<str>>(b: &mut Browser, url: &str, pairs: &[(K, Stri
         .map(|(k, v)| (k.as_ref(), v.as_str()))
         .collect();
     b.post_form(url, &p, &[]).await
-}
-
-/// The hidden inputs of a page's form, in order.
-fn hidden_inputs(body: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = body;
-    while let Some(i) = rest.find("<input type=\"hidden\" name=\"") {
-        rest = &rest[i + 27..];
-        let name_end = rest.find('"').unwrap();
-        let name = crate::html_unescape(&rest[..name_end]);
-        let vstart = rest.find("value=\"").unwrap() + 7;
-        let vend = rest[vstart..].find('"').unwrap() + vstart;
-        out.push((name, crate::html_unescape(&rest[vstart..vend])));
-        rest = &rest[vend..];
-    }
-    out
 }
 
 /// Every page of ours: HTML, no caching, not framed, a CSP with `frame-ancestors 'none'`.
@@ -322,7 +306,9 @@ pub async fn unknown_client_is_an_error_page(world: &World) {
 /// The end-user refuses: the client gets `access_denied` with its state.
 pub async fn consent_denied_is_access_denied(world: &World) {
     let req = code_request(world, "");
-    let done = Browser::new().authorize(world, &req.url, "deny").await;
+    let done = Browser::new()
+        .authorize_through(world, &req.url, "deny")
+        .await;
     let p = redirected(&done, &req.state);
     assert_eq!(p.get("error").map(String::as_str), Some("access_denied"));
     assert!(!p.contains_key("code"));
@@ -410,7 +396,7 @@ pub async fn logout_confirms_then_ends_the_session(world: &World) {
     let confirm = b.get(&url).await;
     assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
     assert_page_headers(&confirm);
-    let fields = hidden_inputs(&confirm.body);
+    let fields = crate::hidden_inputs(&confirm.body);
     assert!(
         fields.contains(&("confirm".into(), "yes".into())),
         "{fields:?}"
@@ -510,7 +496,7 @@ pub async fn prompt_login_asks_again_and_max_age(world: &World) {
             page.body
         );
         let done = b
-            .login(world, &page, crate::USERNAME, crate::PASSWORD)
+            .sign_in(world, &page, crate::USERNAME, crate::PASSWORD)
             .await;
         let p = redirected(&done, &req.state);
         assert!(p.contains_key("code"), "{extra}: {p:?}");

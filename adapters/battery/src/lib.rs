@@ -237,16 +237,29 @@ impl Resp {
 
     /// The parameters of a redirect's `Location` (query or fragment).
     pub fn redirect_params(&self) -> HashMap<String, String> {
-        let loc = self.header("location").expect("a Location header");
-        let url = url::Url::parse(loc).unwrap();
-        let part = url
-            .fragment()
-            .map(str::to_owned)
-            .or_else(|| url.query().map(str::to_owned))
-            .unwrap_or_default();
-        url::form_urlencoded::parse(part.as_bytes())
-            .into_owned()
-            .collect()
+        assert!(
+            self.header("location").is_some(),
+            "no Location: {}",
+            self.body
+        );
+        self.response_params()
+    }
+
+    /// The parameters of an authorization response: a redirect's `Location` (query or
+    /// fragment), or the hidden fields of a form_post page.
+    pub fn response_params(&self) -> HashMap<String, String> {
+        if let Some(loc) = self.header("location") {
+            let url = url::Url::parse(loc).unwrap();
+            let part = url
+                .fragment()
+                .map(str::to_owned)
+                .or_else(|| url.query().map(str::to_owned))
+                .unwrap_or_default();
+            return url::form_urlencoded::parse(part.as_bytes())
+                .into_owned()
+                .collect();
+        }
+        hidden_inputs(&self.body).into_iter().collect()
     }
 
     /// The page the request waits for, and how it is shown.
@@ -285,6 +298,22 @@ pub enum Step {
     OwnLogin,
     /// The provider's own consent form.
     OwnConsent,
+}
+
+/// The hidden inputs of a page's forms, in order.
+pub fn hidden_inputs(body: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("<input type=\"hidden\" name=\"") {
+        rest = &rest[i + 27..];
+        let name_end = rest.find('"').unwrap();
+        let name = html_unescape(&rest[..name_end]);
+        let vstart = rest.find("value=\"").unwrap() + 7;
+        let vend = rest[vstart..].find('"').unwrap() + vstart;
+        out.push((name, html_unescape(&rest[vstart..vend])));
+        rest = &rest[vend..];
+    }
+    out
 }
 
 fn html_unescape(s: &str) -> String {
@@ -391,7 +420,7 @@ impl Browser {
     }
 
     /// Answers the login step `page` waits for with `username` / `password`.
-    pub async fn login(&mut self, world: &World, page: &Resp, username: &str, pw: &str) -> Resp {
+    pub async fn sign_in(&mut self, world: &World, page: &Resp, username: &str, pw: &str) -> Resp {
         match page.waits_for() {
             Some(Step::AppLogin(location)) => {
                 let url = absolute(world, &location);
@@ -419,7 +448,7 @@ impl Browser {
     }
 
     /// Answers the consent step `page` waits for with `allow` or `deny`.
-    pub async fn consent(&mut self, world: &World, page: &Resp, decision: &str) -> Resp {
+    pub async fn decide(&mut self, world: &World, page: &Resp, decision: &str) -> Resp {
         match page.waits_for() {
             Some(Step::AppConsent(location)) => {
                 let url = absolute(world, &location);
@@ -446,16 +475,16 @@ impl Browser {
 
     /// Follows an authorization URL through login (if asked) and consent (if asked, with
     /// `decision`), to the answer for the client.
-    pub async fn authorize(&mut self, world: &World, url: &str, decision: &str) -> Resp {
+    pub async fn authorize_through(&mut self, world: &World, url: &str, decision: &str) -> Resp {
         let mut page = self.get(url).await;
         if matches!(page.waits_for(), Some(Step::AppLogin(_) | Step::OwnLogin)) {
-            page = self.login(world, &page, USERNAME, PASSWORD).await;
+            page = self.sign_in(world, &page, USERNAME, PASSWORD).await;
         }
         if matches!(
             page.waits_for(),
             Some(Step::AppConsent(_) | Step::OwnConsent)
         ) {
-            page = self.consent(world, &page, decision).await;
+            page = self.decide(world, &page, decision).await;
         }
         page
     }

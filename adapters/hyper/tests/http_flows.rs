@@ -12,7 +12,7 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
-use common::{Browser, REDIRECT, Registered, Resp, TestServer, rp_http};
+use common::{Browser, OwnPages as _, REDIRECT, Registered, Resp, TestServer, rp_http};
 use hyper::{Method, StatusCode};
 use oidc_flow_hyper::setup::NewClient;
 use openidconnect::core::{

@@ -22,7 +22,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Browser, REDIRECT, Registered, Resp};
+use common::{Browser, OwnPages as _, REDIRECT, Registered, Resp};
 use hyper::StatusCode;
 use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet};
 use openidconnect::{ClaimsVerificationError, ClientId, IssuerUrl, Nonce};

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Browser, REDIRECT, Registered, TestServer};
+use common::{Browser, OwnPages as _, REDIRECT, Registered, TestServer};
 use hyper::StatusCode;
 
 const USER: &str = "alice";

@@ -30,27 +30,8 @@ use openidconnect::{
     OAuth2TokenResponse as _, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse as _,
 };
 
-/// The async HTTP client openidconnect calls (its `AsyncHttpClient` is implemented for any
-/// `Fn(HttpRequest) -> impl Future<Output = Result<HttpResponse, E>>`): pass `&rp_http`.
-/// One hyper-util client per request, as in the hyper adapter's tests.
-async fn rp_http(
-    req: openidconnect::HttpRequest,
-) -> Result<openidconnect::HttpResponse, std::io::Error> {
-    let (parts, body) = req.into_parts();
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let resp = client
-        .request(Request::from_parts(parts, Full::new(Bytes::from(body))))
-        .await
-        .map_err(std::io::Error::other)?;
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
-    Ok(hyper::Response::from_parts(parts, body.to_vec()))
-}
+/// openidconnect's HTTP client: the battery's (`oidc-flow-battery`).
+use oidc_flow_battery::rp_http;
 
 /// A response, read whole.
 struct Resp {

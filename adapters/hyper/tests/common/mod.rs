@@ -8,17 +8,10 @@
     clippy::panic
 )]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::StatusCode;
 use oidc_flow_hyper::App;
 use oidc_flow_hyper::setup::{self, NewClient};
 use oidc_flow_store::SqliteStore;
@@ -159,153 +152,47 @@ impl Registered {
     }
 }
 
-/// An HTTP response, read whole.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
-}
+/// An HTTP response read whole, a cookie-keeping browser and openidconnect's HTTP client:
+/// the battery's (`oidc-flow-battery`), shared by every adapter's tests.
+#[allow(unused_imports)] // each test binary uses a part
+pub use oidc_flow_battery::{Browser, Resp, rp_http};
 
-impl Resp {
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The value of hidden input `name` in an HTML form.
-    pub fn form_value(&self, name: &str) -> Option<String> {
-        let needle = format!("name=\"{name}\" value=\"");
-        let start = self.body.find(&needle)? + needle.len();
-        let end = self.body[start..].find('"')? + start;
-        Some(html_unescape(&self.body[start..end]))
-    }
-
-    /// The parameters of a redirect (`Location` query or fragment) or a form_post page.
-    pub fn response_params(&self) -> HashMap<String, String> {
-        if let Some(loc) = self.header("location") {
-            let url = url::Url::parse(loc).unwrap();
-            let part = url
-                .fragment()
-                .map(str::to_owned)
-                .or_else(|| url.query().map(str::to_owned))
-                .unwrap_or_default();
-            return url::form_urlencoded::parse(part.as_bytes())
-                .into_owned()
-                .collect();
-        }
-        let mut out = HashMap::new();
-        let mut rest = self.body.as_str();
-        while let Some(i) = rest.find("<input type=\"hidden\" name=\"") {
-            rest = &rest[i + 27..];
-            let name_end = rest.find('"').unwrap();
-            let name = html_unescape(&rest[..name_end]);
-            let vstart = rest.find("value=\"").unwrap() + 7;
-            let vend = rest[vstart..].find('"').unwrap() + vstart;
-            out.insert(name, html_unescape(&rest[vstart..vend]));
-            rest = &rest[vend..];
-        }
-        out
-    }
-}
-
-fn html_unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// A user agent that keeps cookies and does not follow redirects.
-pub struct Browser {
-    client: Client<HttpConnector, Full<Bytes>>,
-    pub cookies: HashMap<String, String>,
-}
-
-impl Default for Browser {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Browser {
-    /// A browser with no cookies.
-    pub fn new() -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    /// Sends a request with our cookies and records `Set-Cookie`s.
-    pub async fn send(
-        &mut self,
-        method: Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> Resp {
-        let mut req = Request::builder().method(method).uri(url);
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.header(header::COOKIE, c.join("; "));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, HeaderValue::from_str(v).unwrap());
-        }
-        let resp = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body))).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        for sc in headers.get_all(header::SET_COOKIE) {
-            let c = cookie::Cookie::parse(sc.to_str().unwrap().to_owned()).unwrap();
-            self.cookies
-                .insert(c.name().to_owned(), c.value().to_owned());
-        }
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    }
-
-    /// GET `url`.
-    pub async fn get(&mut self, url: &str) -> Resp {
-        self.send(Method::GET, url, &[], Vec::new()).await
-    }
-
-    /// POST a form to `url`.
-    pub async fn post_form(
-        &mut self,
-        url: &str,
-        pairs: &[(&str, &str)],
-        extra_headers: &[(&str, &str)],
-    ) -> Resp {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish();
-        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
-        headers.extend_from_slice(extra_headers);
-        self.send(Method::POST, url, &headers, body.into_bytes())
-            .await
-    }
-
+/// The provider's own login and consent forms, filled in by a [`Browser`].
+#[allow(async_fn_in_trait)]
+pub trait OwnPages {
     /// Answers a login page with `username`/`password` (fails the test if `page` is not one).
-    pub async fn login(
+    async fn login(
+        &mut self,
+        server: &TestServer,
+        page: &Resp,
+        username: &str,
+        password: &str,
+    ) -> Resp;
+    /// As [`OwnPages::login`], for a server that is not a [`TestServer`]: its `/login` URL.
+    async fn login_at(
+        &mut self,
+        login_url: &str,
+        page: &Resp,
+        username: &str,
+        password: &str,
+    ) -> Resp;
+    /// Answers a consent page with `allow` or `deny`.
+    async fn consent(&mut self, server: &TestServer, page: &Resp, decision: &str) -> Resp;
+    /// As [`OwnPages::consent`], for a server that is not a [`TestServer`].
+    async fn consent_at(&mut self, consent_url: &str, page: &Resp, decision: &str) -> Resp;
+    /// Follows an authorization URL through login (if asked) and consent (if asked, allowing).
+    async fn authorize(
+        &mut self,
+        server: &TestServer,
+        url: &str,
+        username: &str,
+        password: &str,
+    ) -> Resp;
+}
+
+impl OwnPages for Browser {
+    /// Answers a login page with `username`/`password` (fails the test if `page` is not one).
+    async fn login(
         &mut self,
         server: &TestServer,
         page: &Resp,
@@ -317,7 +204,7 @@ impl Browser {
     }
 
     /// As [`Browser::login`], for a server that is not a [`TestServer`]: its `/login` URL.
-    pub async fn login_at(
+    async fn login_at(
         &mut self,
         login_url: &str,
         page: &Resp,
@@ -346,13 +233,13 @@ impl Browser {
     }
 
     /// Answers a consent page with `allow` or `deny`.
-    pub async fn consent(&mut self, server: &TestServer, page: &Resp, decision: &str) -> Resp {
+    async fn consent(&mut self, server: &TestServer, page: &Resp, decision: &str) -> Resp {
         self.consent_at(&server.url("/consent"), page, decision)
             .await
     }
 
     /// As [`Browser::consent`], for a server that is not a [`TestServer`]: its `/consent` URL.
-    pub async fn consent_at(&mut self, consent_url: &str, page: &Resp, decision: &str) -> Resp {
+    async fn consent_at(&mut self, consent_url: &str, page: &Resp, decision: &str) -> Resp {
         assert!(
             page.body.contains("name=\"decision\""),
             "expected the consent page, got {} {}",
@@ -370,7 +257,7 @@ impl Browser {
     }
 
     /// Follows an authorization URL through login (if asked) and consent (if asked, allowing).
-    pub async fn authorize(
+    async fn authorize(
         &mut self,
         server: &TestServer,
         url: &str,
@@ -386,26 +273,4 @@ impl Browser {
         }
         page
     }
-}
-
-/// The async HTTP client openidconnect / oauth2 5 call (their `AsyncHttpClient` is implemented
-/// for any `Fn(HttpRequest) -> impl Future<Output = Result<HttpResponse, E>>`): pass `&rp_http`.
-/// Carried by hyper-util's legacy client, one per request (no pool outlives a test's runtime).
-pub async fn rp_http(
-    req: openidconnect::HttpRequest,
-) -> Result<openidconnect::HttpResponse, std::io::Error> {
-    let (parts, body) = req.into_parts();
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let resp = client
-        .request(Request::from_parts(parts, Full::new(Bytes::from(body))))
-        .await
-        .map_err(std::io::Error::other)?;
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
-    Ok(hyper::Response::from_parts(parts, body.to_vec()))
 }
