@@ -45,28 +45,37 @@ pub struct AppUnderTest {
     pub secrets: HashMap<String, String>,
 }
 
-/// The client of one flow.
-struct Rp<'a> {
-    app: &'a AppUnderTest,
-    callback: &'a CallbackServer,
-    client_id: &'a str,
-    client_secret: &'a str,
+/// The relying party of one flow: a registered client whose redirect URI is the
+/// callback server's.
+#[derive(Clone, Copy)]
+#[allow(missing_debug_implementations)]
+pub struct Rp<'a> {
+    /// The provider's issuer.
+    pub issuer: &'a str,
+    /// The client's redirect URI (the callback's `/cb`).
+    pub redirect_uri: &'a str,
+    /// Where the browser lands.
+    pub callback: &'a CallbackServer,
+    /// The client.
+    pub client_id: &'a str,
+    /// Its secret (`client_secret_basic`).
+    pub client_secret: &'a str,
 }
 
 impl Rp<'_> {
     /// The authorization URL for this client with `extra` parameters.
-    fn authorize(&self, extra: &[(&str, &str)]) -> String {
+    pub fn authorize(&self, extra: &[(&str, &str)]) -> String {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("client_id", self.client_id);
-        q.append_pair("redirect_uri", &self.app.redirect_uri);
+        q.append_pair("redirect_uri", self.redirect_uri);
         q.append_pair("scope", "openid profile email");
         q.extend_pairs(extra);
-        format!("{}/authorize?{}", self.app.issuer, q.finish())
+        format!("{}/authorize?{}", self.issuer, q.finish())
     }
 
     /// Waits until the browser is on the callback page and the callback server got the request
     /// carrying `state`; returns its parameters.
-    async fn landed(&self, page: &Page, state: &str) -> Result<HashMap<String, String>> {
+    pub async fn landed(&self, page: &Page, state: &str) -> Result<HashMap<String, String>> {
         let request = self
             .callback
             .wait_for(|r| r.path == "/cb" && r.param("state").as_deref() == Some(state))
@@ -79,7 +88,7 @@ impl Rp<'_> {
         );
         let params = request.params();
         ensure!(
-            params.get("iss").map(String::as_str) == Some(self.app.issuer.as_str()),
+            params.get("iss").map(String::as_str) == Some(self.issuer),
             "iss of the response is {:?}",
             params.get("iss")
         );
@@ -87,17 +96,17 @@ impl Rp<'_> {
     }
 
     /// Redeems `code` at the token endpoint (client_secret_basic); returns the token response.
-    async fn redeem(&self, code: &str, verifier: Option<&str>) -> Result<serde_json::Value> {
+    pub async fn redeem(&self, code: &str, verifier: Option<&str>) -> Result<serde_json::Value> {
         let mut fields = vec![
             ("grant_type", "authorization_code"),
             ("code", code),
-            ("redirect_uri", self.app.redirect_uri.as_str()),
+            ("redirect_uri", self.redirect_uri),
         ];
         if let Some(v) = verifier {
             fields.push(("code_verifier", v));
         }
         let reply = http::post_form(
-            &format!("{}/token", self.app.issuer),
+            &format!("{}/token", self.issuer),
             Some(Auth::Basic(self.client_id, self.client_secret)),
             &fields,
         )
@@ -112,8 +121,8 @@ impl Rp<'_> {
     }
 }
 
-/// Types the username and password on the app's login page and presses "Sign in".
-async fn sign_in(page: &mut Page, username: &str, password: &str) -> Result<()> {
+/// Types the username and password on the login page and presses "Sign in".
+pub async fn sign_in(page: &mut Page, username: &str, password: &str) -> Result<()> {
     page.wait_for("input[name=password]").await?;
     page.checkpoint("login").await;
     page.fill("username", username).await?;
@@ -121,8 +130,8 @@ async fn sign_in(page: &mut Page, username: &str, password: &str) -> Result<()> 
     page.click_button("Sign in").await
 }
 
-/// Presses Allow or Deny on the app's consent page.
-async fn decide(page: &mut Page, decision: &str) -> Result<()> {
+/// Presses Allow or Deny on the consent page.
+pub async fn decide(page: &mut Page, decision: &str) -> Result<()> {
     page.wait_for(&format!("button[name=decision][value={decision}]"))
         .await?;
     page.checkpoint("consent").await;
@@ -154,7 +163,7 @@ async fn code_flow(page: &mut Page, rp: &Rp<'_>) -> Result<serde_json::Value> {
             .as_str()
             .ok_or_else(|| fail(format!("no id_token: {tokens}")))?,
     )?;
-    ensure!(claims["iss"] == rp.app.issuer.as_str(), "iss: {claims}");
+    ensure!(claims["iss"] == rp.issuer, "iss: {claims}");
     ensure!(
         claims["aud"] == rp.client_id
             || claims["aud"]
@@ -189,7 +198,8 @@ async fn asks_again(page: &mut Page, rp: &Rp<'_>, extra: &[(&str, &str)]) -> Res
 /// Runs the eight flows of [`FLOWS`] in `suite` against `app`.
 pub async fn run(suite: &mut Suite, app: &AppUnderTest, callback: &CallbackServer) {
     let rp = |flow: &'static str| Rp {
-        app,
+        issuer: &app.issuer,
+        redirect_uri: &app.redirect_uri,
         callback,
         client_id: flow,
         client_secret: app.secrets.get(flow).map_or("", String::as_str),
@@ -202,7 +212,7 @@ pub async fn run(suite: &mut Suite, app: &AppUnderTest, callback: &CallbackServe
             // The app's API takes the access token (it needs the profile scope).
             let access = tokens["access_token"].as_str().unwrap_or_default();
             let me = http::get(
-                &format!("{}/api/me", rp.app.issuer.trim_end_matches("/oidc")),
+                &format!("{}/api/me", rp.issuer.trim_end_matches("/oidc")),
                 Some(Auth::Bearer(access)),
             )
             .await?;
@@ -337,10 +347,10 @@ pub async fn run(suite: &mut Suite, app: &AppUnderTest, callback: &CallbackServe
             );
             q.append_pair(
                 "post_logout_redirect_uri",
-                &rp.app.redirect_uri.replace("/cb", "/bye"),
+                &rp.redirect_uri.replace("/cb", "/bye"),
             );
             q.append_pair("state", &state);
-            page.goto(&format!("{}/logout?{}", rp.app.issuer, q.finish()))
+            page.goto(&format!("{}/logout?{}", rp.issuer, q.finish()))
                 .await?;
             rp.callback
                 .wait_for(|r| r.path == "/bye" && r.param("state").as_deref() == Some(&state))

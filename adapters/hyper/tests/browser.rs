@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use oidc_flow_browser_harness::app_pages::{Rp, decide, sign_in};
 use oidc_flow_browser_harness::http::{self, Auth};
 use oidc_flow_browser_harness::{
     CallbackServer, Page, Result, Suite, ensure, fail, free_port, jwt_claims, pkce_challenge,
@@ -165,92 +166,22 @@ impl Drop for Server {
 }
 
 /// The client of one flow.
-struct Rp<'a> {
-    server: &'a Server,
-    callback: &'a CallbackServer,
-    client_id: &'a str,
-    client_secret: &'a str,
-}
-
-impl Rp<'_> {
-    /// The authorization URL for this client with `extra` parameters.
-    fn authorize(&self, extra: &[(&str, &str)]) -> String {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.append_pair("client_id", self.client_id);
-        q.append_pair("redirect_uri", &self.server.redirect_uri);
-        q.append_pair("scope", "openid profile email");
-        q.extend_pairs(extra);
-        format!("{}/authorize?{}", self.server.issuer, q.finish())
-    }
-
-    /// Waits until the browser is on the callback page and the callback server got the request
-    /// carrying `state`; returns its parameters.
-    async fn landed(
-        &self,
-        page: &Page,
-        state: &str,
-    ) -> Result<std::collections::HashMap<String, String>> {
-        let request = self
-            .callback
-            .wait_for(|r| r.path == "/cb" && r.param("state").as_deref() == Some(state))
-            .await?;
-        page.wait_for_url(|u| u.path() == "/cb").await?;
-        let text = page.text().await?;
-        ensure!(
-            text.contains("Callback received"),
-            "the callback page is not shown: {text}"
-        );
-        let params = request.params();
-        ensure!(
-            params.get("iss").map(String::as_str) == Some(self.server.issuer.as_str()),
-            "iss of the response is {:?}",
-            params.get("iss")
-        );
-        Ok(params)
-    }
-
-    /// Redeems `code` at the token endpoint (client_secret_basic); returns the token response.
-    async fn redeem(&self, code: &str, verifier: Option<&str>) -> Result<serde_json::Value> {
-        let mut fields = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", self.server.redirect_uri.as_str()),
-        ];
-        if let Some(v) = verifier {
-            fields.push(("code_verifier", v));
-        }
-        let reply = http::post_form(
-            &format!("{}/token", self.server.issuer),
-            Some(Auth::Basic(self.client_id, self.client_secret)),
-            &fields,
-        )
-        .await?;
-        ensure!(
-            reply.status == 200,
-            "the token endpoint answered {}: {}",
-            reply.status,
-            reply.body
-        );
-        Ok(reply.json())
-    }
-
-    /// Checks an ID token's iss, aud and nonce; returns its claims.
-    fn check_id_token(&self, id_token: &str, nonce: &str) -> Result<serde_json::Value> {
-        let claims = jwt_claims(id_token)?;
-        ensure!(
-            claims["iss"] == self.server.issuer.as_str(),
-            "iss: {}",
-            claims["iss"]
-        );
-        let aud_ok = claims["aud"] == self.client_id
-            || claims["aud"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|v| v == self.client_id));
-        ensure!(aud_ok, "aud: {}", claims["aud"]);
-        ensure!(claims["nonce"] == nonce, "nonce: {}", claims["nonce"]);
-        ensure!(claims["sub"].is_string(), "no sub: {claims}");
-        Ok(claims)
-    }
+/// Checks an ID token's iss, aud and nonce; returns its claims.
+fn check_id_token(rp: &Rp<'_>, id_token: &str, nonce: &str) -> Result<serde_json::Value> {
+    let claims = jwt_claims(id_token)?;
+    ensure!(
+        claims["iss"] == rp.issuer,
+        "iss: {}",
+        claims["iss"]
+    );
+    let aud_ok = claims["aud"] == rp.client_id
+        || claims["aud"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == rp.client_id));
+    ensure!(aud_ok, "aud: {}", claims["aud"]);
+    ensure!(claims["nonce"] == nonce, "nonce: {}", claims["nonce"]);
+    ensure!(claims["sub"].is_string(), "no sub: {claims}");
+    Ok(claims)
 }
 
 /// Where clients send the browser after logout: `/bye` beside the redirect URI.
@@ -273,24 +204,6 @@ async fn signed_out(page: &mut Page, ctx: &Rp<'_>) -> Result<()> {
         "prompt=none after logout: {landed:?}"
     );
     Ok(())
-}
-
-/// Types the username and password on the login page and presses "Sign in".
-async fn sign_in(page: &mut Page, username: &str, password: &str) -> Result<()> {
-    page.wait_for("input[name=password]").await?;
-    page.checkpoint("login").await;
-    page.fill("username", username).await?;
-    page.fill("password", password).await?;
-    page.click_button("Sign in").await
-}
-
-/// Presses Allow or Deny on the consent page.
-async fn decide(page: &mut Page, decision: &str) -> Result<()> {
-    page.wait_for(&format!("button[name=decision][value={decision}]"))
-        .await?;
-    page.checkpoint("consent").await;
-    let label = if decision == "allow" { "Allow" } else { "Deny" };
-    page.click_button(label).await
 }
 
 /// A whole code flow with PKCE: login, consent, callback, token exchange. Returns the tokens.
@@ -320,7 +233,7 @@ async fn code_flow(
     let id_token = tokens["id_token"]
         .as_str()
         .ok_or_else(|| fail(format!("no id_token: {tokens}")))?;
-    ctx.check_id_token(id_token, &nonce)?;
+    check_id_token(ctx, id_token, &nonce)?;
     Ok(tokens)
 }
 
@@ -366,7 +279,8 @@ async fn a_person_signs_in_with_chromium() {
     let rp = |flow: &str| {
         let (client_id, client_secret) = &server.clients[flow];
         Rp {
-            server: &server,
+            issuer: &server.issuer,
+            redirect_uri: &server.redirect_uri,
             callback: &callback,
             client_id,
             client_secret,
@@ -380,7 +294,7 @@ async fn a_person_signs_in_with_chromium() {
             // The access token works at UserInfo, for the same subject.
             let access = tokens["access_token"].as_str().unwrap_or_default();
             let info = http::get(
-                &format!("{}/userinfo", ctx.server.issuer),
+                &format!("{}/userinfo", ctx.issuer),
                 Some(Auth::Bearer(access)),
             )
             .await?;
@@ -495,7 +409,7 @@ async fn a_person_signs_in_with_chromium() {
             let id_token = fragment
                 .get("id_token")
                 .ok_or_else(|| fail(format!("no id_token: {url}")))?;
-            let claims = ctx.check_id_token(id_token, &nonce)?;
+            let claims = check_id_token(ctx, id_token, &nonce)?;
             ensure!(claims["at_hash"].is_string(), "no at_hash: {claims}");
             // Nothing travelled in the query.
             let request = ctx.callback.wait_for_path("/cb").await?;
@@ -587,10 +501,10 @@ async fn a_person_signs_in_with_chromium() {
             q.append_pair("id_token_hint", id_token);
             q.append_pair(
                 "post_logout_redirect_uri",
-                &post_logout_uri(&ctx.server.redirect_uri),
+                &post_logout_uri(ctx.redirect_uri),
             );
             q.append_pair("state", &state);
-            page.goto(&format!("{}/logout?{}", ctx.server.issuer, q.finish()))
+            page.goto(&format!("{}/logout?{}", ctx.issuer, q.finish()))
                 .await?;
             let bye = ctx
                 .callback
@@ -613,9 +527,9 @@ async fn a_person_signs_in_with_chromium() {
             q.append_pair("client_id", ctx.client_id);
             q.append_pair(
                 "post_logout_redirect_uri",
-                &post_logout_uri(&ctx.server.redirect_uri),
+                &post_logout_uri(ctx.redirect_uri),
             );
-            page.goto(&format!("{}/logout?{}", ctx.server.issuer, q.finish()))
+            page.goto(&format!("{}/logout?{}", ctx.issuer, q.finish()))
                 .await?;
             page.wait_for("input[name=confirm]").await?;
             let text = page.text().await?;
