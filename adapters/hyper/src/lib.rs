@@ -51,13 +51,17 @@ pub struct App<S> {
     throttle: std::sync::Mutex<throttle::Throttle>,
     /// Runs argon2 verifications, at most one per core.
     passwords: login::PasswordVerifier,
+    /// `{issuer path}/login`, where the login form posts.
+    login_path: String,
 }
 
 impl<S: Store> App<S> {
     /// An app serving `provider` from `store`.
     pub fn new(provider: Arc<Provider>, store: Arc<S>) -> Self {
+        let endpoints = Endpoints::new(provider, store.clone(), Pages::Provider);
         Self {
-            endpoints: Endpoints::new(provider, store.clone(), Pages::Provider),
+            login_path: format!("{}/login", endpoints.base_path().trim_end_matches('/')),
+            endpoints,
             store,
             throttle: std::sync::Mutex::new(throttle::Throttle::default()),
             passwords: login::PasswordVerifier::for_this_machine(),
@@ -184,8 +188,7 @@ async fn route<S: Store>(app: &App<S>, req: Request<Incoming>, peer: SocketAddr)
     } else {
         Bytes::new()
     };
-    let login = format!("{}/login", app.endpoints.base_path().trim_end_matches('/'));
-    if parts.uri.path() == login && parts.method == Method::POST {
+    if parts.method == Method::POST && parts.uri.path() == app.login_path {
         return match app.endpoints.login_form(&parts.headers, &body) {
             Ok(form) => check_login(app, form, peer).await,
             Err(refused) => refused,

@@ -169,11 +169,7 @@ impl Drop for Server {
 /// Checks an ID token's iss, aud and nonce; returns its claims.
 fn check_id_token(rp: &Rp<'_>, id_token: &str, nonce: &str) -> Result<serde_json::Value> {
     let claims = jwt_claims(id_token)?;
-    ensure!(
-        claims["iss"] == rp.issuer,
-        "iss: {}",
-        claims["iss"]
-    );
+    ensure!(claims["iss"] == rp.issuer, "iss: {}", claims["iss"]);
     let aud_ok = claims["aud"] == rp.client_id
         || claims["aud"]
             .as_array()

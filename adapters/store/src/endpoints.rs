@@ -204,7 +204,7 @@ impl Endpoints {
         };
         let query = uri.query().unwrap_or_default().as_bytes();
         let own_pages = matches!(self.pages, Pages::Provider);
-        let now = OffsetDateTime::now_utc();
+        let now = || OffsetDateTime::now_utc();
         match (local, method) {
             ("/.well-known/openid-configuration", &Method::GET | &Method::HEAD) => {
                 cached_json(self.served.load().discovery.clone())
@@ -225,7 +225,7 @@ impl Endpoints {
             ("/token", &Method::POST) => match form(headers, body) {
                 Ok(form) => json_result(
                     self.backend
-                        .token(&self.provider(), form, authorization(headers), now)
+                        .token(&self.provider(), form, authorization(headers), now())
                         .await,
                 ),
                 Err(r) => r,
@@ -236,7 +236,7 @@ impl Endpoints {
                     .then_some(body);
                 json_result(
                     self.backend
-                        .userinfo(&self.provider(), authorization(headers), form, now)
+                        .userinfo(&self.provider(), authorization(headers), form, now())
                         .await,
                 )
             }
