@@ -141,6 +141,19 @@ pub async fn discovery_and_jwks(world: &World) {
     ] {
         assert_eq!(doc[field], world.url(path).as_str(), "{field}");
     }
+    let head = b
+        .send(
+            Method::HEAD,
+            &world.url("/.well-known/openid-configuration"),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    // Nothing of the provider's answers outside the issuer's path.
+    let outside = b.get(&world.origin_url("/jwks")).await;
+    assert_eq!(outside.status, StatusCode::NOT_FOUND);
     let jwks = b.get(&world.url("/jwks")).await;
     assert_eq!(jwks.status, StatusCode::OK);
     let keys = jwks.json()["keys"].as_array().cloned().unwrap_or_default();
@@ -315,7 +328,8 @@ pub async fn consent_denied_is_access_denied(world: &World) {
 }
 
 /// A waiting request is sealed to the browser that started it: another browser, an
-/// edited value, and a second use are all refused, and none reaches the client.
+/// edited or unknown value, the other step's page, a post from another site and a second
+/// use are all refused, and none reaches the client.
 pub async fn sealed_request_refused_when_edited_replayed_or_from_another_browser(world: &World) {
     let req = code_request(world, "");
     let mut a = Browser::new();
@@ -351,7 +365,20 @@ pub async fn sealed_request_refused_when_edited_replayed_or_from_another_browser
             refused(&a.post_form(&edited, &creds, &[]).await, "edited");
             let cross = [("sec-fetch-site", "cross-site")];
             refused(&a.post_form(&url, &creds, &cross).await, "cross-site");
-            let first = a.post_form(&url, &creds, &[]).await;
+            let evil = [("origin", "https://evil.example")];
+            refused(&a.post_form(&url, &creds, &evil).await, "another origin");
+            let wrong_step = url.replacen("/login?", "/consent?", 1);
+            refused(&a.get(&wrong_step).await, "the consent page");
+            let unknown = url.replace(&sealed, "AAAA");
+            refused(&a.get(&unknown).await, "an unknown value");
+            // The same origin, said in so many words, is welcome.
+            let same = [
+                ("origin", world.origin_url("")),
+                ("sec-fetch-site", "same-origin".to_owned()),
+            ];
+            let same: Vec<(&str, &str)> = same.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(a.get(&url).await.status, StatusCode::OK);
+            let first = a.post_form(&url, &creds, &same).await;
             assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
             refused(&a.post_form(&url, &creds, &[]).await, "used twice");
         }
@@ -371,6 +398,15 @@ pub async fn sealed_request_refused_when_edited_replayed_or_from_another_browser
             edited[mid] = if edited[mid] == b'A' { b'B' } else { b'A' };
             let edited = String::from_utf8(edited).unwrap();
             refused(&post_owned(&mut a, &login, &form(&edited)).await, "edited");
+            let consent = world.url("/consent");
+            refused(
+                &post_owned(&mut a, &consent, &form(&handle)).await,
+                "the consent form",
+            );
+            refused(
+                &post_owned(&mut a, &login, &form("AAAA")).await,
+                "an unknown value",
+            );
             let first = post_owned(&mut a, &login, &form(&handle)).await;
             assert_eq!(first.status, StatusCode::OK, "{}", first.body);
             assert!(matches!(first.waits_for(), Some(Step::OwnConsent)));

@@ -1,5 +1,7 @@
-//! Every endpoint and guard through Rocket's local client, against the example app: its
-//! login and consent pages, the provider's endpoints under `/oidc`, and `/api/me`.
+//! What is the Rocket adapter's own, through Rocket's local client against the example app:
+//! its login and consent guards, first-party clients, cookies on https, the `Bearer`
+//! guard and `/api/me`. The endpoints' behaviour that every adapter shares (discovery,
+//! refusals, sealed requests refused, consent denied) is the battery's (`tests/battery.rs`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -145,35 +147,6 @@ async fn plant_token(world: &World, token: &str, scope: &str, expires_in: time::
 }
 
 // ------------------------------------------------------------------ documents
-
-#[tokio::test]
-async fn discovery_and_jwks_under_the_issuer_path() {
-    let world = World::new(ISSUER).await;
-    let b = world.browser().await;
-    let d = send(b.get("/oidc/.well-known/openid-configuration")).await;
-    assert_eq!(d.status, Status::Ok);
-    assert_eq!(d.header("content-type"), Some("application/json"));
-    assert_eq!(d.header("cache-control"), Some("public, max-age=300"));
-    let doc = d.json();
-    assert_eq!(doc["issuer"], ISSUER);
-    assert_eq!(doc["authorization_endpoint"], format!("{ISSUER}/authorize"));
-    assert_eq!(doc["token_endpoint"], format!("{ISSUER}/token"));
-    assert_eq!(doc["userinfo_endpoint"], format!("{ISSUER}/userinfo"));
-    assert_eq!(doc["jwks_uri"], format!("{ISSUER}/jwks"));
-
-    let head = send(b.head("/oidc/.well-known/openid-configuration")).await;
-    assert_eq!(head.status, Status::Ok);
-    assert!(head.body.is_empty());
-
-    let jwks = send(b.get("/oidc/jwks")).await;
-    assert_eq!(jwks.status, Status::Ok);
-    let keys = jwks.json();
-    assert_eq!(keys["keys"][0]["kty"], "RSA");
-    assert!(keys["keys"][0].get("d").is_none(), "no private part");
-
-    // Nothing is mounted outside the issuer's path.
-    assert_eq!(send(b.get("/jwks")).await.status, Status::NotFound);
-}
 
 // ------------------------------------------------------------------ the code flow
 
@@ -350,18 +323,6 @@ async fn authorize_by_post() {
 }
 
 #[tokio::test]
-async fn consent_denied_is_access_denied() {
-    let world = World::new(ISSUER).await;
-    let b = world.browser().await;
-    let url = authorize_url("demo", "openid profile", "d1", "");
-    let done = sign_in(&b, &url, "alice", "wonderland", "deny").await;
-    let p = query(done.location());
-    assert!(done.location().starts_with(REDIRECT));
-    assert_eq!(p.get("error").map(String::as_str), Some("access_denied"));
-    assert_eq!(p.get("state").map(String::as_str), Some("d1"));
-}
-
-#[tokio::test]
 async fn first_party_client_skips_consent_unless_prompt_consent() {
     let world = World::new(ISSUER).await;
     let b = world.browser().await;
@@ -391,65 +352,6 @@ async fn first_party_client_skips_consent_unless_prompt_consent() {
 }
 
 // ------------------------------------------------------------------ guards of the pages
-
-#[tokio::test]
-async fn sealed_requests_are_bound_to_the_browser_and_cross_site_posts_refused() {
-    let world = World::new(ISSUER).await;
-    let a = world.browser().await;
-    let start = send(a.get(authorize_url("demo", "openid", "b1", ""))).await;
-    let login = start.location().to_owned();
-    let creds = [("username", "alice"), ("password", "wonderland")];
-
-    // Another browser cannot use (or even look at) the handle: login CSRF.
-    let b = world.browser().await;
-    let looked = send(b.get(login.clone())).await;
-    assert_eq!(looked.status, Status::BadRequest);
-    let posted = post_form(&b, &login, &creds).await;
-    assert_eq!(posted.status, Status::BadRequest);
-    assert!(posted.set_cookie("oidc_flow_session").is_none());
-
-    // A post from another site is refused, even from the right browser.
-    let evil = send(
-        a.post(login.clone())
-            .header(ContentType::Form)
-            .header(Header::new("Origin", "https://evil.example"))
-            .body(form(&creds)),
-    )
-    .await;
-    assert_eq!(evil.status, Status::Forbidden);
-    let evil = send(
-        a.post(login.clone())
-            .header(ContentType::Form)
-            .header(Header::new("Sec-Fetch-Site", "cross-site"))
-            .body(form(&creds)),
-    )
-    .await;
-    assert_eq!(evil.status, Status::Forbidden);
-
-    // The wrong step, an unknown handle, no handle at all (forwarded: no other route).
-    let handle = query(&login)["oidc_request"].clone();
-    let wrong_step = send(a.get(format!("/consent?oidc_request={handle}"))).await;
-    assert_eq!(wrong_step.status, Status::BadRequest);
-    let unknown = send(a.get("/login?oidc_request=AAAA")).await;
-    assert_eq!(unknown.status, Status::BadRequest);
-    let none = send(a.get("/login")).await;
-    assert_eq!(none.status, Status::BadRequest);
-
-    // After all that the request still waits for its own browser, same origin allowed.
-    let done = send(
-        a.post(login.clone())
-            .header(ContentType::Form)
-            .header(Header::new("Origin", "http://127.0.0.1:8000"))
-            .header(Header::new("Sec-Fetch-Site", "same-origin"))
-            .body(form(&creds)),
-    )
-    .await;
-    assert!(
-        done.location().starts_with("/consent?"),
-        "{}",
-        done.location()
-    );
-}
 
 #[tokio::test]
 async fn cookies_are_secure_on_an_https_issuer() {
@@ -551,52 +453,3 @@ async fn bearer_guard_answers_rfc_6750() {
 }
 
 // ------------------------------------------------------------------ endpoint errors
-
-#[tokio::test]
-async fn endpoint_errors() {
-    let world = World::new(ISSUER).await;
-    let b = world.browser().await;
-
-    // An unknown client: an error page, never a redirect.
-    let page = send(b.get(authorize_url("nobody", "openid", "e1", ""))).await;
-    assert_eq!(page.status, Status::BadRequest);
-    assert!(page.header("location").is_none());
-    assert!(page.body.contains("invalid_client") || page.body.contains("invalid_request"));
-    assert_eq!(page.header("cache-control"), Some("no-store"));
-
-    // The token endpoint: not a form, too large, a bad code, a bad client.
-    let json = send(b.post("/oidc/token").header(ContentType::JSON).body("{}")).await;
-    assert_eq!(json.status, Status::UnsupportedMediaType);
-    let huge = send(
-        b.post("/oidc/token")
-            .header(ContentType::Form)
-            .body(format!("grant_type={}", "a".repeat(70 * 1024))),
-    )
-    .await;
-    assert_eq!(huge.status, Status::PayloadTooLarge);
-    let bad_code = exchange(&world, &b, "demo", "no-such-code").await;
-    assert_eq!(bad_code.status, Status::BadRequest);
-    assert_eq!(bad_code.json()["error"], "invalid_grant");
-    assert_eq!(bad_code.header("cache-control"), Some("no-store"));
-    let bad_client = send(
-        b.post("/oidc/token")
-            .header(ContentType::Form)
-            .header(Header::new("Authorization", "Basic ZGVtbzp3cm9uZw=="))
-            .body(form(&[("grant_type", "authorization_code"), ("code", "x")])),
-    )
-    .await;
-    assert_eq!(bad_client.status, Status::Unauthorized);
-    assert_eq!(bad_client.json()["error"], "invalid_client");
-
-    // UserInfo without a token, and with a forged one.
-    let none = send(b.get("/oidc/userinfo")).await;
-    assert_eq!(none.status, Status::Unauthorized);
-    assert!(
-        none.header("www-authenticate")
-            .unwrap()
-            .starts_with("Bearer")
-    );
-    let forged = get_bearer(&b, "/oidc/userinfo", "forged").await;
-    assert_eq!(forged.status, Status::Unauthorized);
-    assert_eq!(forged.json()["error"], "invalid_token");
-}
