@@ -50,7 +50,9 @@
 //! Nest [`Oidc::router`] at the issuer's path ([`Oidc::base_path`]), or merge it for a bare
 //! origin. Cookies, CSRF, sealing and headers are the shared layer's (`ADAPTERS.md`). A
 //! trace layer must log paths without queries (they carry `state`, hints, sealed
-//! requests); serve with a header read timeout (hyper's `header_read_timeout`).
+//! requests). Bodies are read within [`READ_TIMEOUT`]; `axum::serve` has no timeout for
+//! the request head, so put a proxy with one in front, or serve the router with hyper's
+//! `header_read_timeout` as `oidc-flow-hyper` does.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -65,11 +67,12 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use http_body_util::LengthLimitError;
 use oidc_flow::authorize::{ConsentAnswer, ConsentPage, LoginPage, PendingView};
 use oidc_flow::userinfo::BearerError;
 use oidc_flow::{AccessTokenRecord, Authentication, Provider};
 use oidc_flow_store::endpoints::{
-    self, Endpoints, MAX_BODY, Pages, Parked, Waiting, WebResponse, json_response,
+    self, Endpoints, MAX_BODY, Pages, Parked, READ_TIMEOUT, Waiting, WebResponse, json_response,
 };
 pub use oidc_flow_store::endpoints::{NoScope, RequiredScope};
 use oidc_flow_store::{AppStore, Store, UserClaims};
@@ -131,12 +134,19 @@ async fn endpoint(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let declared = parts.headers.get(header::CONTENT_LENGTH);
-    let too_long = declared
+    if declared
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_BODY);
-    let body = match to_bytes(body, MAX_BODY).await {
-        Ok(body) if !too_long => body,
-        _ => return into_axum(endpoints::payload_too_large()),
+        .is_some_and(|n| n > MAX_BODY)
+    {
+        return into_axum(endpoints::payload_too_large());
+    }
+    let body = match tokio::time::timeout(READ_TIMEOUT, to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) if std::error::Error::source(&e).is_some_and(|s| s.is::<LengthLimitError>()) => {
+            return into_axum(endpoints::payload_too_large());
+        }
+        Ok(Err(_)) => return into_axum(endpoints::plain(StatusCode::BAD_REQUEST, "unreadable")),
+        Err(_) => return into_axum(endpoints::plain(StatusCode::REQUEST_TIMEOUT, "too slow")),
     };
     let response = oidc
         .0

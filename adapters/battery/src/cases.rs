@@ -150,7 +150,8 @@ pub async fn discovery_and_jwks(world: &World) {
         )
         .await;
     assert_eq!(head.status, StatusCode::OK);
-    assert!(head.body.is_empty());
+    let ct = head.header("content-type").unwrap_or_default();
+    assert!(ct.starts_with("application/json"), "HEAD content-type {ct}");
     // Nothing of the provider's answers outside the issuer's path.
     let outside = b.get(&world.origin_url("/jwks")).await;
     assert_eq!(outside.status, StatusCode::NOT_FOUND);
@@ -356,8 +357,13 @@ pub async fn sealed_request_refused_when_edited_replayed_or_from_another_browser
                 .find(|(k, _)| k == "oidc_request")
                 .map(|(_, v)| v.into_owned())
                 .unwrap();
-            let other = Browser::new().post_form(&url, &creds, &[]).await;
-            refused(&other, "another browser");
+            // Another browser with a binding cookie of its own: the seal does not open.
+            let mut b = Browser::new();
+            let its_own = b.get(&code_request(world, "").url).await;
+            assert!(matches!(its_own.waits_for(), Some(Step::AppLogin(_))));
+            assert!(!b.cookies.is_empty(), "no binding cookie");
+            refused(&b.get(&url).await, "another browser's look");
+            refused(&b.post_form(&url, &creds, &[]).await, "another browser");
             let mut edited = sealed.clone().into_bytes();
             let mid = edited.len() / 2;
             edited[mid] = if edited[mid] == b'A' { b'B' } else { b'A' };
@@ -391,8 +397,21 @@ pub async fn sealed_request_refused_when_edited_replayed_or_from_another_browser
                 f.extend(creds.iter().map(|(k, v)| (*k, (*v).to_owned())));
                 f
             };
-            let other = post_owned(&mut Browser::new(), &login, &form(&handle)).await;
-            refused(&other, "another browser");
+            // Another browser, with its own CSRF cookie and token (so the double submit
+            // passes): the seal, bound to the first browser's token, does not open.
+            let mut b = Browser::new();
+            let its_page = b.get(&code_request(world, "").url).await;
+            let its_csrf = its_page.form_value("csrf").unwrap();
+            let mut theirs = form(&handle);
+            for (k, v) in &mut theirs {
+                if *k == "csrf" {
+                    v.clone_from(&its_csrf);
+                }
+            }
+            refused(
+                &post_owned(&mut b, &login, &theirs).await,
+                "another browser",
+            );
             let mut edited = handle.clone().into_bytes();
             let mid = edited.len() / 2;
             edited[mid] = if edited[mid] == b'A' { b'B' } else { b'A' };
@@ -492,14 +511,24 @@ pub async fn token_endpoint_refusals(world: &World) {
         "x".repeat(70 * 1024)
     );
     let too_long = b
-        .send(
+        .try_send(
             Method::POST,
             &world.url("/token"),
             &[("content-type", "application/x-www-form-urlencoded")],
             huge.into_bytes(),
         )
         .await;
-    assert_eq!(too_long.status, StatusCode::PAYLOAD_TOO_LARGE);
+    match too_long {
+        Ok(r) => assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body),
+        // A server may answer 413 and close before reading the rest (RFC 9110 §15.5.14);
+        // the unread bytes then make the kernel reset the connection, and the client can
+        // lose the answer. Then the refusal must not have cost the server anything.
+        Err(e) => {
+            eprintln!("the 413 was lost to the connection's reset: {e}");
+            let d = b.get(&world.url("/.well-known/openid-configuration")).await;
+            assert_eq!(d.status, StatusCode::OK);
+        }
+    }
     let get = b.get(&world.url("/token")).await;
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
 }

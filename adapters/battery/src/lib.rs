@@ -345,7 +345,8 @@ impl Browser {
         }
     }
 
-    async fn try_send(
+    /// As [`Browser::send`], with the transport's error instead of a panic.
+    pub async fn try_send(
         &mut self,
         method: Method,
         url: &str,

@@ -34,12 +34,10 @@ pub use oidc_flow_store::web as pages;
 pub mod setup;
 pub mod throttle;
 
-pub use oidc_flow_store::endpoints::{Cookies, DEFAULT_SESSION_LIFETIME, MAX_BODY};
+pub use oidc_flow_store::endpoints::{Cookies, DEFAULT_SESSION_LIFETIME, MAX_BODY, READ_TIMEOUT};
 
 /// Largest request head (request line and headers) hyper buffers.
 pub const MAX_HEAD: usize = 16 * 1024;
-/// How long a client may take to send its request head or body.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The provider served over HTTP: the shared web layer, and the password check of its
 /// login form.

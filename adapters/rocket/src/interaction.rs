@@ -205,7 +205,12 @@ async fn look<'r>(req: &'r Request<'_>) -> request::Outcome<(&'r Oidc, Waiting),
             "the Oidc fairing is not attached",
         ));
     };
-    let (method, uri, headers) = parts(req);
+    let Some((method, uri, headers)) = parts(req) else {
+        return fail(oidc_flow_store::endpoints::plain(
+            http::StatusCode::BAD_REQUEST,
+            "the request could not be read",
+        ));
+    };
     match oidc
         .parts()
         .endpoints

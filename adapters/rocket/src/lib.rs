@@ -63,9 +63,11 @@
 //! # Cookies
 //! `oidc_flow_session` (the end-user's session at the provider, path = the issuer's path)
 //! and `oidc_flow_browser` (a random value the waiting authorizations are sealed to, path
-//! `/`) are HttpOnly and SameSite=Lax; on an https issuer they are Secure, `Path=/` and
-//! named with the `__Host-` prefix, so a sibling subdomain cannot plant them. They are the
-//! shared layer's (`oidc_flow_store::endpoints`), as in every adapter. A waiting
+//! `/`) are HttpOnly and SameSite=Lax, and `oidc_flow_csrf` (the logout confirmation's,
+//! SameSite=Strict) too; on an https issuer they are Secure, `Path=/` and named with the
+//! `__Host-` prefix, so a sibling subdomain cannot plant them (the adapter hands the
+//! shared layer the browser's `Cookie` header as sent, not Rocket's decoded jar). They are
+//! the shared layer's (`oidc_flow_store::endpoints`), as in every adapter. A waiting
 //! authorization travels in the login or consent page's URL, sealed to that browser
 //! (`oidc_flow::parking`): the guards open it only with the browser's own cookie, so a
 //! cross-site form post (which carries no Lax cookie) or a sealed request planted from

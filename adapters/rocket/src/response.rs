@@ -47,7 +47,8 @@ impl<'r> Responder<'r, 'static> for OidcResponse {
         let mut builder = Response::build();
         builder.status(Status::new(parts.status.as_u16()));
         for (name, value) in &parts.headers {
-            if let Ok(value) = value.to_str() {
+            // UTF-8 (a redirect URI may hold it), not only visible ASCII as `to_str` wants.
+            if let Ok(value) = std::str::from_utf8(value.as_bytes()) {
                 builder.header_adjoin(Header::new(name.as_str().to_owned(), value.to_owned()));
             }
         }

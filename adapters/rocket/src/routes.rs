@@ -11,13 +11,21 @@ use crate::{Oidc, OidcResponse};
 
 /// The provider's routes, to mount at [`Oidc::base_path`] (the [`Oidc`] fairing does it):
 /// `GET|POST` on `/.well-known/openid-configuration`, `/jwks`, `/authorize`, `/token`,
-/// `/userinfo` and `/logout` (the shared layer answers 405 where a method does not fit).
+/// `/userinfo` and `/logout` (the shared layer answers 405 where GET or POST does not fit;
+/// other methods are not mounted and get Rocket's 404).
 /// They need the [`Oidc`] in managed state.
 pub fn routes() -> Vec<Route> {
     Endpoints::PATHS
         .into_iter()
         .flat_map(|path| [Method::Get, Method::Post].map(|m| Route::new(m, path, Endpoint)))
         .collect()
+}
+
+fn bad_request() -> endpoints::WebResponse {
+    endpoints::plain(
+        http::StatusCode::BAD_REQUEST,
+        "the request could not be read",
+    )
 }
 
 /// The one handler of every endpoint.
@@ -30,41 +38,33 @@ impl Handler for Endpoint {
         let response = match req.rocket().state::<Oidc>() {
             None => endpoints::not_found(),
             Some(oidc) => match data.open(MAX_BODY.bytes()).into_bytes().await {
-                Ok(body) if body.is_complete() => {
-                    let (method, uri, headers) = parts(req);
-                    let endpoints = &oidc.parts().endpoints;
-                    endpoints.handle(&method, &uri, &headers, &body).await
-                }
+                Ok(body) if body.is_complete() => match parts(req) {
+                    Some((method, uri, headers)) => {
+                        let endpoints = &oidc.parts().endpoints;
+                        endpoints.handle(&method, &uri, &headers, &body).await
+                    }
+                    None => bad_request(),
+                },
                 Ok(_) => endpoints::payload_too_large(),
-                Err(_) => endpoints::plain(
-                    http::StatusCode::BAD_REQUEST,
-                    "the request body could not be read",
-                ),
+                Err(_) => bad_request(),
             },
         };
         route::Outcome::from(req, OidcResponse(response))
     }
 }
 
-/// Rocket's request line and headers as the `http` crate's types. The cookies come from
-/// Rocket's jar (which a local test client fills without a `Cookie` header).
-pub(crate) fn parts(req: &Request<'_>) -> (http::Method, http::Uri, http::HeaderMap) {
-    let method =
-        http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or(http::Method::GET);
-    let uri = req.uri().to_string().parse().unwrap_or_default();
+/// Rocket's request line and headers as the `http` crate's types: `None` for a method or
+/// URI the `http` crate cannot carry (answered 400).
+///
+/// The `Cookie` header goes through as the browser sent it: Rocket's jar percent-decodes
+/// names and values, which would let `%5F%5FHost-…` (a name any sibling host may set)
+/// pass for a `__Host-` cookie. Only when there is no header at all (Rocket's local test
+/// client fills the jar directly) are the jar's cookies used.
+pub(crate) fn parts(req: &Request<'_>) -> Option<(http::Method, http::Uri, http::HeaderMap)> {
+    let method = http::Method::from_bytes(req.method().as_str().as_bytes()).ok()?;
+    let uri = req.uri().to_string().parse().ok()?;
     let mut headers = http::HeaderMap::new();
-    let jar: Vec<String> = req
-        .cookies()
-        .iter()
-        .map(|c| format!("{}={}", c.name(), c.value()))
-        .collect();
-    if let Ok(value) = http::HeaderValue::from_str(&jar.join("; ")) {
-        headers.insert(http::header::COOKIE, value);
-    }
     for h in req.headers().iter() {
-        if h.name().as_str().eq_ignore_ascii_case("cookie") {
-            continue;
-        }
         if let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(h.name().as_str().as_bytes()),
             http::HeaderValue::from_str(h.value()),
@@ -72,5 +72,15 @@ pub(crate) fn parts(req: &Request<'_>) -> (http::Method, http::Uri, http::Header
             headers.append(name, value);
         }
     }
-    (method, uri, headers)
+    if !headers.contains_key(http::header::COOKIE) {
+        let jar: Vec<String> = req
+            .cookies()
+            .iter()
+            .map(|c| c.encoded().stripped().to_string())
+            .collect();
+        if let Ok(value) = http::HeaderValue::from_str(&jar.join("; ")) {
+            headers.insert(http::header::COOKIE, value);
+        }
+    }
+    Some((method, uri, headers))
 }

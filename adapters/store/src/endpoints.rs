@@ -46,6 +46,9 @@ use crate::{Store, StoreError, StoreResult};
 /// Largest request body an adapter reads (form posts to the authorization, token, UserInfo,
 /// logout, login and consent endpoints); answer a longer one with [`payload_too_large`].
 pub const MAX_BODY: usize = 64 * 1024;
+/// How long a client may take to send a request body (and, where the server allows
+/// setting it, its head).
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long an end-user session lasts at most, by default.
 pub const DEFAULT_SESSION_LIFETIME: time::Duration = time::Duration::hours(8);
 /// The query parameter that carries a waiting request, sealed to the browser, to the
@@ -62,7 +65,8 @@ pub enum Pages {
     /// The provider's own pages, answered to `/authorize`; the adapter answers
     /// `POST {issuer}/login`.
     Provider,
-    /// The application's pages at these URLs (paths or absolute URLs).
+    /// The application's pages at these URLs: paths on the issuer's own origin (the
+    /// browser cookie is host-only, and posts must come from the issuer's origin).
     Application {
         /// Where a request that needs a login is sent.
         login: String,
@@ -190,8 +194,9 @@ impl Endpoints {
     ];
 
     /// Answers one request. `body` is the whole body, read within [`MAX_BODY`]. Paths
-    /// outside the issuer's answer 404; so does `/login` with [`Pages::Provider`] (the
-    /// adapter answers it), and `/login` and `/consent` with [`Pages::Application`].
+    /// outside the issuer's answer 404, as do `/login` and `/consent` with
+    /// [`Pages::Application`]. With [`Pages::Provider`], the adapter answers
+    /// `POST {issuer}/login` itself ([`Endpoints::login_form`]); here `/login` answers 405.
     pub async fn handle(
         &self,
         method: &Method,
@@ -370,9 +375,10 @@ impl Endpoints {
 
     /// A waiting request for the application's login or consent route: `None` when the
     /// URL carries none ([`HANDLE_PARAM`]), the refusal page when it was edited, forged,
-    /// used, has expired, was sealed in another browser, or (for a form post) comes from
-    /// another site. Writes nothing: the page can be shown, a wrong password refused and
-    /// the page shown again.
+    /// has expired, was sealed in another browser, or (for a form post) comes from
+    /// another site. A used request still opens here (to show its page); resuming it
+    /// again is what [`Endpoints::complete`] and [`Endpoints::answer`] refuse. Writes
+    /// nothing: the page can be shown, a wrong password refused and the page shown again.
     pub async fn waiting(
         &self,
         method: &Method,
@@ -775,8 +781,8 @@ impl Endpoints {
         }
     }
 
-    /// A `Set-Cookie` value: HttpOnly, Secure on https, SameSite Strict or Lax, for the
-    /// issuer's path (or the whole site).
+    /// A `Set-Cookie` value: HttpOnly, SameSite Strict or Lax, for the issuer's path or
+    /// the whole site; on https Secure, `__Host-` and always `Path=/`.
     fn cookie(
         &self,
         name: &str,
@@ -842,16 +848,25 @@ pub struct Waiting {
 
 /// A parked authorization opened in the browser it was sealed to: the one value that
 /// resumes it ([`Endpoints::complete`], [`Endpoints::answer`]), which consumes it.
-#[derive(Debug)]
 pub struct Parked {
     pending: PendingAuthorization,
     sealed: String,
     browser: String,
 }
 
+/// Without the browser's binding value (a cookie's secret).
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked")
+            .field("client_id", &self.pending.client_id())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Parked {
-    /// The sealed request as the browser carries it (already in the page's URL; for forms
-    /// that post elsewhere).
+    /// The sealed request as the browser carries it (already in the page's URL; a form
+    /// that posts elsewhere must keep it in that URL's query, where
+    /// [`Endpoints::waiting`] reads it).
     pub fn sealed(&self) -> &str {
         &self.sealed
     }
@@ -864,10 +879,19 @@ pub fn client_name(client: &Client) -> &str {
 
 /// The provider's login form, posted back with a valid CSRF token and sealed request
 /// ([`Endpoints::login_form`]).
-#[derive(Debug)]
 pub struct LoginForm {
     params: Params,
     parked: Parked,
+}
+
+/// Without the password or the CSRF token.
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("username", &self.username())
+            .field("parked", &self.parked)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LoginForm {
@@ -904,13 +928,36 @@ impl Cookies {
     }
 }
 
+/// Our cookies' names all contain this (behind `__Host-` on https).
+const OURS: &[u8] = b"oidc_flow_";
+
 impl From<&HeaderMap> for Cookies {
+    /// Our cookies only, pair by pair from the raw bytes: a cookie of someone else's that
+    /// is not ASCII, or any number of them before ours, cannot hide ours. The work is
+    /// bounded by the size of the head, which the server bounds.
     fn from(headers: &HeaderMap) -> Self {
         let mut out = Vec::new();
         for value in headers.get_all(header::COOKIE) {
-            let Ok(text) = value.to_str() else { continue };
-            for c in cookie::Cookie::split_parse(text).flatten().take(32) {
-                out.push((c.name().to_owned(), c.value().to_owned()));
+            for pair in value.as_bytes().split(|&b| b == b';') {
+                let pair = pair.trim_ascii();
+                let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                    continue;
+                };
+                let (name, value) = pair.split_at(eq);
+                let value = value.get(1..).unwrap_or_default().trim_ascii();
+                let value = value
+                    .strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(value);
+                let ours = name
+                    .strip_prefix(b"__Host-")
+                    .unwrap_or(name)
+                    .starts_with(OURS);
+                if let (true, Ok(name), Ok(value)) =
+                    (ours, std::str::from_utf8(name), std::str::from_utf8(value))
+                {
+                    out.push((name.to_owned(), value.to_owned()));
+                }
             }
         }
         Self(out)
@@ -1125,4 +1172,40 @@ pub fn redirect_response(redirect: &Redirect) -> WebResponse {
         return html_with_csp(StatusCode::OK, body, csp);
     }
     see_other(&redirect.location().unwrap_or_default())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn cookies(raw: &[u8]) -> Cookies {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_bytes(raw).unwrap());
+        Cookies::from(&headers)
+    }
+
+    #[test]
+    fn other_cookies_cannot_hide_ours() {
+        // Not ASCII, and many of them, before ours.
+        let mut raw = "pref=caf\u{e9}; ".as_bytes().to_vec();
+        for i in 0..100 {
+            raw.extend_from_slice(format!("c{i}=v; ").as_bytes());
+        }
+        raw.extend_from_slice(b"oidc_flow_session=abc");
+        assert_eq!(cookies(&raw).get("oidc_flow_session"), Some("abc"));
+        assert_eq!(cookies(&raw).get("pref"), None, "only ours are kept");
+    }
+
+    #[test]
+    fn an_encoded_name_is_not_a_host_cookie() {
+        let c = cookies(b"%5F%5FHost-oidc_flow_session=planted; __Host-oidc_flow_session=real");
+        assert_eq!(c.get("__Host-oidc_flow_session"), Some("real"));
+        let c = cookies(b"x=%3B%20__Host-oidc_flow_session%3Dplanted");
+        assert_eq!(c.get("__Host-oidc_flow_session"), None);
+        assert_eq!(
+            cookies(b"oidc_flow_csrf=\"q\"").get("oidc_flow_csrf"),
+            Some("q")
+        );
+    }
 }
