@@ -30,8 +30,9 @@ use oidc_flow::authorize::{
     self, ConsentAnswer, MarkClaim, PendingAuthorization, Resumed, SealedAuthorization,
 };
 use oidc_flow::flow::{
-    AuthorizeAnswer, AuthorizeFlow, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep, TokenAnswer,
-    TokenFlow, TokenNeed, TokenStep, UserinfoAnswer, UserinfoFlow, UserinfoNeed, UserinfoStep,
+    AuthorizeAnswer, AuthorizeFlow, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep,
+    RevocationAnswer, RevocationFlow, RevocationNeed, RevocationStep, TokenAnswer, TokenFlow,
+    TokenNeed, TokenStep, UserinfoAnswer, UserinfoFlow, UserinfoNeed, UserinfoStep,
 };
 use oidc_flow::jws::{self, Signer};
 use oidc_flow::keys::{Algorithm, KeySet, SigningKey};
@@ -1919,8 +1920,70 @@ fn keep_pending(store: &mut Store, model: &mut Model, ended: Ended, grant: Grant
 }
 
 /// Runs the target named `name` on `data`; `false` if there is no such target.
+/// A revocation request (RFC 7009): an optional `Authorization` line, then the form. It
+/// ends in 200, 400 or 401; a refusal changes nothing; a 200 needs an authenticated client;
+/// and the only effect is revoking a grant whose token belongs to that client.
+pub fn revocation(data: &[u8]) {
+    let (header, form) = split_header(data);
+    let store = &FIXTURE.store;
+    let mut client_id: Option<String> = None;
+    let mut step = RevocationFlow::parse(form, header);
+    let done = loop {
+        let flow = match step {
+            RevocationStep::Done(done) => break done,
+            RevocationStep::Need(flow) => flow,
+        };
+        let answer = match flow.need() {
+            RevocationNeed::Client { client_id: id } => {
+                let client = FIXTURE.clients.get(id).cloned();
+                client_id = client.as_ref().map(|c| c.client_id.clone());
+                RevocationAnswer::Client(client)
+            }
+            RevocationNeed::RefreshToken(hash) => RevocationAnswer::RefreshToken(
+                store
+                    .refresh
+                    .get(hash)
+                    .filter(|(_, t)| !t)
+                    .map(|(r, _)| r.clone()),
+            ),
+            RevocationNeed::AccessToken(hash) => {
+                RevocationAnswer::AccessToken(store.access.get(hash).cloned())
+            }
+            other => panic!("unknown need {other:?}"),
+        };
+        step = flow
+            .resume(answer, store.now)
+            .expect("the harness answered what was needed");
+    };
+    let status = done.response.status;
+    assert!(
+        matches!(status, 200 | 400 | 401),
+        "revocation answered {status}"
+    );
+    if status != 200 {
+        assert!(done.effects.is_empty(), "a refusal with effects");
+        return;
+    }
+    let client = client_id.expect("200 without a client");
+    for effect in &done.effects {
+        let Effect::RevokeGrant(grant) = effect else {
+            panic!("revocation emitted {effect:?}");
+        };
+        let owned = store
+            .refresh
+            .values()
+            .any(|(r, _)| r.grant == *grant && r.client_id == client)
+            || store
+                .access
+                .values()
+                .any(|a| a.grant == *grant && a.client_id == client);
+        assert!(owned, "revoked a grant of another client");
+    }
+}
+
 pub fn run(name: &str, data: &[u8]) -> bool {
     match name {
+        "revocation" => revocation(data),
         "authorize_query" => authorize_query(data),
         "authorize_form" => authorize_form(data),
         "token_request" => token_request(data),
@@ -1936,7 +1999,8 @@ pub fn run(name: &str, data: &[u8]) -> bool {
 }
 
 /// Every target, by name (the binaries under `fuzz_targets/`).
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 10] = [
+    "revocation",
     "authorize_query",
     "authorize_form",
     "token_request",

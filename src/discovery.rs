@@ -52,6 +52,8 @@ pub fn document(provider: &Provider) -> Value {
         "display_values_supported": ["page", "popup", "touch", "wap"],
         "authorization_response_iss_parameter_supported": true,
         "end_session_endpoint": e.end_session,
+        "revocation_endpoint": e.revocation,
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
     })

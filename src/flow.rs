@@ -39,6 +39,7 @@ use crate::effect::{
 use crate::logout::{self, AwaitingConfirmation, Ending, LoggedOut};
 use crate::provider::Provider;
 use crate::response::{ErrorPage, JsonResponse, Redirect};
+use crate::revocation::{Revocation, TokenKind};
 use crate::scope::Scope;
 use crate::secret::SecretHash;
 use crate::token::{self, CodeExchange, Grant, RefreshExchange};
@@ -436,6 +437,183 @@ impl TokenFlow {
             _ => return Err(misuse),
         };
         Ok(result.unwrap_or_else(|e| TokenStep::Done(e.into_completed())))
+    }
+}
+
+// ---------------------------------------------------------------- revocation endpoint
+
+/// What the revocation flow (RFC 7009) needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevocationNeed<'a> {
+    /// The registered client with this id, or `None`.
+    Client {
+        /// The client to look up.
+        client_id: &'a str,
+    },
+    /// The refresh token stored under this hash and not yet rotated, or `None`
+    /// (`Store::refresh_token`; a lookup, not a take).
+    RefreshToken(&'a SecretHash),
+    /// The access token stored under this hash, or `None`.
+    AccessToken(&'a SecretHash),
+}
+
+/// The driver's answer to a [`RevocationNeed`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RevocationAnswer {
+    /// Answers [`RevocationNeed::Client`].
+    Client(Option<Client>),
+    /// Answers [`RevocationNeed::RefreshToken`].
+    RefreshToken(Option<RefreshTokenRecord>),
+    /// Answers [`RevocationNeed::AccessToken`].
+    AccessToken(Option<AccessTokenRecord>),
+}
+
+impl RevocationAnswer {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "Client",
+            Self::RefreshToken(_) => "RefreshToken",
+            Self::AccessToken(_) => "AccessToken",
+        }
+    }
+}
+
+/// One step of the revocation flow.
+#[derive(Debug)]
+#[must_use]
+pub enum RevocationStep {
+    /// Answer [`RevocationFlow::need`], then [`RevocationFlow::resume`].
+    Need(RevocationFlow),
+    /// Finished: apply the effects, then send the response (200, or a client error).
+    Done(Completed<JsonResponse>),
+}
+
+/// A revocation request in progress, its typed state erased.
+#[derive(Debug)]
+#[must_use]
+pub struct RevocationFlow {
+    state: RevocationState,
+}
+
+#[derive(Debug)]
+enum RevocationState {
+    Received(token::Received),
+    /// The lookups: the hinted kind first; a record found ends them.
+    Lookup {
+        revocation: Revocation,
+        refresh: Option<Option<RefreshTokenRecord>>,
+        access: Option<Option<AccessTokenRecord>>,
+    },
+}
+
+impl RevocationFlow {
+    /// Starts from the form body and the `Authorization` header.
+    pub fn parse(form: &[u8], authorization: Option<&[u8]>) -> RevocationStep {
+        match token::Received::parse(form, authorization) {
+            Ok(r) => RevocationStep::Need(Self {
+                state: RevocationState::Received(r),
+            }),
+            Err(e) => RevocationStep::Done(e.into_completed()),
+        }
+    }
+
+    /// What the flow needs to go on.
+    pub fn need(&self) -> RevocationNeed<'_> {
+        match &self.state {
+            RevocationState::Received(r) => RevocationNeed::Client {
+                client_id: r.client_id(),
+            },
+            RevocationState::Lookup {
+                revocation,
+                refresh,
+                ..
+            } => {
+                let hash = revocation.token_hash();
+                let refresh_first = revocation.first() == TokenKind::RefreshToken;
+                // Refresh first when hinted and not yet asked; otherwise access first,
+                // then refresh.
+                match (refresh_first, refresh.is_some()) {
+                    (true, false) => RevocationNeed::RefreshToken(hash),
+                    (true, true) => RevocationNeed::AccessToken(hash),
+                    (false, _) if self.access_asked() => RevocationNeed::RefreshToken(hash),
+                    (false, _) => RevocationNeed::AccessToken(hash),
+                }
+            }
+        }
+    }
+
+    fn access_asked(&self) -> bool {
+        matches!(
+            &self.state,
+            RevocationState::Lookup {
+                access: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// Feeds the answer to the current need and runs to the next need or the end.
+    pub fn resume(
+        self,
+        answer: RevocationAnswer,
+        now: OffsetDateTime,
+    ) -> Result<RevocationStep, ProtocolMisuse> {
+        let needed = match self.need() {
+            RevocationNeed::Client { .. } => "Client",
+            RevocationNeed::RefreshToken(_) => "RefreshToken",
+            RevocationNeed::AccessToken(_) => "AccessToken",
+        };
+        let misuse = ProtocolMisuse {
+            needed,
+            answered: answer.name(),
+        };
+        if needed != answer.name() {
+            return Err(misuse);
+        }
+        let (revocation, refresh, access) = match (self.state, answer) {
+            (RevocationState::Received(r), RevocationAnswer::Client(client)) => {
+                let started = r.authenticate(client).and_then(|a| a.revocation());
+                return Ok(match started {
+                    Ok(revocation) => RevocationStep::Need(Self {
+                        state: RevocationState::Lookup {
+                            revocation,
+                            refresh: None,
+                            access: None,
+                        },
+                    }),
+                    Err(e) => RevocationStep::Done(e.into_completed()),
+                });
+            }
+            (
+                RevocationState::Lookup {
+                    revocation, access, ..
+                },
+                RevocationAnswer::RefreshToken(found),
+            ) => (revocation, Some(found), access),
+            (
+                RevocationState::Lookup {
+                    revocation,
+                    refresh,
+                    ..
+                },
+                RevocationAnswer::AccessToken(found),
+            ) => (revocation, refresh, Some(found)),
+            _ => return Err(misuse),
+        };
+        let found = matches!(refresh, Some(Some(_))) || matches!(access, Some(Some(_)));
+        if found || (refresh.is_some() && access.is_some()) {
+            let done = revocation.revoke(refresh.flatten(), access.flatten(), now);
+            return Ok(RevocationStep::Done(done));
+        }
+        Ok(RevocationStep::Need(Self {
+            state: RevocationState::Lookup {
+                revocation,
+                refresh,
+                access,
+            },
+        }))
     }
 }
 

@@ -40,6 +40,7 @@ pub mod parking;
 pub mod pkce;
 pub mod provider;
 pub mod response;
+pub mod revocation;
 pub mod scope;
 pub mod secret;
 pub mod token;

@@ -44,11 +44,13 @@ pub struct Endpoints {
     pub jwks: String,
     /// The end-session endpoint (RP-Initiated Logout).
     pub end_session: String,
+    /// The revocation endpoint (RFC 7009).
+    pub revocation: String,
 }
 
 impl Endpoints {
     /// The conventional paths under the issuer: `/authorize`, `/token`, `/userinfo`, `/jwks`,
-    /// `/logout`.
+    /// `/logout`, `/revoke`.
     pub fn under(issuer: &str) -> Self {
         let base = issuer.trim_end_matches('/');
         Self {
@@ -57,6 +59,7 @@ impl Endpoints {
             userinfo: format!("{base}/userinfo"),
             jwks: format!("{base}/jwks"),
             end_session: format!("{base}/logout"),
+            revocation: format!("{base}/revoke"),
         }
     }
 }

@@ -50,7 +50,7 @@ pub struct TokenError {
 }
 
 impl TokenError {
-    fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, description: impl Into<String>) -> Self {
         let error = OAuthError::new(code, description);
         let mut response = JsonResponse::oauth_error(400, &error);
         if code == ErrorCode::InvalidClient {
@@ -288,6 +288,12 @@ impl ClientAuthenticated {
     /// The authenticated client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Reads the form as a revocation request (RFC 7009): the client authenticated as at
+    /// the token endpoint, then `token` and `token_type_hint`.
+    pub fn revocation(self) -> Result<crate::revocation::Revocation, TokenError> {
+        crate::revocation::Revocation::from_form(self.client, self.params)
     }
 
     /// Reads the grant type and its parameters.

@@ -567,3 +567,61 @@ pub async fn prompt_login_asks_again_and_max_age(world: &World) {
         assert!(p.contains_key("code"), "{extra}: {p:?}");
     }
 }
+
+/// RFC 7009: revoking a refresh token ends its grant (the refresh token and the access
+/// token both stop working); an unknown token answers 200; a wrong secret 401; GET 405.
+pub async fn revocation_rfc_7009(world: &World) {
+    let d = Browser::new()
+        .get(&world.url("/.well-known/openid-configuration"))
+        .await
+        .json();
+    assert_eq!(d["revocation_endpoint"], world.url("/revoke").as_str());
+    let mut b = Browser::new();
+    let (code, req) = code_for(world, &mut b, "").await;
+    let tokens = redeem(world, &code, &req.verifier).await.json();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let revoke = |pairs: Vec<(&'static str, String)>, auth: String| async move {
+        let p: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Browser::new()
+            .post_form(&world.url("/revoke"), &p, &[("authorization", &auth)])
+            .await
+    };
+    let wrong = revoke(
+        vec![("token", refresh.clone())],
+        crate::basic(CLIENT_ID, "wrong"),
+    )
+    .await;
+    assert_eq!(
+        json_error(&wrong),
+        (StatusCode::UNAUTHORIZED, "invalid_client".into())
+    );
+    assert_eq!(userinfo(world, &access).await.status, StatusCode::OK);
+    let unknown = revoke(vec![("token", "x".repeat(43))], world.basic()).await;
+    assert_eq!(unknown.status, StatusCode::OK, "{}", unknown.body);
+    let done = revoke(
+        vec![
+            ("token", refresh.clone()),
+            ("token_type_hint", "refresh_token".to_owned()),
+        ],
+        world.basic(),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.header("cache-control"), Some("no-store"));
+    let refreshed = token(
+        world,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(
+        json_error(&refreshed),
+        (StatusCode::BAD_REQUEST, "invalid_grant".into())
+    );
+    assert_eq!(
+        userinfo(world, &access).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let get = b.get(&world.url("/revoke")).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -193,6 +193,7 @@ macro_rules! battery {
             token_endpoint_refusals,
             userinfo_refusals,
             prompt_login_asks_again_and_max_age,
+            revocation_rfc_7009,
         );
     };
     (@cases $adapter:ty; $($case:ident),* $(,)?) => {

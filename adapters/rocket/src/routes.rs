@@ -11,7 +11,7 @@ use crate::{Oidc, OidcResponse};
 
 /// The provider's routes, to mount at [`Oidc::base_path`] (the [`Oidc`] fairing does it):
 /// `GET|POST` on `/.well-known/openid-configuration`, `/jwks`, `/authorize`, `/token`,
-/// `/userinfo` and `/logout` (the shared layer answers 405 where GET or POST does not fit;
+/// `/revoke`, `/userinfo` and `/logout` (the shared layer answers 405 where GET or POST does not fit;
 /// other methods are not mounted and get Rocket's 404).
 /// They need the [`Oidc`] in managed state.
 pub fn routes() -> Vec<Route> {

@@ -103,6 +103,13 @@ impl<S: Store, C: UserClaims> Store for AppStore<S, C> {
         self.store.take_refresh_token(hash)
     }
 
+    fn refresh_token(
+        &self,
+        hash: &SecretHash,
+    ) -> impl Future<Output = StoreResult<Option<RefreshTokenRecord>>> + Send {
+        self.store.refresh_token(hash)
+    }
+
     fn access_token(
         &self,
         hash: &SecretHash,

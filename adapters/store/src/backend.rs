@@ -40,6 +40,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<JsonResponse, DriverError>>;
 
+    /// [`driver::revoke`].
+    fn revoke<'a>(
+        &'a self,
+        form: &'a [u8],
+        authorization: Option<&'a [u8]>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<JsonResponse, DriverError>>;
+
     /// [`driver::userinfo`].
     fn userinfo<'a>(
         &'a self,
@@ -150,6 +158,15 @@ impl<S: Store> Backend for Shared<S> {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
         Box::pin(driver::token(&*self.0, provider, form, authorization, now))
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        form: &'a [u8],
+        authorization: Option<&'a [u8]>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
+        Box::pin(driver::revoke(&*self.0, form, authorization, now))
     }
 
     fn userinfo<'a>(

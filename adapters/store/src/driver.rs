@@ -14,8 +14,9 @@ use oidc_flow::authorize::{
 };
 use oidc_flow::flow::{
     AuthorizeAnswer, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep, LogoutAnswer, LogoutNeed,
-    LogoutOutcome, LogoutStep, ProtocolMisuse, TokenAnswer, TokenFlow, TokenNeed, TokenStep,
-    UserinfoAnswer, UserinfoFlow, UserinfoNeed, UserinfoStep,
+    LogoutOutcome, LogoutStep, ProtocolMisuse, RevocationAnswer, RevocationFlow, RevocationNeed,
+    RevocationStep, TokenAnswer, TokenFlow, TokenNeed, TokenStep, UserinfoAnswer, UserinfoFlow,
+    UserinfoNeed, UserinfoStep,
 };
 use oidc_flow::logout::{AwaitingConfirmation, LoggedOut};
 use oidc_flow::token::TokenError;
@@ -223,6 +224,43 @@ pub async fn token<S: Store>(
             }
         };
         step = flow.resume(answer, provider, &mut rng, now)?;
+    }
+}
+
+/// Runs a revocation request (RFC 7009): the form body and the `Authorization` header.
+pub async fn revoke<S: Store>(
+    store: &S,
+    form: &[u8],
+    authorization: Option<&[u8]>,
+    now: OffsetDateTime,
+) -> Result<JsonResponse, DriverError> {
+    let mut step = RevocationFlow::parse(form, authorization);
+    loop {
+        let flow = match step {
+            RevocationStep::Done(done) => {
+                store.apply(&done.effects).await?;
+                return Ok(done.response);
+            }
+            RevocationStep::Need(flow) => flow,
+        };
+        let answer = match flow.need() {
+            RevocationNeed::Client { client_id } => {
+                RevocationAnswer::Client(store.client(client_id).await?)
+            }
+            RevocationNeed::RefreshToken(hash) => {
+                RevocationAnswer::RefreshToken(store.refresh_token(hash).await?)
+            }
+            RevocationNeed::AccessToken(hash) => {
+                RevocationAnswer::AccessToken(store.access_token(hash).await?)
+            }
+            _ => {
+                return Err(DriverError::Misuse(ProtocolMisuse {
+                    needed: "a need this driver does not know",
+                    answered: "nothing",
+                }));
+            }
+        };
+        step = flow.resume(answer, now)?;
     }
 }
 

@@ -173,6 +173,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         hash: &SecretHash,
     ) -> impl Future<Output = StoreResult<Taken<RefreshTokenRecord>>> + Send;
+    /// The refresh token stored under `hash` if it is not revoked and not yet rotated: a
+    /// lookup for revocation (RFC 7009), which takes nothing.
+    fn refresh_token(
+        &self,
+        hash: &SecretHash,
+    ) -> impl Future<Output = StoreResult<Option<RefreshTokenRecord>>> + Send;
     /// The access token stored under `hash`, if not revoked.
     fn access_token(
         &self,

@@ -148,6 +148,14 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn refresh_token(&self, hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>> {
+        let g = self.lock();
+        Ok(g.refresh_tokens
+            .get(hash)
+            .filter(|(_, taken)| !taken)
+            .map(|(r, _)| r.clone()))
+    }
+
     async fn access_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessTokenRecord>> {
         Ok(self.lock().access_tokens.get(hash).cloned())
     }

@@ -650,6 +650,15 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn refresh_token(&self, hash: &SecretHash) -> StoreResult<Option<RefreshTokenRecord>> {
+        let data: Option<String> = self
+            .reader()
+            .prepare_cached("SELECT data FROM refresh_tokens WHERE hash = ?1 AND taken = 0")?
+            .query_row(params![hash.as_bytes().as_slice()], |r| r.get(0))
+            .optional()?;
+        data.map(|d| from_json(&d)).transpose()
+    }
+
     async fn access_token(&self, hash: &SecretHash) -> StoreResult<Option<AccessTokenRecord>> {
         let data: Option<String> = self
             .reader()

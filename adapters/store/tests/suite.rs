@@ -212,7 +212,25 @@ async fn revocation<S: Store>(s: &S) {
             .unwrap()
             .is_some()
     );
+    // The revocation endpoint's lookup finds a live refresh token without taking it.
+    for _ in 0..2 {
+        let found = s.refresh_token(&SecretHash::of("rt-1")).await.unwrap();
+        assert_eq!(found.map(|r| r.grant), Some(g.clone()));
+    }
+    assert!(
+        s.refresh_token(&SecretHash::of("no-such"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     s.apply(&[Effect::RevokeGrant(g.clone())]).await.unwrap();
+    assert!(
+        s.refresh_token(&SecretHash::of("rt-1"))
+            .await
+            .unwrap()
+            .is_none(),
+        "a revoked refresh token is not found"
+    );
     assert!(
         s.access_token(&SecretHash::of("at-1"))
             .await
@@ -222,6 +240,23 @@ async fn revocation<S: Store>(s: &S) {
     assert_eq!(
         s.take_refresh_token(&SecretHash::of("rt-1")).await.unwrap(),
         Taken::Unknown
+    );
+    // A rotated (taken) refresh token is not found either.
+    let g2 = grant("g-rotated");
+    s.apply(&[Effect::StoreRefreshToken(refresh_record("rt-rot", &g2))])
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.take_refresh_token(&SecretHash::of("rt-rot"))
+            .await
+            .unwrap(),
+        Taken::Fresh(_)
+    ));
+    assert!(
+        s.refresh_token(&SecretHash::of("rt-rot"))
+            .await
+            .unwrap()
+            .is_none()
     );
     // Tokens racing the revocation are refused, and the whole transaction with them.
     let late = s

@@ -1,0 +1,7 @@
+//! Fuzz target `revocation`: see `harness::revocation`.
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::revocation(data));
