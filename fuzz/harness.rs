@@ -58,6 +58,12 @@ pub const HS_CLIENT: &str = "rp-hs";
 pub const HS_SECRET: &str = "a-long-client-secret-for-hs256-0123456789";
 /// A public client (no secret, PKCE required).
 pub const PUBLIC_CLIENT: &str = "public-rp";
+/// A backend service: the client credentials grant only (client_secret_basic).
+pub const SERVICE_CLIENT: &str = "service";
+/// Its secret.
+pub const SERVICE_SECRET: &str = "service-secret";
+/// The scope it registered (with `openid`, which the grant must never give).
+pub const SERVICE_SCOPE: &str = "openid api:read api:write";
 /// The secret that keys HS* tokens in the `jws` target.
 pub const JWS_HMAC_SECRET: &[u8] = b"fuzz-hmac-secret-0123456789abcdef";
 /// The code of RFC 6749 §4.1.2, stored for `s6BhdRkqt3` and `https://client.example.com/cb`.
@@ -226,6 +232,14 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             "scope": "openid profile offline_access",
             "id_token_signed_response_alg": "EdDSA",
         })),
+        client(serde_json::json!({
+            "client_id": SERVICE_CLIENT,
+            "client_secret": SERVICE_SECRET,
+            "redirect_uris": [],
+            "response_types": [],
+            "grant_types": ["client_credentials"],
+            "scope": SERVICE_SCOPE,
+        })),
     ];
     let clients: HashMap<String, Client> = clients
         .into_iter()
@@ -339,6 +353,8 @@ pub struct Store {
     consents: Vec<ConsentRecord>,
     rng: ChaCha20Rng,
     now: OffsetDateTime,
+    /// Access tokens issued by the client credentials grant (repeatable by design).
+    client_credentials: usize,
 }
 
 impl Store {
@@ -351,6 +367,7 @@ impl Store {
             consents: Vec::new(),
             rng: ChaCha20Rng::seed_from_u64(7636),
             now: START,
+            client_credentials: 0,
         }
     }
 
@@ -744,6 +761,30 @@ enum Redeemed {
     Refresh(SecretHash, Taken<RefreshTokenRecord>),
 }
 
+/// A success that redeemed nothing must be the client credentials grant of the one client
+/// that registered it: an access token of a registered scope without `openid` (so it never
+/// opens UserInfo), and no refresh or ID token.
+fn check_client_credentials(client_id: &str, response: &JsonResponse) {
+    assert_eq!(client_id, SERVICE_CLIENT, "a token without a grant");
+    let body = response.json();
+    assert!(
+        body.get("refresh_token").is_none(),
+        "a refresh token for a service"
+    );
+    assert!(
+        body.get("id_token").is_none(),
+        "an ID token without an end-user"
+    );
+    let scope = body["scope"].as_str().expect("a scope");
+    let registered = Scope::parse(SERVICE_SCOPE).expect("scope fixture");
+    let granted = Scope::parse(scope).expect("a well-formed scope");
+    assert!(!granted.is_openid(), "openid granted without an end-user");
+    assert!(
+        granted.is_subset_of(&registered),
+        "a scope beyond the registration"
+    );
+}
+
 /// Runs an erased token flow, answering from the store; with a model, asserts that a
 /// success comes only from a code (or refresh token) the model saw issued to this client
 /// and never redeemed, taken fresh and unexpired.
@@ -828,7 +869,11 @@ fn drive_token(
                     "an expired refresh token redeemed"
                 );
             }
-            Redeemed::Nothing => panic!("a token without a grant"),
+            Redeemed::Nothing => {
+                check_client_credentials(&client_id, &response);
+                store.client_credentials += 1;
+                return response;
+            }
             _ => panic!("a token from a code or refresh token that was not taken fresh"),
         }
     }
@@ -1039,8 +1084,9 @@ pub fn token_request(data: &[u8]) {
     let first = drive_token(&mut store, form, header, Some(&mut model));
     // The same request again must not succeed a second time (single use).
     let second = drive_token(&mut store, form, header, Some(&mut model));
+    // Codes and refresh tokens are single-use; client credentials are not.
     assert!(
-        !(first.status == 200 && second.status == 200),
+        !(first.status == 200 && second.status == 200) || store.client_credentials == 2,
         "the same token request succeeded twice"
     );
 }
@@ -1471,7 +1517,13 @@ pub fn id_token_hint(data: &[u8]) {
 // ------------------------------------------------------------------ the stateful target
 
 /// Client ids a flow op may use (the last is unknown).
-const CLIENT_IDS: [&str; 4] = [RFC_CLIENT, HS_CLIENT, PUBLIC_CLIENT, "unknown-rp"];
+const CLIENT_IDS: [&str; 5] = [
+    RFC_CLIENT,
+    HS_CLIENT,
+    PUBLIC_CLIENT,
+    SERVICE_CLIENT,
+    "unknown-rp",
+];
 /// Redirect URIs a flow op may request: registered ones and near misses.
 const REDIRECTS: [&str; 9] = [
     "https://client.example.com/cb",
@@ -1784,7 +1836,9 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
         Op::Token(t) => {
             let client_id = pick(&CLIENT_IDS, t.client);
             let mut pairs: Vec<(&str, String)> = Vec::new();
-            if t.refresh {
+            if client_id == SERVICE_CLIENT {
+                pairs.push(("grant_type", "client_credentials".to_owned()));
+            } else if t.refresh {
                 pairs.push(("grant_type", "refresh_token".to_owned()));
                 let rt = pick_owned(&model.refresh_list, t.secret).unwrap_or(RFC_REFRESH);
                 pairs.push(("refresh_token", rt.to_owned()));
@@ -1802,6 +1856,7 @@ fn run_op(store: &mut Store, model: &mut Model, op: Op) {
             let secret = match client_id {
                 RFC_CLIENT => RFC_SECRET,
                 HS_CLIENT => HS_SECRET,
+                SERVICE_CLIENT => SERVICE_SECRET,
                 _ => "",
             };
             let mut header = None;

@@ -173,6 +173,9 @@ pub enum GrantType {
     Implicit,
     /// The refresh token grant (RFC 6749 §6).
     RefreshToken,
+    /// The client credentials grant (RFC 6749 §4.4): a confidential client gets a token for
+    /// itself, with no end-user.
+    ClientCredentials,
 }
 
 impl GrantType {
@@ -182,6 +185,7 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::Implicit => "implicit",
             Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
         }
     }
 }
@@ -347,6 +351,10 @@ pub enum ClientError {
         "backchannel_logout_uri `{0}` must be an absolute http or https URI without a fragment"
     )]
     BadLogoutUri(String),
+    /// A public client registered the client credentials grant, which needs a client that
+    /// can authenticate (RFC 6749 section 4.4).
+    #[error("only a confidential client may use the client_credentials grant")]
+    PublicClientCredentials,
 }
 
 /// Schemes never accepted in a redirect URI: they run script or read local files.
@@ -387,8 +395,11 @@ impl Client {
         {
             return Err(ClientError::BadClientId);
         }
-        if self.redirect_uris.is_empty() {
+        if self.redirect_uris.is_empty() && self.uses_redirects() {
             return Err(ClientError::NoRedirectUri);
+        }
+        if self.is_public() && self.allows_grant(GrantType::ClientCredentials) {
+            return Err(ClientError::PublicClientCredentials);
         }
         for uri in self
             .redirect_uris
@@ -501,6 +512,14 @@ impl Client {
             return presented.ct_eq(&SecretHash::of(clear));
         }
         false
+    }
+
+    /// Whether the client sends end-users to the authorization endpoint (a response type or
+    /// a grant that starts there), so it needs a redirect URI.
+    pub fn uses_redirects(&self) -> bool {
+        !self.response_types.is_empty()
+            || self.allows_grant(GrantType::AuthorizationCode)
+            || self.allows_grant(GrantType::Implicit)
     }
 
     /// Whether the client registered `grant`.

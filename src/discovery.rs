@@ -38,7 +38,7 @@ pub fn document(provider: &Provider) -> Value {
         "scopes_supported": provider.scopes_supported.iter().collect::<Vec<_>>(),
         "response_types_supported": response_types,
         "response_modes_supported": ["query", "fragment", "form_post"],
-        "grant_types_supported": ["authorization_code", "implicit", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "implicit", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -416,16 +416,18 @@ impl TokenFlow {
             answered: answer.name(),
         };
         let result = match (self.state, answer) {
-            (TokenState::Received(r), TokenAnswer::Client(client)) => {
-                r.authenticate(client).and_then(|a| a.grant()).map(|grant| {
-                    TokenStep::Need(Self {
-                        state: match grant {
-                            Grant::AuthorizationCode(x) => TokenState::Code(x),
-                            Grant::RefreshToken(x) => TokenState::Refresh(x),
-                        },
-                    })
-                })
-            }
+            (TokenState::Received(r), TokenAnswer::Client(client)) => r
+                .authenticate(client)
+                .and_then(|a| a.grant())
+                .map(|grant| match grant {
+                    Grant::AuthorizationCode(x) => TokenStep::Need(Self {
+                        state: TokenState::Code(x),
+                    }),
+                    Grant::RefreshToken(x) => TokenStep::Need(Self {
+                        state: TokenState::Refresh(x),
+                    }),
+                    Grant::ClientCredentials(x) => TokenStep::Done(x.issue(provider, rng, now)),
+                }),
             (TokenState::Code(x), TokenAnswer::Code(taken)) => x
                 .redeem(taken, now)
                 .and_then(|r| r.issue(provider, rng, now))

@@ -5,7 +5,8 @@
 //!   └─ authenticate(Option<Client>) ─► ClientAuthenticated       secret checked in constant time
 //!        └─ grant() ─► Grant
 //!             ├─ AuthorizationCode(CodeExchange) ── redeem(Taken<CodeRecord>) ─► CodeRedeemed ── issue ─► Completed
-//!             └─ RefreshToken(RefreshExchange) ── redeem(Taken<RefreshTokenRecord>) ─► RefreshRedeemed ── issue ─► Completed
+//!             ├─ RefreshToken(RefreshExchange) ── redeem(Taken<RefreshTokenRecord>) ─► RefreshRedeemed ── issue ─► Completed
+//!             └─ ClientCredentials(ClientCredentials) ── issue ─► Completed   no end-user, no store need
 //! ```
 //!
 //! The store takes a code or refresh token atomically and reports what it found ([`Taken`]);
@@ -282,6 +283,8 @@ pub enum Grant {
     AuthorizationCode(CodeExchange),
     /// `refresh_token`: rotate a refresh token.
     RefreshToken(RefreshExchange),
+    /// `client_credentials`: a token for the client itself (RFC 6749 §4.4).
+    ClientCredentials(ClientCredentials),
 }
 
 impl ClientAuthenticated {
@@ -308,10 +311,11 @@ impl ClientAuthenticated {
         let grant = match grant_type.as_str() {
             "authorization_code" => GrantType::AuthorizationCode,
             "refresh_token" => GrantType::RefreshToken,
+            "client_credentials" => GrantType::ClientCredentials,
             _ => {
                 return Err(TokenError::new(
                     ErrorCode::UnsupportedGrantType,
-                    "the grant_type is not supported (supported: authorization_code, refresh_token)",
+                    "the grant_type is not supported (supported: authorization_code, refresh_token, client_credentials)",
                 ));
             }
         };
@@ -325,6 +329,14 @@ impl ClientAuthenticated {
             ));
         }
         match grant {
+            GrantType::ClientCredentials => {
+                let asked = take(&mut self.params, "scope", crate::scope::MAX_SCOPE_LEN)?;
+                let scope = ClientCredentials::scope(&self.client, asked.as_deref())?;
+                Ok(Grant::ClientCredentials(ClientCredentials {
+                    client: self.client,
+                    scope,
+                }))
+            }
             GrantType::RefreshToken => {
                 let Some(token) = take(&mut self.params, "refresh_token", 512)? else {
                     return Err(invalid_request("the refresh_token parameter is missing"));
@@ -630,6 +642,110 @@ impl RefreshRedeemed {
     }
 }
 
+/// Scopes that speak for an end-user, which the client credentials grant has none of.
+const END_USER_SCOPES: [&str; 2] = [Scope::OPENID, "offline_access"];
+
+/// A `client_credentials` request (RFC 6749 §4.4) from an authenticated confidential client:
+/// the scope is decided, and nothing else is needed to issue.
+#[must_use = "issue the access token next"]
+#[derive(Debug)]
+pub struct ClientCredentials {
+    client: Client,
+    scope: Scope,
+}
+
+impl ClientCredentials {
+    /// The scope to grant: the asked one when every token of it is registered for the
+    /// client and none needs an end-user; else the registered scope without those
+    /// (RFC 6749 §3.3 lets the server apply a default).
+    fn scope(client: &Client, asked: Option<&str>) -> Result<Scope, TokenError> {
+        let invalid_scope = |why: String| TokenError::new(ErrorCode::InvalidScope, why);
+        let Some(asked) = asked else {
+            let default = client.scope.iter().filter(|t| !END_USER_SCOPES.contains(t));
+            return Scope::from_tokens(default).map_err(|e| invalid_scope(e.to_string()));
+        };
+        let asked = Scope::parse(asked).map_err(|e| invalid_scope(e.to_string()))?;
+        if let Some(bad) = asked.iter().find(|t| END_USER_SCOPES.contains(t)) {
+            return Err(invalid_scope(format!(
+                "the scope `{bad}` needs an end-user, and the client_credentials grant has none"
+            )));
+        }
+        if let Some(bad) = asked.not_in(&client.scope).next() {
+            return Err(invalid_scope(format!(
+                "the scope `{bad}` is not registered for this client"
+            )));
+        }
+        Ok(asked)
+    }
+
+    /// The client the token is for.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The scope the token will carry.
+    pub fn granted_scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Issues an access token of a new grant whose subject is the client itself (RFC 9068
+    /// §2.2 for grants without a resource owner); no refresh token and no ID token.
+    pub fn issue(
+        self,
+        provider: &Provider,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Completed<JsonResponse> {
+        let grant = GrantId::generate(rng);
+        let (access, record) = mint_access_token(
+            provider,
+            &self.client,
+            &grant,
+            &self.client.client_id,
+            &self.scope,
+            rng,
+            now,
+        );
+        let body = TokenBody {
+            access_token: access.as_str(),
+            token_type: "Bearer",
+            expires_in: provider.access_token_lifetime.whole_seconds(),
+            refresh_token: None,
+            id_token: None,
+            scope: self.scope.to_string(),
+        };
+        match serde_json::to_string(&body) {
+            Ok(body) => Completed {
+                response: JsonResponse::no_store(body),
+                effects: vec![Effect::StoreAccessToken(record)],
+            },
+            Err(e) => TokenError::new(ErrorCode::ServerError, e.to_string()).into_completed(),
+        }
+    }
+}
+
+/// A new access token of `grant` and the record to store under its hash.
+fn mint_access_token(
+    provider: &Provider,
+    client: &Client,
+    grant: &GrantId,
+    subject: &str,
+    scope: &Scope,
+    rng: &mut impl CryptoRng,
+    now: OffsetDateTime,
+) -> (MintedSecret, AccessTokenRecord) {
+    let access = MintedSecret::generate(rng);
+    let record = AccessTokenRecord {
+        hash: access.hash(),
+        grant: grant.clone(),
+        client_id: client.client_id.clone(),
+        subject: subject.to_owned(),
+        scope: scope.clone(),
+        expires_at: now + provider.access_token_lifetime,
+    };
+    (access, record)
+}
+
 struct Issue<'a> {
     grant: &'a GrantId,
     scope: &'a Scope,
@@ -657,16 +773,17 @@ fn issue_tokens(
     rng: &mut impl CryptoRng,
     now: OffsetDateTime,
 ) -> Result<Completed<JsonResponse>, TokenError> {
-    let access = MintedSecret::generate(rng);
+    let (access, record) = mint_access_token(
+        provider,
+        client,
+        issue.grant,
+        &issue.authentication.subject,
+        issue.scope,
+        rng,
+        now,
+    );
     let mut effects = Vec::with_capacity(2);
-    effects.push(Effect::StoreAccessToken(AccessTokenRecord {
-        hash: access.hash(),
-        grant: issue.grant.clone(),
-        client_id: client.client_id.clone(),
-        subject: issue.authentication.subject.clone(),
-        scope: issue.scope.clone(),
-        expires_at: now + provider.access_token_lifetime,
-    }));
+    effects.push(Effect::StoreAccessToken(record));
     let refresh = client
         .allows_grant(GrantType::RefreshToken)
         .then(|| MintedSecret::generate(rng));

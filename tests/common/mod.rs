@@ -117,6 +117,22 @@ pub fn post_client() -> Client {
         .unwrap()
 }
 
+/// A backend service: the client credentials grant only, so no redirect URI.
+pub fn service_client() -> Client {
+    let json = serde_json::json!({
+        "client_id": "service",
+        "client_secret_sha256": oidc_flow::secret::SecretHash::of(&secret_of("service")),
+        "redirect_uris": [],
+        "response_types": [],
+        "grant_types": ["client_credentials"],
+        "scope": "openid api:read api:write offline_access",
+    });
+    serde_json::from_value::<Client>(json)
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
 /// The claims of the fixture user `alice`.
 pub fn alice_claims() -> UserInfo {
     serde_json::from_value(serde_json::json!({
@@ -195,7 +211,7 @@ impl Harness {
             let c = client_for(alg);
             clients.insert(c.client_id.clone(), c);
         }
-        for c in [public_client(), post_client()] {
+        for c in [public_client(), post_client(), service_client()] {
             clients.insert(c.client_id.clone(), c);
         }
         let mut users = HashMap::new();
@@ -442,6 +458,7 @@ impl Harness {
                     let redeemed = x.redeem(taken, h.now)?;
                     redeemed.issue(&h.provider, &mut h.rng, h.now)
                 }
+                Grant::ClientCredentials(x) => Ok(x.issue(&h.provider, &mut h.rng, h.now)),
             }
         };
         let done = match run(self) {

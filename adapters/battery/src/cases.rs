@@ -10,7 +10,10 @@ use openidconnect::{
     OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, TokenResponse as _,
 };
 
-use crate::{Browser, CLIENT_ID, NAME, POST_LOGOUT, REDIRECT, Resp, Step, World, rp_http};
+use crate::{
+    Browser, CLIENT_ID, NAME, POST_LOGOUT, REDIRECT, Resp, SERVICE_ID, SERVICE_SCOPE, Step, World,
+    rp_http,
+};
 
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -627,4 +630,97 @@ pub async fn revocation_rfc_7009(world: &World) {
     );
     let get = b.get(&world.url("/revoke")).await;
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// RFC 6749 §4.4 with `openidconnect` (its `oauth2` core) as the client: the service gets a
+/// Bearer token with its registered scope and no refresh or ID token; a scope it did not
+/// register is `invalid_scope`; the RP, which did not register the grant, is
+/// `unauthorized_client`; discovery lists the grant.
+pub async fn client_credentials_rfc_6749_4_4(world: &World) {
+    use openidconnect::Scope;
+    let issuer = IssuerUrl::new(world.issuer.clone()).unwrap();
+    let metadata = CoreProviderMetadata::discover_async(issuer, &rp_http)
+        .await
+        .unwrap();
+    let grants = metadata.grant_types_supported().unwrap();
+    assert!(
+        grants.iter().any(|g| g.as_ref() == "client_credentials"),
+        "{grants:?}"
+    );
+    let service = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(SERVICE_ID.to_owned()),
+        Some(ClientSecret::new(world.client_secret.clone())),
+    );
+    let tokens = service
+        .exchange_client_credentials()
+        .unwrap()
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert_eq!(
+        *tokens.token_type(),
+        openidconnect::core::CoreTokenType::Bearer
+    );
+    let scopes: Vec<String> = tokens
+        .scopes()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(scopes.join(" "), SERVICE_SCOPE);
+    assert!(tokens.refresh_token().is_none());
+    assert!(tokens.id_token().is_none());
+    assert!(tokens.expires_in().is_some());
+    // The token is a Bearer token of the provider, but it speaks for no end-user.
+    let info = userinfo(world, tokens.access_token().secret()).await;
+    assert_eq!(info.status, StatusCode::FORBIDDEN, "{}", info.body);
+
+    let narrowed = service
+        .exchange_client_credentials()
+        .unwrap()
+        .add_scope(Scope::new("api:read".to_owned()))
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert_eq!(narrowed.scopes().unwrap().len(), 1);
+    let form = |pairs: &[(&str, &str)], auth: String| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        async move {
+            let p: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            Browser::new()
+                .post_form(&world.url("/token"), &p, &[("authorization", &auth)])
+                .await
+        }
+    };
+    let service_auth = crate::basic(SERVICE_ID, &world.client_secret);
+    let too_wide = form(
+        &[("grant_type", "client_credentials"), ("scope", "admin")],
+        service_auth.clone(),
+    )
+    .await;
+    assert_eq!(
+        json_error(&too_wide),
+        (StatusCode::BAD_REQUEST, "invalid_scope".into())
+    );
+    let wrong = form(
+        &[("grant_type", "client_credentials")],
+        crate::basic(SERVICE_ID, "wrong"),
+    )
+    .await;
+    assert_eq!(
+        json_error(&wrong),
+        (StatusCode::UNAUTHORIZED, "invalid_client".into())
+    );
+    let rp = form(&[("grant_type", "client_credentials")], world.basic()).await;
+    assert_eq!(
+        json_error(&rp),
+        (StatusCode::BAD_REQUEST, "unauthorized_client".into())
+    );
 }

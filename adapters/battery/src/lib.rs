@@ -47,6 +47,11 @@ pub const REDIRECT: &str = "https://rp.example/cb";
 pub const POST_LOGOUT: &str = "https://rp.example/bye";
 /// The battery's client (confidential, `client_secret_basic`, consent asked).
 pub const CLIENT_ID: &str = "battery-rp";
+/// The battery's backend service: the client credentials grant only, with the same secret
+/// as [`CLIENT_ID`].
+pub const SERVICE_ID: &str = "battery-service";
+/// The scope the service registered.
+pub const SERVICE_SCOPE: &str = "api:read api:write";
 
 /// What an adapter's server serves: the provider (issuer with the path `/oidc`), the store
 /// with the battery's client registered, and the address to listen on.
@@ -123,7 +128,7 @@ async fn try_get(url: &str) -> Result<Resp, hyper_util::client::legacy::Error> {
         .await
 }
 
-/// Registers [`CLIENT_ID`]; returns its secret.
+/// Registers [`CLIENT_ID`] and [`SERVICE_ID`]; returns their secret.
 async fn register(store: &MemoryStore) -> String {
     let secret = MintedSecret::generate(&mut oidc_flow_store::driver::system_rng());
     let client = Client {
@@ -146,6 +151,19 @@ async fn register(store: &MemoryStore) -> String {
     .validate()
     .unwrap();
     store.add_client(&client).await.unwrap();
+    let service = Client {
+        client_id: SERVICE_ID.to_owned(),
+        redirect_uris: Vec::new(),
+        response_types: Vec::new(),
+        grant_types: vec![GrantType::ClientCredentials],
+        scope: oidc_flow::Scope::parse(SERVICE_SCOPE).unwrap(),
+        client_name: None,
+        post_logout_redirect_uris: Vec::new(),
+        ..client
+    }
+    .validate()
+    .unwrap();
+    store.add_client(&service).await.unwrap();
     secret.into_string()
 }
 
@@ -194,6 +212,7 @@ macro_rules! battery {
             userinfo_refusals,
             prompt_login_asks_again_and_max_age,
             revocation_rfc_7009,
+            client_credentials_rfc_6749_4_4,
         );
     };
     (@cases $adapter:ty; $($case:ident),* $(,)?) => {

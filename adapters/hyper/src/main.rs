@@ -248,15 +248,17 @@ struct ClientUris {
 enum ClientCommand {
     /// Register a client; prints its RFC 7591 registration with client_id and client_secret.
     Add {
-        /// A redirect URI (repeat for several).
-        #[arg(long = "redirect-uri", required = true)]
+        /// A redirect URI (repeat for several); needed unless the client uses only the
+        /// client_credentials grant.
+        #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         #[command(flatten)]
         uris: ClientUris,
         /// A response type, e.g. "code" or "code id_token" (repeat for several).
         #[arg(long = "response-type")]
         response_types: Vec<String>,
-        /// A grant type (repeat for several).
+        /// A grant type: authorization_code, implicit, refresh_token or client_credentials
+        /// (repeat for several; derived from the response types when absent).
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
         /// client_secret_basic (default), client_secret_post or none.

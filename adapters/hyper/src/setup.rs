@@ -187,7 +187,7 @@ pub async fn retire_keys<S: Admin>(
 /// What `oidc-flow client add` registers.
 #[derive(Debug, Clone, Default)]
 pub struct NewClient {
-    /// Redirect URIs (at least one).
+    /// Redirect URIs (at least one, unless the client uses only client_credentials).
     pub redirect_uris: Vec<String>,
     /// Response types; `code` when empty.
     pub response_types: Vec<String>,
@@ -231,7 +231,15 @@ pub async fn add_client<S: Store>(
         .chars()
         .take(22)
         .collect::<String>();
-    let response_types = if new.response_types.is_empty() {
+    let grants_without_redirects = !new.grant_types.is_empty()
+        && new
+            .grant_types
+            .iter()
+            .all(|g| g == "client_credentials" || g == "refresh_token");
+    let response_types = if new.response_types.is_empty() && grants_without_redirects {
+        // A backend service: no end-user is ever sent to the authorization endpoint.
+        Vec::new()
+    } else if new.response_types.is_empty() {
         vec![ResponseType::CODE]
     } else {
         new.response_types

@@ -950,6 +950,22 @@ fn wrong_input_fails_with_an_error_line() {
             &["client", "add", "--redirect-uri", "http://rp.example/cb"],
             "--allow-insecure-redirects",
         ),
+        (&["client", "add"], "at least one redirect URI"),
+        (
+            &[
+                "client",
+                "add",
+                "--grant-type",
+                "client_credentials",
+                "--token-endpoint-auth-method",
+                "none",
+            ],
+            "confidential",
+        ),
+        (
+            &["client", "add", "--grant-type", "password"],
+            "unsupported grant type `password`",
+        ),
     ] {
         let run = db.cli(args);
         let stderr = run.failed();
@@ -980,6 +996,47 @@ fn wrong_input_fails_with_an_error_line() {
         accepted["redirect_uris"],
         serde_json::json!(["http://rp.example/cb"])
     );
+}
+
+/// A backend service registered by `client add --grant-type client_credentials` needs no
+/// redirect URI, and a running server issues it a token of its registered scope.
+#[tokio::test]
+async fn a_service_from_the_command_line_gets_client_credentials_tokens() {
+    let db = Db::new();
+    let registration = db
+        .cli_async(
+            &[
+                "client",
+                "add",
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                "api:read api:write",
+            ],
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        registration["grant_types"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(registration["response_types"], serde_json::json!([]));
+    assert_eq!(registration["redirect_uris"], serde_json::json!([]));
+    let service = Registered::from(registration);
+    let server = Server::start(&db, &[]);
+    let r = Browser::new()
+        .post_form(
+            &server.url("/token"),
+            &[("grant_type", "client_credentials"), ("scope", "api:read")],
+            &[("authorization", &service.basic())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let body = r.json();
+    assert_eq!(body["scope"], "api:read");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body.get("refresh_token").is_none(), "{body}");
 }
 
 // ------------------------------------------------------------------ 6. HS* clients
