@@ -31,8 +31,9 @@ use oidc_flow::authorize::{
 };
 use oidc_flow::flow::{
     AuthorizeAnswer, AuthorizeFlow, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep,
-    RevocationAnswer, RevocationFlow, RevocationNeed, RevocationStep, TokenAnswer, TokenFlow,
-    TokenNeed, TokenStep, UserinfoAnswer, UserinfoFlow, UserinfoNeed, UserinfoStep,
+    IntrospectionFlow, IntrospectionStep, RevocationFlow, RevocationStep, TokenAnswer, TokenFlow,
+    TokenLookupAnswer, TokenLookupNeed, TokenNeed, TokenStep, UserinfoAnswer, UserinfoFlow,
+    UserinfoNeed, UserinfoStep,
 };
 use oidc_flow::jws::{self, Signer};
 use oidc_flow::keys::{Algorithm, KeySet, SigningKey};
@@ -64,6 +65,12 @@ pub const SERVICE_CLIENT: &str = "service";
 pub const SERVICE_SECRET: &str = "service-secret";
 /// The scope it registered (with `openid`, which the grant must never give).
 pub const SERVICE_SCOPE: &str = "openid api:read api:write";
+/// A resource server's credential (introspection only).
+pub const RESOURCE_SERVER: &str = "rs-api";
+/// Its secret.
+pub const RESOURCE_SERVER_SECRET: &str = "rs-api-secret";
+/// The resource it answers to (RFC 8707).
+pub const RESOURCE: &str = "https://api.example.net";
 /// The secret that keys HS* tokens in the `jws` target.
 pub const JWS_HMAC_SECRET: &[u8] = b"fuzz-hmac-secret-0123456789abcdef";
 /// The code of RFC 6749 §4.1.2, stored for `s6BhdRkqt3` and `https://client.example.com/cb`.
@@ -240,6 +247,14 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             "grant_types": ["client_credentials"],
             "scope": SERVICE_SCOPE,
         })),
+        client(serde_json::json!({
+            "client_id": RESOURCE_SERVER,
+            "client_secret": RESOURCE_SERVER_SECRET,
+            "redirect_uris": [],
+            "response_types": [],
+            "grant_types": [],
+            "resource": RESOURCE,
+        })),
     ];
     let clients: HashMap<String, Client> = clients
         .into_iter()
@@ -287,6 +302,7 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
                 scope: scope("openid profile offline_access"),
                 authentication: alice(START - Duration::minutes(1)),
                 include_auth_time: false,
+                issued_at: None,
                 expires_at: START + Duration::days(1),
             },
             false,
@@ -301,6 +317,8 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             client_id: RFC_CLIENT.to_owned(),
             subject: "alice".to_owned(),
             scope: scope("openid profile email"),
+            audience: Vec::new(),
+            issued_at: None,
             expires_at: START + Duration::hours(1),
         },
     );
@@ -1974,10 +1992,106 @@ fn keep_pending(store: &mut Store, model: &mut Model, ended: Ended, grant: Grant
     }
 }
 
+/// An introspection request (RFC 7662): an optional `Authorization` line, then the form.
+/// It ends in 200, 400 or 401 and writes nothing; `{"active": true}` only for a stored,
+/// unexpired token the authenticated caller may see (its own, or an access token meant for
+/// the caller's resource or for none), with the fixture's issuer; anything else is exactly
+/// `{"active": false}`.
+pub fn introspection(data: &[u8]) {
+    let (header, form) = split_header(data);
+    let store = &FIXTURE.store;
+    let mut caller: Option<String> = None;
+    let mut step = IntrospectionFlow::parse(form, header);
+    let done = loop {
+        let flow = match step {
+            IntrospectionStep::Done(done) => break done,
+            IntrospectionStep::Need(flow) => flow,
+        };
+        let answer = look_up(flow.need(), &mut caller);
+        step = flow
+            .resume(answer, &FIXTURE.provider, store.now)
+            .expect("the harness answered what was needed");
+    };
+    assert!(done.effects.is_empty(), "introspection wrote something");
+    let status = done.response.status;
+    assert!(
+        matches!(status, 200 | 400 | 401),
+        "introspection answered {status}"
+    );
+    if status != 200 {
+        return;
+    }
+    let caller = caller.expect("200 without a caller");
+    let caller = &FIXTURE.clients[&caller];
+    assert!(!caller.is_public(), "a public client introspected");
+    let body = done.response.json();
+    if body["active"] != true {
+        assert_eq!(
+            body,
+            serde_json::json!({"active": false}),
+            "an inactive answer says more"
+        );
+        return;
+    }
+    let token = params::Params::parse(form, token::MAX_REQUEST_BYTES)
+        .ok()
+        .and_then(|p| p.get("token").map(str::to_owned))
+        .expect("an active answer for a form without a token");
+    let hash = SecretHash::of(&token);
+    let (client_id, audience, expires_at) =
+        match (store.access.get(&hash), store.refresh.get(&hash)) {
+            (Some(a), _) if body.get("token_type").is_some() => {
+                (a.client_id.clone(), a.audience.clone(), a.expires_at)
+            }
+            (_, Some((r, false))) => {
+                assert!(
+                    body.get("token_type").is_none(),
+                    "a refresh token with a token_type"
+                );
+                (r.client_id.clone(), Vec::new(), r.expires_at)
+            }
+            _ => panic!("active for a token that is not stored (or was rotated)"),
+        };
+    assert!(store.now < expires_at, "an expired token is active");
+    let may_see = client_id == caller.client_id
+        || (body.get("token_type").is_some()
+            && caller
+                .resource
+                .as_ref()
+                .is_some_and(|r| audience.is_empty() || audience.contains(r)));
+    assert!(may_see, "a token shown to a caller that may not see it");
+    assert_eq!(body["iss"], ISSUER);
+    assert_eq!(body["client_id"], client_id.as_str());
+}
+
 /// Runs the target named `name` on `data`; `false` if there is no such target.
 /// A revocation request (RFC 7009): an optional `Authorization` line, then the form. It
 /// ends in 200, 400 or 401; a refusal changes nothing; a 200 needs an authenticated client;
 /// and the only effect is revoking a grant whose token belongs to that client.
+/// Answers what revocation and introspection ask from the fixture store, noting the
+/// client that was found.
+fn look_up(need: TokenLookupNeed<'_>, client_id: &mut Option<String>) -> TokenLookupAnswer {
+    let store = &FIXTURE.store;
+    match need {
+        TokenLookupNeed::Client { client_id: id } => {
+            let client = FIXTURE.clients.get(id).cloned();
+            *client_id = client.as_ref().map(|c| c.client_id.clone());
+            TokenLookupAnswer::Client(client)
+        }
+        TokenLookupNeed::RefreshToken(hash) => TokenLookupAnswer::RefreshToken(
+            store
+                .refresh
+                .get(hash)
+                .filter(|(_, t)| !t)
+                .map(|(r, _)| r.clone()),
+        ),
+        TokenLookupNeed::AccessToken(hash) => {
+            TokenLookupAnswer::AccessToken(store.access.get(hash).cloned())
+        }
+        other => panic!("unknown need {other:?}"),
+    }
+}
+
 pub fn revocation(data: &[u8]) {
     let (header, form) = split_header(data);
     let store = &FIXTURE.store;
@@ -1988,24 +2102,7 @@ pub fn revocation(data: &[u8]) {
             RevocationStep::Done(done) => break done,
             RevocationStep::Need(flow) => flow,
         };
-        let answer = match flow.need() {
-            RevocationNeed::Client { client_id: id } => {
-                let client = FIXTURE.clients.get(id).cloned();
-                client_id = client.as_ref().map(|c| c.client_id.clone());
-                RevocationAnswer::Client(client)
-            }
-            RevocationNeed::RefreshToken(hash) => RevocationAnswer::RefreshToken(
-                store
-                    .refresh
-                    .get(hash)
-                    .filter(|(_, t)| !t)
-                    .map(|(r, _)| r.clone()),
-            ),
-            RevocationNeed::AccessToken(hash) => {
-                RevocationAnswer::AccessToken(store.access.get(hash).cloned())
-            }
-            other => panic!("unknown need {other:?}"),
-        };
+        let answer = look_up(flow.need(), &mut client_id);
         step = flow
             .resume(answer, store.now)
             .expect("the harness answered what was needed");
@@ -2039,6 +2136,7 @@ pub fn revocation(data: &[u8]) {
 pub fn run(name: &str, data: &[u8]) -> bool {
     match name {
         "revocation" => revocation(data),
+        "introspection" => introspection(data),
         "authorize_query" => authorize_query(data),
         "authorize_form" => authorize_form(data),
         "token_request" => token_request(data),
@@ -2054,8 +2152,9 @@ pub fn run(name: &str, data: &[u8]) -> bool {
 }
 
 /// Every target, by name (the binaries under `fuzz_targets/`).
-pub const TARGETS: [&str; 10] = [
+pub const TARGETS: [&str; 11] = [
     "revocation",
+    "introspection",
     "authorize_query",
     "authorize_form",
     "token_request",

@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 use crate::claims::UserInfo;
 use crate::client::{Client, ResponseMode, ResponseType};
 use crate::effect::{
-    AccessTokenRecord, Authentication, CodeRecord, Completed, ConsentRecord, Effect, NonceRecord,
-    PkceChallenge, PkceMethod,
+    Authentication, CodeRecord, Completed, ConsentRecord, Effect, NonceRecord, PkceChallenge,
+    PkceMethod,
 };
 use crate::error::{ErrorCode, OAuthError, ParseError};
 use crate::idtoken::{self, IdTokenInput};
@@ -1323,16 +1323,19 @@ impl Authorized {
             }));
             params.push(("code", code.as_str().to_owned()));
         }
-        let access = rt.token.then(|| MintedSecret::generate(rng));
-        if let Some(token) = &access {
-            effects.push(Effect::StoreAccessToken(AccessTokenRecord {
-                hash: token.hash(),
-                grant: grant.clone(),
-                client_id: ctx.client_id.clone(),
-                subject: self.user.subject.clone(),
-                scope: ctx.scope.clone(),
-                expires_at: now + provider.access_token_lifetime,
-            }));
+        let access = rt.token.then(|| {
+            crate::token::mint_access_token(
+                provider,
+                &ctx.client_id,
+                &grant,
+                &self.user.subject,
+                &ctx.scope,
+                rng,
+                now,
+            )
+        });
+        if let Some((token, record)) = access.as_ref() {
+            effects.push(Effect::StoreAccessToken(record.clone()));
             params.push(("access_token", token.as_str().to_owned()));
             params.push(("token_type", "Bearer".to_owned()));
             params.push((
@@ -1352,7 +1355,7 @@ impl Authorized {
                     authentication: &self.user,
                     include_auth_time: ctx.include_auth_time,
                     nonce: ctx.nonce.as_deref(),
-                    access_token: access.as_ref().map(MintedSecret::as_str),
+                    access_token: access.as_ref().map(|(token, _)| token.as_str()),
                     code: code.as_ref().map(MintedSecret::as_str),
                     extra: extra.as_ref(),
                 },

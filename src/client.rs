@@ -265,6 +265,11 @@ pub struct Client {
     /// Whether the client needs `sid` in logout tokens (and so in ID tokens).
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    /// The resource indicator (RFC 8707) of a resource server, an absolute URI: a client
+    /// with one is that resource server's credential. It introspects the tokens meant for
+    /// the resource (RFC 7662) and has no grant, response type or redirect URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 fn default_response_types() -> Vec<ResponseType> {
@@ -296,6 +301,7 @@ impl fmt::Debug for Client {
                 "id_token_signed_response_alg",
                 &self.id_token_signed_response_alg,
             )
+            .field("resource", &self.resource)
             .finish_non_exhaustive()
     }
 }
@@ -351,6 +357,11 @@ pub enum ClientError {
         "backchannel_logout_uri `{0}` must be an absolute http or https URI without a fragment"
     )]
     BadLogoutUri(String),
+    /// A resource server's credential with a grant, a response type or a redirect URI, a
+    /// secret it cannot authenticate with, or a resource that is not an absolute URI without
+    /// a fragment (RFC 8707 section 2).
+    #[error("resource server `{0}`: {1}")]
+    BadResourceServer(String, &'static str),
     /// A public client registered the client credentials grant, which needs a client that
     /// can authenticate (RFC 6749 section 4.4).
     #[error("only a confidential client may use the client_credentials grant")]
@@ -397,6 +408,22 @@ impl Client {
         }
         if self.redirect_uris.is_empty() && self.uses_redirects() {
             return Err(ClientError::NoRedirectUri);
+        }
+        if let Some(resource) = &self.resource {
+            let bad = |why| Err(ClientError::BadResourceServer(resource.clone(), why));
+            match url::Url::parse(resource) {
+                Ok(u) if u.fragment().is_none() && !u.cannot_be_a_base() => {}
+                _ => return bad("the resource must be an absolute URI without a fragment"),
+            }
+            if self.uses_redirects()
+                || !self.grant_types.is_empty()
+                || !self.redirect_uris.is_empty()
+            {
+                return bad("a resource server has no grant, response type or redirect URI");
+            }
+            if self.is_public() {
+                return bad("a resource server authenticates with a secret");
+            }
         }
         if self.is_public() && self.allows_grant(GrantType::ClientCredentials) {
             return Err(ClientError::PublicClientCredentials);
@@ -520,6 +547,11 @@ impl Client {
         !self.response_types.is_empty()
             || self.allows_grant(GrantType::AuthorizationCode)
             || self.allows_grant(GrantType::Implicit)
+    }
+
+    /// Whether this is a resource server's credential (it registered a `resource`).
+    pub fn is_resource_server(&self) -> bool {
+        self.resource.is_some()
     }
 
     /// Whether the client registered `grant`.

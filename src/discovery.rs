@@ -54,6 +54,8 @@ pub fn document(provider: &Provider) -> Value {
         "end_session_endpoint": e.end_session,
         "revocation_endpoint": e.revocation,
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": e.introspection,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
     })

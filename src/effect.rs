@@ -88,6 +88,18 @@ pub struct AccessTokenRecord {
     pub subject: String,
     /// The scope it carries.
     pub scope: Scope,
+    /// The resource servers it is meant for (`aud`, RFC 8707 resource indicators); empty
+    /// when the request named none, which lets every resource server of the provider take it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<String>,
+    /// When it was issued (`iat` at introspection); absent in records written before it
+    /// was kept.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::timestamp::option"
+    )]
+    pub issued_at: Option<OffsetDateTime>,
     /// When it stops being valid.
     #[serde(with = "time::serde::timestamp")]
     pub expires_at: OffsetDateTime,
@@ -108,6 +120,14 @@ pub struct RefreshTokenRecord {
     pub authentication: Authentication,
     /// Whether ID tokens of this grant carry `auth_time`.
     pub include_auth_time: bool,
+    /// When it was issued (`iat` at introspection); absent in records written before it
+    /// was kept.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::timestamp::option"
+    )]
+    pub issued_at: Option<OffsetDateTime>,
     /// When it stops being valid.
     #[serde(with = "time::serde::timestamp")]
     pub expires_at: OffsetDateTime,

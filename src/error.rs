@@ -145,6 +145,10 @@ pub enum ParseError {
     /// A parameter appears more than once (RFC 6749 §3.1).
     #[error("the parameter `{0}` is included more than once")]
     Repeated(String),
+    /// The parameters do not fit the endpoint's form (a required one is missing, one has
+    /// the wrong shape).
+    #[error("{0}")]
+    Form(String),
     /// A parameter's value is longer than that parameter allows.
     #[error("the parameter `{name}` is too long (at most {limit} bytes)")]
     ValueTooLong {

@@ -36,13 +36,15 @@ use crate::effect::{
     AccessTokenRecord, Authentication, CodeRecord, Completed, NonceRecord, RefreshTokenRecord,
     Taken,
 };
+use crate::introspection::Introspection;
 use crate::logout::{self, AwaitingConfirmation, Ending, LoggedOut};
+use crate::lookup::TokenKind;
 use crate::provider::Provider;
 use crate::response::{ErrorPage, JsonResponse, Redirect};
-use crate::revocation::{Revocation, TokenKind};
+use crate::revocation::Revocation;
 use crate::scope::Scope;
 use crate::secret::SecretHash;
-use crate::token::{self, CodeExchange, Grant, RefreshExchange};
+use crate::token::{self, CodeExchange, Grant, RefreshExchange, TokenError};
 use crate::userinfo;
 
 /// An answer was given that does not fit what the flow needed: a bug in the driver.
@@ -442,12 +444,13 @@ impl TokenFlow {
     }
 }
 
-// ---------------------------------------------------------------- revocation endpoint
+// ------------------------------------------------- revocation and introspection endpoints
 
-/// What the revocation flow (RFC 7009) needs next.
+/// What a flow that looks a presented token up needs next: the revocation flow (RFC 7009)
+/// and the introspection flow (RFC 7662) ask the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RevocationNeed<'a> {
+pub enum TokenLookupNeed<'a> {
     /// The registered client with this id, or `None`.
     Client {
         /// The client to look up.
@@ -460,25 +463,178 @@ pub enum RevocationNeed<'a> {
     AccessToken(&'a SecretHash),
 }
 
-/// The driver's answer to a [`RevocationNeed`].
+impl TokenLookupNeed<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Client { .. } => "Client",
+            Self::RefreshToken(_) => "RefreshToken",
+            Self::AccessToken(_) => "AccessToken",
+        }
+    }
+}
+
+/// The driver's answer to a [`TokenLookupNeed`].
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum RevocationAnswer {
-    /// Answers [`RevocationNeed::Client`].
+pub enum TokenLookupAnswer {
+    /// Answers [`TokenLookupNeed::Client`].
     Client(Option<Client>),
-    /// Answers [`RevocationNeed::RefreshToken`].
+    /// Answers [`TokenLookupNeed::RefreshToken`].
     RefreshToken(Option<RefreshTokenRecord>),
-    /// Answers [`RevocationNeed::AccessToken`].
+    /// Answers [`TokenLookupNeed::AccessToken`].
     AccessToken(Option<AccessTokenRecord>),
 }
 
-impl RevocationAnswer {
+impl TokenLookupAnswer {
     fn name(&self) -> &'static str {
         match self {
             Self::Client(_) => "Client",
             Self::RefreshToken(_) => "RefreshToken",
             Self::AccessToken(_) => "AccessToken",
         }
+    }
+}
+
+/// What the revocation flow needs next.
+pub type RevocationNeed<'a> = TokenLookupNeed<'a>;
+/// The driver's answer to a [`RevocationNeed`].
+pub type RevocationAnswer = TokenLookupAnswer;
+/// What the introspection flow needs next.
+pub type IntrospectionNeed<'a> = TokenLookupNeed<'a>;
+/// The driver's answer to an [`IntrospectionNeed`].
+pub type IntrospectionAnswer = TokenLookupAnswer;
+
+/// A typed request that looks a presented token up.
+trait LooksUp {
+    fn token_hash(&self) -> &SecretHash;
+    fn first(&self) -> TokenKind;
+}
+
+impl LooksUp for Revocation {
+    fn token_hash(&self) -> &SecretHash {
+        Revocation::token_hash(self)
+    }
+    fn first(&self) -> TokenKind {
+        Revocation::first(self)
+    }
+}
+
+impl LooksUp for Introspection {
+    fn token_hash(&self) -> &SecretHash {
+        Introspection::token_hash(self)
+    }
+    fn first(&self) -> TokenKind {
+        Introspection::first(self)
+    }
+}
+
+/// The state both lookup flows share: the client first, then the lookups (the hinted kind
+/// first; a record found ends them).
+#[derive(Debug)]
+enum LookupState<R> {
+    Received(token::Received),
+    Lookup {
+        request: R,
+        refresh: Option<Option<RefreshTokenRecord>>,
+        access: Option<Option<AccessTokenRecord>>,
+    },
+}
+
+/// Where feeding an answer to a [`LookupState`] led.
+enum Fed<R> {
+    /// Another lookup is needed.
+    Need(LookupState<R>),
+    /// Every lookup needed is answered: decide.
+    Found {
+        request: R,
+        refresh: Option<RefreshTokenRecord>,
+        access: Option<AccessTokenRecord>,
+    },
+    /// The request was refused before any lookup (client authentication, the form).
+    Refused(Completed<JsonResponse>),
+}
+
+impl<R: LooksUp> LookupState<R> {
+    fn need(&self) -> TokenLookupNeed<'_> {
+        match self {
+            Self::Received(r) => TokenLookupNeed::Client {
+                client_id: r.client_id(),
+            },
+            Self::Lookup {
+                request,
+                refresh,
+                access,
+            } => {
+                let hash = request.token_hash();
+                // The hinted kind first (access tokens without a hint), then the other.
+                let refresh_next = match request.first() {
+                    TokenKind::RefreshToken => refresh.is_none(),
+                    TokenKind::AccessToken => access.is_some(),
+                };
+                if refresh_next {
+                    TokenLookupNeed::RefreshToken(hash)
+                } else {
+                    TokenLookupNeed::AccessToken(hash)
+                }
+            }
+        }
+    }
+
+    fn feed(
+        self,
+        answer: TokenLookupAnswer,
+        start: impl FnOnce(token::ClientAuthenticated) -> Result<R, TokenError>,
+    ) -> Result<Fed<R>, ProtocolMisuse> {
+        let needed = self.need().name();
+        if needed != answer.name() {
+            return Err(ProtocolMisuse {
+                needed,
+                answered: answer.name(),
+            });
+        }
+        let (request, refresh, access) = match (self, answer) {
+            (Self::Received(r), TokenLookupAnswer::Client(client)) => {
+                return Ok(match r.authenticate(client).and_then(start) {
+                    Ok(request) => Fed::Need(Self::Lookup {
+                        request,
+                        refresh: None,
+                        access: None,
+                    }),
+                    Err(e) => Fed::Refused(e.into_completed()),
+                });
+            }
+            (
+                Self::Lookup {
+                    request, access, ..
+                },
+                TokenLookupAnswer::RefreshToken(found),
+            ) => (request, Some(found), access),
+            (
+                Self::Lookup {
+                    request, refresh, ..
+                },
+                TokenLookupAnswer::AccessToken(found),
+            ) => (request, refresh, Some(found)),
+            (state, answer) => {
+                return Err(ProtocolMisuse {
+                    needed: state.need().name(),
+                    answered: answer.name(),
+                });
+            }
+        };
+        let found = matches!(refresh, Some(Some(_))) || matches!(access, Some(Some(_)));
+        if found || (refresh.is_some() && access.is_some()) {
+            return Ok(Fed::Found {
+                request,
+                refresh: refresh.flatten(),
+                access: access.flatten(),
+            });
+        }
+        Ok(Fed::Need(Self::Lookup {
+            request,
+            refresh,
+            access,
+        }))
     }
 }
 
@@ -496,18 +652,7 @@ pub enum RevocationStep {
 #[derive(Debug)]
 #[must_use]
 pub struct RevocationFlow {
-    state: RevocationState,
-}
-
-#[derive(Debug)]
-enum RevocationState {
-    Received(token::Received),
-    /// The lookups: the hinted kind first; a record found ends them.
-    Lookup {
-        revocation: Revocation,
-        refresh: Option<Option<RefreshTokenRecord>>,
-        access: Option<Option<AccessTokenRecord>>,
-    },
+    state: LookupState<Revocation>,
 }
 
 impl RevocationFlow {
@@ -515,7 +660,7 @@ impl RevocationFlow {
     pub fn parse(form: &[u8], authorization: Option<&[u8]>) -> RevocationStep {
         match token::Received::parse(form, authorization) {
             Ok(r) => RevocationStep::Need(Self {
-                state: RevocationState::Received(r),
+                state: LookupState::Received(r),
             }),
             Err(e) => RevocationStep::Done(e.into_completed()),
         }
@@ -523,37 +668,7 @@ impl RevocationFlow {
 
     /// What the flow needs to go on.
     pub fn need(&self) -> RevocationNeed<'_> {
-        match &self.state {
-            RevocationState::Received(r) => RevocationNeed::Client {
-                client_id: r.client_id(),
-            },
-            RevocationState::Lookup {
-                revocation,
-                refresh,
-                ..
-            } => {
-                let hash = revocation.token_hash();
-                let refresh_first = revocation.first() == TokenKind::RefreshToken;
-                // Refresh first when hinted and not yet asked; otherwise access first,
-                // then refresh.
-                match (refresh_first, refresh.is_some()) {
-                    (true, false) => RevocationNeed::RefreshToken(hash),
-                    (true, true) => RevocationNeed::AccessToken(hash),
-                    (false, _) if self.access_asked() => RevocationNeed::RefreshToken(hash),
-                    (false, _) => RevocationNeed::AccessToken(hash),
-                }
-            }
-        }
-    }
-
-    fn access_asked(&self) -> bool {
-        matches!(
-            &self.state,
-            RevocationState::Lookup {
-                access: Some(_),
-                ..
-            }
-        )
+        self.state.need()
     }
 
     /// Feeds the answer to the current need and runs to the next need or the end.
@@ -562,60 +677,77 @@ impl RevocationFlow {
         answer: RevocationAnswer,
         now: OffsetDateTime,
     ) -> Result<RevocationStep, ProtocolMisuse> {
-        let needed = match self.need() {
-            RevocationNeed::Client { .. } => "Client",
-            RevocationNeed::RefreshToken(_) => "RefreshToken",
-            RevocationNeed::AccessToken(_) => "AccessToken",
-        };
-        let misuse = ProtocolMisuse {
-            needed,
-            answered: answer.name(),
-        };
-        if needed != answer.name() {
-            return Err(misuse);
-        }
-        let (revocation, refresh, access) = match (self.state, answer) {
-            (RevocationState::Received(r), RevocationAnswer::Client(client)) => {
-                let started = r.authenticate(client).and_then(|a| a.revocation());
-                return Ok(match started {
-                    Ok(revocation) => RevocationStep::Need(Self {
-                        state: RevocationState::Lookup {
-                            revocation,
-                            refresh: None,
-                            access: None,
-                        },
-                    }),
-                    Err(e) => RevocationStep::Done(e.into_completed()),
-                });
-            }
-            (
-                RevocationState::Lookup {
-                    revocation, access, ..
-                },
-                RevocationAnswer::RefreshToken(found),
-            ) => (revocation, Some(found), access),
-            (
-                RevocationState::Lookup {
-                    revocation,
+        Ok(
+            match self
+                .state
+                .feed(answer, token::ClientAuthenticated::revocation)?
+            {
+                Fed::Need(state) => RevocationStep::Need(Self { state }),
+                Fed::Found {
+                    request,
                     refresh,
-                    ..
-                },
-                RevocationAnswer::AccessToken(found),
-            ) => (revocation, refresh, Some(found)),
-            _ => return Err(misuse),
-        };
-        let found = matches!(refresh, Some(Some(_))) || matches!(access, Some(Some(_)));
-        if found || (refresh.is_some() && access.is_some()) {
-            let done = revocation.revoke(refresh.flatten(), access.flatten(), now);
-            return Ok(RevocationStep::Done(done));
-        }
-        Ok(RevocationStep::Need(Self {
-            state: RevocationState::Lookup {
-                revocation,
-                refresh,
-                access,
+                    access,
+                } => RevocationStep::Done(request.revoke(refresh, access, now)),
+                Fed::Refused(done) => RevocationStep::Done(done),
             },
-        }))
+        )
+    }
+}
+
+/// One step of the introspection flow.
+#[derive(Debug)]
+#[must_use]
+pub enum IntrospectionStep {
+    /// Answer [`IntrospectionFlow::need`], then [`IntrospectionFlow::resume`].
+    Need(IntrospectionFlow),
+    /// Finished: send the response (200 `{"active": …}`, or a client error).
+    Done(Completed<JsonResponse>),
+}
+
+/// An introspection request in progress, its typed state erased.
+#[derive(Debug)]
+#[must_use]
+pub struct IntrospectionFlow {
+    state: LookupState<Introspection>,
+}
+
+impl IntrospectionFlow {
+    /// Starts from the form body and the `Authorization` header.
+    pub fn parse(form: &[u8], authorization: Option<&[u8]>) -> IntrospectionStep {
+        match token::Received::parse(form, authorization) {
+            Ok(r) => IntrospectionStep::Need(Self {
+                state: LookupState::Received(r),
+            }),
+            Err(e) => IntrospectionStep::Done(e.into_completed()),
+        }
+    }
+
+    /// What the flow needs to go on.
+    pub fn need(&self) -> IntrospectionNeed<'_> {
+        self.state.need()
+    }
+
+    /// Feeds the answer to the current need and runs to the next need or the end.
+    pub fn resume(
+        self,
+        answer: IntrospectionAnswer,
+        provider: &Provider,
+        now: OffsetDateTime,
+    ) -> Result<IntrospectionStep, ProtocolMisuse> {
+        Ok(
+            match self
+                .state
+                .feed(answer, token::ClientAuthenticated::introspection)?
+            {
+                Fed::Need(state) => IntrospectionStep::Need(Self { state }),
+                Fed::Found {
+                    request,
+                    refresh,
+                    access,
+                } => IntrospectionStep::Done(request.answer(refresh, access, provider, now)),
+                Fed::Refused(done) => IntrospectionStep::Done(done),
+            },
+        )
     }
 }
 

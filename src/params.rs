@@ -104,6 +104,18 @@ impl Params {
         }
     }
 
+    /// Reads the parameters left into an endpoint's typed form through serde_urlencoded.
+    ///
+    /// [`Params::parse`] decided what the request says (strict UTF-8, no repeats, an empty
+    /// value absent, size limits); serde_urlencoded maps those pairs onto `T`, so its lossy
+    /// decoding of bytes that are not UTF-8 can never be reached. Parameters `T` does not
+    /// name are ignored (RFC 6749 §3.2).
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, ParseError> {
+        let encoded =
+            serde_urlencoded::to_string(&self.pairs).map_err(|_| ParseError::Malformed)?;
+        serde_urlencoded::from_str(&encoded).map_err(|e| ParseError::Form(e.to_string()))
+    }
+
     /// The parameters left, in the order they were sent.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
@@ -143,11 +155,9 @@ fn truncate_name(name: &str) -> String {
 
 /// Encodes `pairs` as `application/x-www-form-urlencoded`.
 pub fn encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        out.append_pair(k, v);
-    }
-    out.finish()
+    let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+    // A sequence of string pairs always serializes; the empty fallback is unreachable.
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -170,6 +180,29 @@ mod tests {
         let p = Params::parse(b"a=&a=2&b=", 100).unwrap();
         assert_eq!(p.get("a"), Some("2"));
         assert_eq!(p.get("b"), None);
+    }
+
+    #[test]
+    fn typed_forms_read_what_parse_decided() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Form {
+            token: String,
+            token_type_hint: Option<String>,
+        }
+        let p = Params::parse(b"token=a%2Bb+c&token_type_hint=&other=x", 100).unwrap();
+        assert_eq!(
+            p.deserialize::<Form>().unwrap(),
+            Form {
+                token: "a+b c".into(),
+                token_type_hint: None
+            }
+        );
+        let p = Params::parse(b"token_type_hint=refresh_token", 100).unwrap();
+        assert_eq!(
+            p.deserialize::<Form>().unwrap_err(),
+            ParseError::Form("missing field `token`".into())
+        );
+        assert_eq!(encode([("a", "b c"), ("d", "/&=")]), "a=b+c&d=%2F%26%3D");
     }
 
     #[test]

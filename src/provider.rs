@@ -46,11 +46,13 @@ pub struct Endpoints {
     pub end_session: String,
     /// The revocation endpoint (RFC 7009).
     pub revocation: String,
+    /// The introspection endpoint (RFC 7662).
+    pub introspection: String,
 }
 
 impl Endpoints {
     /// The conventional paths under the issuer: `/authorize`, `/token`, `/userinfo`, `/jwks`,
-    /// `/logout`, `/revoke`.
+    /// `/logout`, `/revoke`, `/introspect`.
     pub fn under(issuer: &str) -> Self {
         let base = issuer.trim_end_matches('/');
         Self {
@@ -60,6 +62,7 @@ impl Endpoints {
             jwks: format!("{base}/jwks"),
             end_session: format!("{base}/logout"),
             revocation: format!("{base}/revoke"),
+            introspection: format!("{base}/introspect"),
         }
     }
 }

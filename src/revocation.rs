@@ -20,24 +20,13 @@ use time::OffsetDateTime;
 
 use crate::client::Client;
 use crate::effect::{AccessTokenRecord, Completed, Effect, RefreshTokenRecord};
-use crate::error::ErrorCode;
+use crate::lookup::Presented;
 use crate::params::Params;
 use crate::response::JsonResponse;
 use crate::secret::SecretHash;
 use crate::token::TokenError;
 
-/// Longest `token` accepted (ours are 43 characters; others are unknown anyway).
-const MAX_TOKEN: usize = 1024;
-
-/// Which kind of token the client says it sends (`token_type_hint`); it only orders the
-/// lookups, and an unknown value is ignored (RFC 7009 §2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    /// `access_token`.
-    AccessToken,
-    /// `refresh_token`.
-    RefreshToken,
-}
+pub use crate::lookup::TokenKind;
 
 /// A revocation request from an authenticated client, waiting for the store's two lookups.
 #[must_use = "look the token up, then revoke"]
@@ -58,24 +47,12 @@ impl std::fmt::Debug for Revocation {
 
 impl Revocation {
     /// Reads `token` and `token_type_hint` from the form of an authenticated client.
-    pub(crate) fn from_form(client: Client, mut params: Params) -> Result<Self, TokenError> {
-        let bad = |why: String| TokenError::new(ErrorCode::InvalidRequest, why);
-        let token = params
-            .take_limited("token", MAX_TOKEN)
-            .map_err(|e| bad(e.to_string()))?
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| bad("the token parameter is missing".to_owned()))?;
-        let hint = params
-            .take_limited("token_type_hint", 64)
-            .map_err(|e| bad(e.to_string()))?;
-        let first = match hint.as_deref() {
-            Some("refresh_token") => TokenKind::RefreshToken,
-            _ => TokenKind::AccessToken,
-        };
+    pub(crate) fn from_form(client: Client, params: Params) -> Result<Self, TokenError> {
+        let presented = Presented::from_params(&params)?;
         Ok(Self {
             client,
-            token: SecretHash::of(&token),
-            first,
+            token: presented.hash,
+            first: presented.first,
         })
     }
 

@@ -299,6 +299,12 @@ impl ClientAuthenticated {
         crate::revocation::Revocation::from_form(self.client, self.params)
     }
 
+    /// Reads the form as an introspection request (RFC 7662): the caller authenticated as
+    /// at the token endpoint and is confidential, then `token` and `token_type_hint`.
+    pub fn introspection(self) -> Result<crate::introspection::Introspection, TokenError> {
+        crate::introspection::Introspection::from_form(self.client, self.params)
+    }
+
     /// Reads the grant type and its parameters.
     pub fn grant(mut self) -> Result<Grant, TokenError> {
         let take = |p: &mut Params, name: &'static str, limit: usize| {
@@ -699,7 +705,7 @@ impl ClientCredentials {
         let grant = GrantId::generate(rng);
         let (access, record) = mint_access_token(
             provider,
-            &self.client,
+            &self.client.client_id,
             &grant,
             &self.client.client_id,
             &self.scope,
@@ -724,10 +730,11 @@ impl ClientCredentials {
     }
 }
 
-/// A new access token of `grant` and the record to store under its hash.
-fn mint_access_token(
+/// A new access token of `grant` and the record to store under its hash: the one place
+/// access tokens are minted (token endpoint and authorization endpoint alike).
+pub(crate) fn mint_access_token(
     provider: &Provider,
-    client: &Client,
+    client_id: &str,
     grant: &GrantId,
     subject: &str,
     scope: &Scope,
@@ -738,9 +745,11 @@ fn mint_access_token(
     let record = AccessTokenRecord {
         hash: access.hash(),
         grant: grant.clone(),
-        client_id: client.client_id.clone(),
+        client_id: client_id.to_owned(),
         subject: subject.to_owned(),
         scope: scope.clone(),
+        audience: Vec::new(),
+        issued_at: Some(now),
         expires_at: now + provider.access_token_lifetime,
     };
     (access, record)
@@ -775,7 +784,7 @@ fn issue_tokens(
 ) -> Result<Completed<JsonResponse>, TokenError> {
     let (access, record) = mint_access_token(
         provider,
-        client,
+        &client.client_id,
         issue.grant,
         &issue.authentication.subject,
         issue.scope,
@@ -795,6 +804,7 @@ fn issue_tokens(
             scope: issue.scope.clone(),
             authentication: issue.authentication.clone(),
             include_auth_time: issue.include_auth_time,
+            issued_at: Some(now),
             expires_at: now + provider.refresh_token_lifetime,
         }));
     }

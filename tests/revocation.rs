@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Harness, query, redirect_params};
+use common::Harness;
 use oidc_flow::flow::{RevocationAnswer, RevocationFlow, RevocationNeed, RevocationStep};
 use oidc_flow::keys::Algorithm;
 use oidc_flow::response::JsonResponse;
@@ -50,18 +50,8 @@ fn revoke(
     }
 }
 
-/// A code flow for `client` with offline access: (access token, refresh token).
 fn tokens(h: &mut Harness, client: &str) -> (String, String) {
-    let extra = "&scope=openid%20offline_access&state=s&nonce=n&prompt=consent";
-    let r = h.authorize_as(&query(client, "code", extra), "alice");
-    let code = redirect_params(&r)["code"].clone();
-    let t = h.exchange(client, &code, "").json();
-    let access = t["access_token"].as_str().unwrap().to_owned();
-    let refresh = t["refresh_token"]
-        .as_str()
-        .expect("a refresh token")
-        .to_owned();
-    (access, refresh)
+    h.offline_tokens(client)
 }
 
 fn enc(s: &str) -> String {

@@ -133,6 +133,22 @@ pub fn service_client() -> Client {
         .unwrap()
 }
 
+/// A resource server's credential for `https://api.example.com` (RFC 7662 introspection).
+pub fn resource_server() -> Client {
+    let json = serde_json::json!({
+        "client_id": "api-rs",
+        "client_secret_sha256": oidc_flow::secret::SecretHash::of(&secret_of("api-rs")),
+        "redirect_uris": [],
+        "response_types": [],
+        "grant_types": [],
+        "resource": "https://api.example.com",
+    });
+    serde_json::from_value::<Client>(json)
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
 /// The claims of the fixture user `alice`.
 pub fn alice_claims() -> UserInfo {
     serde_json::from_value(serde_json::json!({
@@ -211,7 +227,12 @@ impl Harness {
             let c = client_for(alg);
             clients.insert(c.client_id.clone(), c);
         }
-        for c in [public_client(), post_client(), service_client()] {
+        for c in [
+            public_client(),
+            post_client(),
+            service_client(),
+            resource_server(),
+        ] {
             clients.insert(c.client_id.clone(), c);
         }
         let mut users = HashMap::new();
@@ -467,6 +488,51 @@ impl Harness {
         };
         self.apply(done.effects);
         done.response
+    }
+
+    /// Runs the introspection endpoint (RFC 7662) on a form body and `Authorization` header.
+    pub fn introspect(&mut self, form: &str, authorization: Option<&str>) -> JsonResponse {
+        use oidc_flow::flow::{
+            IntrospectionAnswer, IntrospectionFlow, IntrospectionNeed, IntrospectionStep,
+        };
+        let mut step = IntrospectionFlow::parse(form.as_bytes(), authorization.map(str::as_bytes));
+        loop {
+            let flow = match step {
+                IntrospectionStep::Done(done) => {
+                    assert!(done.effects.is_empty(), "introspection writes nothing");
+                    return done.response;
+                }
+                IntrospectionStep::Need(flow) => flow,
+            };
+            let answer = match flow.need() {
+                IntrospectionNeed::Client { client_id } => {
+                    IntrospectionAnswer::Client(self.clients.get(client_id).cloned())
+                }
+                IntrospectionNeed::RefreshToken(hash) => {
+                    let found = self.refresh_tokens.get(hash).filter(|(_, taken)| !taken);
+                    IntrospectionAnswer::RefreshToken(found.map(|(r, _)| r.clone()))
+                }
+                IntrospectionNeed::AccessToken(hash) => {
+                    IntrospectionAnswer::AccessToken(self.access_tokens.get(hash).cloned())
+                }
+                other => panic!("unknown need {other:?}"),
+            };
+            step = flow.resume(answer, &self.provider, self.now).unwrap();
+        }
+    }
+
+    /// A code flow for `client` with offline access: (access token, refresh token).
+    pub fn offline_tokens(&mut self, client: &str) -> (String, String) {
+        let extra = "&scope=openid%20offline_access&state=s&nonce=n&prompt=consent";
+        let r = self.authorize_as(&query(client, "code", extra), "alice");
+        let code = redirect_params(&r)["code"].clone();
+        let t = self.exchange(client, &code, "").json();
+        let access = t["access_token"].as_str().unwrap().to_owned();
+        let refresh = t["refresh_token"]
+            .as_str()
+            .expect("a refresh token")
+            .to_owned();
+        (access, refresh)
     }
 
     /// Exchanges `code` with client_secret_basic for `client_id`.

@@ -11,8 +11,8 @@ use openidconnect::{
 };
 
 use crate::{
-    Browser, CLIENT_ID, NAME, POST_LOGOUT, REDIRECT, Resp, SERVICE_ID, SERVICE_SCOPE, Step, World,
-    rp_http,
+    Browser, CLIENT_ID, NAME, POST_LOGOUT, REDIRECT, RESOURCE_SERVER_ID, Resp, SERVICE_ID,
+    SERVICE_SCOPE, Step, World, rp_http,
 };
 
 fn enc(s: &str) -> String {
@@ -723,4 +723,129 @@ pub async fn client_credentials_rfc_6749_4_4(world: &World) {
         json_error(&rp),
         (StatusCode::BAD_REQUEST, "unauthorized_client".into())
     );
+}
+
+/// RFC 7662 with `openidconnect` (its `oauth2` core) as the client where it can: the RP
+/// introspects its own access and refresh tokens, the resource server's credential the
+/// service's access token; a token of another client, a revoked one and an unknown one
+/// are `{"active": false}`; a wrong secret is 401; GET is 405; discovery names the endpoint.
+pub async fn introspection_rfc_7662(world: &World) {
+    use openidconnect::{IntrospectionUrl, TokenIntrospectionResponse as _};
+    let issuer = IssuerUrl::new(world.issuer.clone()).unwrap();
+    let metadata = CoreProviderMetadata::discover_async(issuer, &rp_http)
+        .await
+        .unwrap();
+    let d = Browser::new()
+        .get(&world.url("/.well-known/openid-configuration"))
+        .await
+        .json();
+    assert_eq!(
+        d["introspection_endpoint"],
+        world.url("/introspect").as_str()
+    );
+    let url = IntrospectionUrl::new(world.url("/introspect")).unwrap();
+    let as_client = |id: &str| {
+        CoreClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(id.to_owned()),
+            Some(ClientSecret::new(world.client_secret.clone())),
+        )
+        .set_introspection_url(url.clone())
+    };
+    let rp = as_client(CLIENT_ID);
+    let mut b = Browser::new();
+    let (code, req) = code_for(world, &mut b, "").await;
+    let tokens = redeem(world, &code, &req.verifier).await.json();
+    let access = AccessToken::new(tokens["access_token"].as_str().unwrap().to_owned());
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let own = rp
+        .introspect(&access)
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(own.active());
+    assert_eq!(own.client_id().map(|c| c.as_str()), Some(CLIENT_ID));
+    assert_eq!(own.iss(), Some(world.issuer.as_str()));
+    assert!(own.sub().is_some() && own.exp().is_some() && own.iat().is_some());
+    assert_eq!(
+        own.token_type(),
+        Some(&openidconnect::core::CoreTokenType::Bearer)
+    );
+    let own_refresh = rp
+        .introspect(&AccessToken::new(refresh.clone()))
+        .set_token_type_hint("refresh_token")
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(own_refresh.active());
+
+    let service = as_client(SERVICE_ID)
+        .exchange_client_credentials()
+        .unwrap()
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    let api = as_client(RESOURCE_SERVER_ID);
+    let seen = api
+        .introspect(service.access_token())
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(seen.active());
+    assert_eq!(seen.sub(), Some(SERVICE_ID));
+    // The service's token is not the RP's business, nor the RP's refresh token the API's.
+    let other = rp
+        .introspect(service.access_token())
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(!other.active());
+    let refresh_at_api = api
+        .introspect(&AccessToken::new(refresh.clone()))
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(!refresh_at_api.active());
+    let unknown = rp
+        .introspect(&AccessToken::new("x".repeat(43)))
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(!unknown.active());
+
+    // Revoked (RFC 7009): inactive at once.
+    let revoke_body = [("token", refresh.as_str())];
+    let revoked = Browser::new()
+        .post_form(
+            &world.url("/revoke"),
+            &revoke_body,
+            &[("authorization", &world.basic())],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    let after = rp
+        .introspect(&access)
+        .request_async(&rp_http)
+        .await
+        .unwrap();
+    assert!(!after.active());
+
+    let raw = |auth: String| async move {
+        Browser::new()
+            .post_form(
+                &world.url("/introspect"),
+                &[("token", "whatever")],
+                &[("authorization", &auth)],
+            )
+            .await
+    };
+    let wrong = raw(crate::basic(CLIENT_ID, "wrong")).await;
+    assert_eq!(
+        json_error(&wrong),
+        (StatusCode::UNAUTHORIZED, "invalid_client".into())
+    );
+    assert!(wrong.header("www-authenticate").is_some());
+    let get = b.get(&world.url("/introspect")).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
 }

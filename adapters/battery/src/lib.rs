@@ -52,6 +52,10 @@ pub const CLIENT_ID: &str = "battery-rp";
 pub const SERVICE_ID: &str = "battery-service";
 /// The scope the service registered.
 pub const SERVICE_SCOPE: &str = "api:read api:write";
+/// The battery's resource server credential (introspection), with the same secret.
+pub const RESOURCE_SERVER_ID: &str = "battery-api";
+/// The resource it answers to (RFC 8707).
+pub const RESOURCE: &str = "https://api.battery.example";
 
 /// What an adapter's server serves: the provider (issuer with the path `/oidc`), the store
 /// with the battery's client registered, and the address to listen on.
@@ -128,7 +132,7 @@ async fn try_get(url: &str) -> Result<Resp, hyper_util::client::legacy::Error> {
         .await
 }
 
-/// Registers [`CLIENT_ID`] and [`SERVICE_ID`]; returns their secret.
+/// Registers [`CLIENT_ID`], [`SERVICE_ID`] and [`RESOURCE_SERVER_ID`]; returns their secret.
 async fn register(store: &MemoryStore) -> String {
     let secret = MintedSecret::generate(&mut oidc_flow_store::driver::system_rng());
     let client = Client {
@@ -147,6 +151,7 @@ async fn register(store: &MemoryStore) -> String {
         post_logout_redirect_uris: vec![POST_LOGOUT.to_owned()],
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
+        resource: None,
     }
     .validate()
     .unwrap();
@@ -164,6 +169,16 @@ async fn register(store: &MemoryStore) -> String {
     .validate()
     .unwrap();
     store.add_client(&service).await.unwrap();
+    let resource_server = Client {
+        client_id: RESOURCE_SERVER_ID.to_owned(),
+        grant_types: Vec::new(),
+        scope: oidc_flow::Scope::default(),
+        resource: Some(RESOURCE.to_owned()),
+        ..service
+    }
+    .validate()
+    .unwrap();
+    store.add_client(&resource_server).await.unwrap();
     secret.into_string()
 }
 
@@ -213,6 +228,7 @@ macro_rules! battery {
             prompt_login_asks_again_and_max_age,
             revocation_rfc_7009,
             client_credentials_rfc_6749_4_4,
+            introspection_rfc_7662,
         );
     };
     (@cases $adapter:ty; $($case:ident),* $(,)?) => {

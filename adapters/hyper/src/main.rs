@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Manage resource servers' introspection credentials (RFC 7662).
+    Resource {
+        #[command(subcommand)]
+        command: ResourceCommand,
+    },
     /// Manage users of the login page.
     User {
         #[command(subcommand)]
@@ -389,6 +394,7 @@ async fn run(database: &str, command: Command) -> Result<(), String> {
     let result = match command {
         Command::Serve(_) => Ok(()),
         Command::Client { command } => client(&store, command).await,
+        Command::Resource { command } => resource(&store, command).await,
         Command::User { command } => user(&store, command).await,
         Command::Keys { command } => keys(&store, command).await,
         Command::Session { command } => session(&store, command).await,
@@ -562,7 +568,14 @@ fn client_row(c: &Client) -> Vec<String> {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default(),
-        c.redirect_uris.join(" "),
+        match &c.resource {
+            Some(resource) => format!("resource server {resource}"),
+            None if c.redirect_uris.is_empty() => {
+                let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+                format!("(no redirects: {})", grants.join(" "))
+            }
+            None => c.redirect_uris.join(" "),
+        },
     ]
 }
 
@@ -574,6 +587,40 @@ fn client_error(e: setup::SetupError) -> String {
         }
         e => e.to_string(),
     }
+}
+
+#[derive(Subcommand)]
+enum ResourceCommand {
+    /// Register a resource server: prints its client_id and client_secret, with which it
+    /// calls the introspection endpoint. `client list`, `show` and `remove` manage it.
+    Add {
+        /// The resource indicator (RFC 8707) tokens for it are issued to: an absolute URI,
+        /// e.g. https://api.example.com.
+        #[arg(long)]
+        uri: String,
+        /// A name for the operator's lists.
+        #[arg(long = "name")]
+        name: Option<String>,
+    },
+}
+
+async fn resource(store: &SqliteStore, command: ResourceCommand) -> Result<(), String> {
+    match command {
+        ResourceCommand::Add { uri, name } => {
+            let registration = setup::add_client(
+                store,
+                NewClient {
+                    client_name: name,
+                    resource: Some(uri),
+                    ..NewClient::default()
+                },
+            )
+            .await
+            .map_err(client_error)?;
+            println!("{}", pretty(&registration)?);
+        }
+    }
+    Ok(())
 }
 
 async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), String> {
@@ -599,6 +646,7 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
                     post_logout_redirect_uris: uris.post_logout_redirect_uris,
                     backchannel_logout_uri: uris.backchannel_logout_uri,
                     allow_insecure_redirects: uris.allow_insecure_redirects,
+                    resource: None,
                 },
             )
             .await
@@ -612,7 +660,10 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
                 println!("{}", pretty(&Value::Array(list))?);
             } else {
                 let rows: Vec<Vec<String>> = clients.iter().map(client_row).collect();
-                table(&["CLIENT_ID", "NAME", "AUTH", "REDIRECT_URIS"], &rows);
+                table(
+                    &["CLIENT_ID", "NAME", "AUTH", "REDIRECT_URIS / KIND"],
+                    &rows,
+                );
             }
         }
         ClientCommand::Show { client_id, json } => {

@@ -207,6 +207,9 @@ pub struct NewClient {
     pub backchannel_logout_uri: Option<String>,
     /// Accept plain-http redirect URIs on other hosts than loopback.
     pub allow_insecure_redirects: bool,
+    /// A resource server's resource indicator (RFC 8707): registers that resource server's
+    /// introspection credential instead of a client (no grant, no redirect URI).
+    pub resource: Option<String>,
 }
 
 /// A new client secret: 256 bits, or as long as an HS* ID token key must be.
@@ -236,21 +239,25 @@ pub async fn add_client<S: Store>(
             .grant_types
             .iter()
             .all(|g| g == "client_credentials" || g == "refresh_token");
-    let response_types = if new.response_types.is_empty() && grants_without_redirects {
-        // A backend service: no end-user is ever sent to the authorization endpoint.
+    let resource_server = new.resource.is_some();
+    let response_types =
+        if resource_server || (new.response_types.is_empty() && grants_without_redirects) {
+            // A backend service: no end-user is ever sent to the authorization endpoint.
+            Vec::new()
+        } else if new.response_types.is_empty() {
+            vec![ResponseType::CODE]
+        } else {
+            new.response_types
+                .iter()
+                .map(|t| {
+                    ResponseType::parse(t)
+                        .ok_or_else(|| invalid(format!("unsupported response type `{t}`")))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+    let grant_types = if resource_server {
         Vec::new()
-    } else if new.response_types.is_empty() {
-        vec![ResponseType::CODE]
-    } else {
-        new.response_types
-            .iter()
-            .map(|t| {
-                ResponseType::parse(t)
-                    .ok_or_else(|| invalid(format!("unsupported response type `{t}`")))
-            })
-            .collect::<Result<Vec<_>, _>>()?
-    };
-    let grant_types = if new.grant_types.is_empty() {
+    } else if new.grant_types.is_empty() {
         let mut g: Vec<GrantType> = Vec::new();
         for rt in &response_types {
             for needed in rt.needs_grant_types() {
@@ -285,6 +292,7 @@ pub async fn add_client<S: Store>(
         ),
     };
     let scope = match new.scope.as_deref() {
+        None if resource_server => Scope::default(),
         None => {
             Scope::parse("openid profile email address phone offline_access").unwrap_or_default()
         }
@@ -311,6 +319,7 @@ pub async fn add_client<S: Store>(
         post_logout_redirect_uris: new.post_logout_redirect_uris,
         backchannel_logout_uri: new.backchannel_logout_uri,
         backchannel_logout_session_required: false,
+        resource: new.resource,
     }
     .validate()?;
     client.check_redirect_policy(new.allow_insecure_redirects)?;

@@ -966,6 +966,10 @@ fn wrong_input_fails_with_an_error_line() {
             &["client", "add", "--grant-type", "password"],
             "unsupported grant type `password`",
         ),
+        (
+            &["resource", "add", "--uri", "api.example.com"],
+            "absolute URI",
+        ),
     ] {
         let run = db.cli(args);
         let stderr = run.failed();
@@ -999,7 +1003,8 @@ fn wrong_input_fails_with_an_error_line() {
 }
 
 /// A backend service registered by `client add --grant-type client_credentials` needs no
-/// redirect URI, and a running server issues it a token of its registered scope.
+/// redirect URI, and a running server issues it a token of its registered scope, which a
+/// resource server registered by `resource add` then introspects.
 #[tokio::test]
 async fn a_service_from_the_command_line_gets_client_credentials_tokens() {
     let db = Db::new();
@@ -1037,6 +1042,30 @@ async fn a_service_from_the_command_line_gets_client_credentials_tokens() {
     assert_eq!(body["scope"], "api:read");
     assert_eq!(body["token_type"], "Bearer");
     assert!(body.get("refresh_token").is_none(), "{body}");
+
+    // A resource server registered while the server runs introspects that token.
+    let api = Registered::from(
+        db.cli_async(
+            &["resource", "add", "--uri", "https://api.example.com"],
+            None,
+        )
+        .await
+        .json(),
+    );
+    assert_eq!(api.registration["resource"], "https://api.example.com");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    eventually!(CHANGE_SEEN, "the resource server introspects the token", {
+        let r = Browser::new()
+            .post_form(
+                &server.url("/introspect"),
+                &[("token", token.as_str())],
+                &[("authorization", &api.basic())],
+            )
+            .await;
+        r.status == StatusCode::OK
+            && r.json()["active"] == true
+            && r.json()["client_id"] == service.client_id.as_str()
+    });
 }
 
 // ------------------------------------------------------------------ 6. HS* clients

@@ -294,6 +294,7 @@ pub async fn register(
             .unwrap_or_default(),
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
+        resource: None,
     }
     .validate()?;
     store.add_client(&client).await?;

@@ -71,6 +71,8 @@ async fn expired_rows_are_purged_while_rocket_runs() {
         client_id: "demo".into(),
         subject: "u-1".into(),
         scope: Scope::parse("openid").unwrap(),
+        audience: Vec::new(),
+        issued_at: None,
         expires_at,
     };
     store

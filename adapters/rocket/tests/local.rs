@@ -137,6 +137,8 @@ async fn plant_token(world: &World, token: &str, scope: &str, expires_in: time::
         client_id: "demo".into(),
         subject: "u-alice".into(),
         scope: Scope::parse(scope).unwrap(),
+        audience: Vec::new(),
+        issued_at: None,
         expires_at: time::OffsetDateTime::now_utc() + expires_in,
     };
     world

@@ -48,6 +48,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<JsonResponse, DriverError>>;
 
+    /// [`driver::introspect`].
+    fn introspect<'a>(
+        &'a self,
+        provider: &'a Provider,
+        form: &'a [u8],
+        authorization: Option<&'a [u8]>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<JsonResponse, DriverError>>;
+
     /// [`driver::userinfo`].
     fn userinfo<'a>(
         &'a self,
@@ -167,6 +176,22 @@ impl<S: Store> Backend for Shared<S> {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
         Box::pin(driver::revoke(&*self.0, form, authorization, now))
+    }
+
+    fn introspect<'a>(
+        &'a self,
+        provider: &'a Provider,
+        form: &'a [u8],
+        authorization: Option<&'a [u8]>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
+        Box::pin(driver::introspect(
+            provider,
+            &*self.0,
+            form,
+            authorization,
+            now,
+        ))
     }
 
     fn userinfo<'a>(

@@ -13,10 +13,10 @@ use oidc_flow::authorize::{
     SealedAuthorization,
 };
 use oidc_flow::flow::{
-    AuthorizeAnswer, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep, LogoutAnswer, LogoutNeed,
-    LogoutOutcome, LogoutStep, ProtocolMisuse, RevocationAnswer, RevocationFlow, RevocationNeed,
-    RevocationStep, TokenAnswer, TokenFlow, TokenNeed, TokenStep, UserinfoAnswer, UserinfoFlow,
-    UserinfoNeed, UserinfoStep,
+    AuthorizeAnswer, AuthorizeNeed, AuthorizeOutcome, AuthorizeStep, IntrospectionFlow,
+    IntrospectionStep, LogoutAnswer, LogoutNeed, LogoutOutcome, LogoutStep, ProtocolMisuse,
+    RevocationFlow, RevocationStep, TokenAnswer, TokenFlow, TokenLookupAnswer, TokenLookupNeed,
+    TokenNeed, TokenStep, UserinfoAnswer, UserinfoFlow, UserinfoNeed, UserinfoStep,
 };
 use oidc_flow::logout::{AwaitingConfirmation, LoggedOut};
 use oidc_flow::token::TokenError;
@@ -227,6 +227,31 @@ pub async fn token<S: Store>(
     }
 }
 
+/// Answers what revocation and introspection both ask: the client, then the token's
+/// records (lookups, not takes).
+async fn look_up<S: Store>(
+    store: &S,
+    need: TokenLookupNeed<'_>,
+) -> Result<TokenLookupAnswer, DriverError> {
+    Ok(match need {
+        TokenLookupNeed::Client { client_id } => {
+            TokenLookupAnswer::Client(store.client(client_id).await?)
+        }
+        TokenLookupNeed::RefreshToken(hash) => {
+            TokenLookupAnswer::RefreshToken(store.refresh_token(hash).await?)
+        }
+        TokenLookupNeed::AccessToken(hash) => {
+            TokenLookupAnswer::AccessToken(store.access_token(hash).await?)
+        }
+        _ => {
+            return Err(DriverError::Misuse(ProtocolMisuse {
+                needed: "a need this driver does not know",
+                answered: "nothing",
+            }));
+        }
+    })
+}
+
 /// Runs a revocation request (RFC 7009): the form body and the `Authorization` header.
 pub async fn revoke<S: Store>(
     store: &S,
@@ -243,24 +268,33 @@ pub async fn revoke<S: Store>(
             }
             RevocationStep::Need(flow) => flow,
         };
-        let answer = match flow.need() {
-            RevocationNeed::Client { client_id } => {
-                RevocationAnswer::Client(store.client(client_id).await?)
-            }
-            RevocationNeed::RefreshToken(hash) => {
-                RevocationAnswer::RefreshToken(store.refresh_token(hash).await?)
-            }
-            RevocationNeed::AccessToken(hash) => {
-                RevocationAnswer::AccessToken(store.access_token(hash).await?)
-            }
-            _ => {
-                return Err(DriverError::Misuse(ProtocolMisuse {
-                    needed: "a need this driver does not know",
-                    answered: "nothing",
-                }));
-            }
-        };
+        let answer = look_up(store, flow.need()).await?;
         step = flow.resume(answer, now)?;
+    }
+}
+
+/// Runs an introspection request (RFC 7662): the form body and the `Authorization` header.
+/// Nothing is written.
+pub async fn introspect<S: Store>(
+    provider: &Provider,
+    store: &S,
+    form: &[u8],
+    authorization: Option<&[u8]>,
+    now: OffsetDateTime,
+) -> Result<JsonResponse, DriverError> {
+    let mut step = IntrospectionFlow::parse(form, authorization);
+    loop {
+        let flow = match step {
+            IntrospectionStep::Done(done) => {
+                if !done.effects.is_empty() {
+                    store.apply(&done.effects).await?;
+                }
+                return Ok(done.response);
+            }
+            IntrospectionStep::Need(flow) => flow,
+        };
+        let answer = look_up(store, flow.need()).await?;
+        step = flow.resume(answer, provider, now)?;
     }
 }
 

@@ -184,12 +184,13 @@ impl Endpoints {
 
     /// The protocol endpoints' paths below [`Endpoints::base_path`], for adapters that
     /// route (with [`Pages::Provider`], `/login` and `/consent` are the provider's too).
-    pub const PATHS: [&'static str; 7] = [
+    pub const PATHS: [&'static str; 8] = [
         "/.well-known/openid-configuration",
         "/jwks",
         "/authorize",
         "/token",
         "/revoke",
+        "/introspect",
         "/userinfo",
         "/logout",
     ];
@@ -244,6 +245,14 @@ impl Endpoints {
                 ),
                 Err(r) => r,
             },
+            ("/introspect", &Method::POST) => match form(headers, body) {
+                Ok(form) => json_result(
+                    self.backend
+                        .introspect(&self.provider(), form, authorization(headers), now())
+                        .await,
+                ),
+                Err(r) => r,
+            },
             ("/userinfo", &Method::GET | &Method::POST) => {
                 // RFC 6750 §2.2: the body carries the token only as a form.
                 let form = (method == Method::POST && is_form(headers) && !body.is_empty())
@@ -270,7 +279,7 @@ impl Endpoints {
                 Err(r) => r,
             },
             ("/authorize" | "/userinfo" | "/logout", _) => method_not_allowed("GET, POST"),
-            ("/token" | "/revoke", _) => method_not_allowed("POST"),
+            ("/token" | "/revoke" | "/introspect", _) => method_not_allowed("POST"),
             ("/login" | "/consent", _) if own_pages => method_not_allowed("POST"),
             _ => not_found(),
         }

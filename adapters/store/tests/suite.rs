@@ -69,6 +69,8 @@ fn access_record(secret: &str, grant: &GrantId) -> AccessTokenRecord {
         client_id: "rp".into(),
         subject: "alice".into(),
         scope: Scope::parse("openid").unwrap(),
+        audience: Vec::new(),
+        issued_at: None,
         expires_at: NOW + Duration::hours(1),
     }
 }
@@ -81,6 +83,7 @@ fn refresh_record(secret: &str, grant: &GrantId) -> RefreshTokenRecord {
         scope: Scope::parse("openid").unwrap(),
         authentication: auth("alice"),
         include_auth_time: false,
+        issued_at: None,
         expires_at: NOW + Duration::days(1),
     }
 }
