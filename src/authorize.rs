@@ -1323,20 +1323,27 @@ impl Authorized {
             }));
             params.push(("code", code.as_str().to_owned()));
         }
-        let access = rt.token.then(|| {
-            crate::token::mint_access_token(
-                provider,
-                &ctx.client_id,
-                &grant,
-                &self.user.subject,
-                &ctx.scope,
-                rng,
-                now,
-            )
-        });
+        let access = rt
+            .token
+            .then(|| {
+                crate::token::mint_access_token(
+                    provider,
+                    crate::token::AccessTokenFor {
+                        client: &self.client,
+                        grant: &grant,
+                        subject: &self.user.subject,
+                        scope: &ctx.scope,
+                        auth_time: Some(self.user.auth_time),
+                    },
+                    rng,
+                    now,
+                )
+            })
+            .transpose()
+            .map_err(|e| ctx.target.error(e))?;
         if let Some((token, record)) = access.as_ref() {
             effects.push(Effect::StoreAccessToken(record.clone()));
-            params.push(("access_token", token.as_str().to_owned()));
+            params.push(("access_token", token.clone()));
             params.push(("token_type", "Bearer".to_owned()));
             params.push((
                 "expires_in",

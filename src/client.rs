@@ -190,6 +190,32 @@ impl GrantType {
     }
 }
 
+/// How a client's access tokens are made, chosen per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessTokenFormat {
+    /// A random 256-bit value, meaningful only to the provider's store (introspection).
+    #[default]
+    Opaque,
+    /// A JWT access token (RFC 9068) a resource server can verify with the JWKS alone; it is
+    /// stored too, so revocation, introspection and UserInfo treat it as an opaque one.
+    Jwt,
+}
+
+impl AccessTokenFormat {
+    /// The format's name on the command line and in registrations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opaque => "opaque",
+            Self::Jwt => "jwt",
+        }
+    }
+
+    fn is_opaque(&self) -> bool {
+        *self == Self::Opaque
+    }
+}
+
 /// How a client authenticates at the token endpoint (RFC 7591 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -270,6 +296,9 @@ pub struct Client {
     /// the resource (RFC 7662) and has no grant, response type or redirect URI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// How the client's access tokens are made (opaque unless it registered `jwt`).
+    #[serde(default, skip_serializing_if = "AccessTokenFormat::is_opaque")]
+    pub access_token_format: AccessTokenFormat,
 }
 
 fn default_response_types() -> Vec<ResponseType> {
@@ -302,6 +331,7 @@ impl fmt::Debug for Client {
                 &self.id_token_signed_response_alg,
             )
             .field("resource", &self.resource)
+            .field("access_token_format", &self.access_token_format)
             .finish_non_exhaustive()
     }
 }

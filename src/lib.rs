@@ -49,7 +49,9 @@ pub mod token;
 pub mod userinfo;
 
 pub use claims::{Address, UserInfo};
-pub use client::{AuthMethod, Client, ClientError, GrantType, ResponseMode, ResponseType};
+pub use client::{
+    AccessTokenFormat, AuthMethod, Client, ClientError, GrantType, ResponseMode, ResponseType,
+};
 pub use effect::{
     AccessTokenRecord, Authentication, CodeRecord, Completed, ConsentRecord, Effect, NonceRecord,
     PkceChallenge, PkceMethod, RefreshTokenRecord, Taken,

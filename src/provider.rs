@@ -194,6 +194,11 @@ impl Provider {
         }
     }
 
+    /// The provider's signer for `alg` (never HS*: those are keyed per client).
+    pub(crate) fn signer_for_alg(&self, alg: Algorithm) -> Option<Signer<'_>> {
+        self.keys.for_algorithm(alg).map(Signer::Key)
+    }
+
     /// The extra claims released by a custom scope.
     pub(crate) fn custom_claims_for<'a>(
         &'a self,

@@ -18,12 +18,13 @@ use rand_core::CryptoRng;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::client::{AuthMethod, Client, GrantType};
+use crate::client::{AccessTokenFormat, AuthMethod, Client, GrantType};
 use crate::effect::{
     AccessTokenRecord, Authentication, CodeRecord, Completed, Effect, RefreshTokenRecord, Taken,
 };
 use crate::error::{ErrorCode, OAuthError};
 use crate::idtoken::{self, IdTokenInput};
+use crate::jws;
 use crate::params::Params;
 use crate::pkce;
 use crate::provider::Provider;
@@ -703,17 +704,24 @@ impl ClientCredentials {
         now: OffsetDateTime,
     ) -> Completed<JsonResponse> {
         let grant = GrantId::generate(rng);
-        let (access, record) = mint_access_token(
+        let minted = mint_access_token(
             provider,
-            &self.client.client_id,
-            &grant,
-            &self.client.client_id,
-            &self.scope,
+            AccessTokenFor {
+                client: &self.client,
+                grant: &grant,
+                subject: &self.client.client_id,
+                scope: &self.scope,
+                auth_time: None,
+            },
             rng,
             now,
         );
+        let (access, record) = match minted {
+            Ok(minted) => minted,
+            Err(e) => return TokenError::new(e.code, e.description).into_completed(),
+        };
         let body = TokenBody {
-            access_token: access.as_str(),
+            access_token: &access,
             token_type: "Bearer",
             expires_in: provider.access_token_lifetime.whole_seconds(),
             refresh_token: None,
@@ -730,29 +738,82 @@ impl ClientCredentials {
     }
 }
 
-/// A new access token of `grant` and the record to store under its hash: the one place
-/// access tokens are minted (token endpoint and authorization endpoint alike).
+/// What an access token is minted for.
+pub(crate) struct AccessTokenFor<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) grant: &'a GrantId,
+    /// The end-user, or the client itself when there is none.
+    pub(crate) subject: &'a str,
+    pub(crate) scope: &'a Scope,
+    /// When the end-user authenticated, when there is one.
+    pub(crate) auth_time: Option<OffsetDateTime>,
+}
+
+/// The claims of a JWT access token (RFC 9068 §2.2).
+#[derive(Serialize)]
+struct JwtAccessTokenClaims<'a> {
+    iss: &'a str,
+    exp: i64,
+    aud: &'a str,
+    sub: &'a str,
+    client_id: &'a str,
+    iat: i64,
+    jti: &'a str,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<i64>,
+}
+
+/// A new access token and the record to store under its hash: the one place access tokens
+/// are minted (token endpoint and authorization endpoint alike), in the client's format.
+///
+/// A JWT access token is signed with the provider's default algorithm (`typ: at+jwt`), its
+/// `aud` the client itself until a resource is named; it is stored like an opaque one, so
+/// revocation, introspection and UserInfo see it.
 pub(crate) fn mint_access_token(
     provider: &Provider,
-    client_id: &str,
-    grant: &GrantId,
-    subject: &str,
-    scope: &Scope,
+    token: AccessTokenFor<'_>,
     rng: &mut impl CryptoRng,
     now: OffsetDateTime,
-) -> (MintedSecret, AccessTokenRecord) {
-    let access = MintedSecret::generate(rng);
+) -> Result<(String, AccessTokenRecord), OAuthError> {
+    let value = match token.client.access_token_format {
+        AccessTokenFormat::Opaque => MintedSecret::generate(rng).into_string(),
+        AccessTokenFormat::Jwt => {
+            let alg = provider.default_alg();
+            let signer = provider.signer_for_alg(alg).ok_or_else(|| {
+                OAuthError::new(
+                    ErrorCode::ServerError,
+                    format!("no key signs {alg} access tokens"),
+                )
+            })?;
+            let jti = GrantId::generate(rng);
+            let claims = JwtAccessTokenClaims {
+                iss: provider.issuer(),
+                exp: (now + provider.access_token_lifetime).unix_timestamp(),
+                aud: &token.client.client_id,
+                sub: token.subject,
+                client_id: &token.client.client_id,
+                iat: now.unix_timestamp(),
+                jti: jti.as_str(),
+                scope: token.scope.to_string(),
+                auth_time: token.auth_time.map(OffsetDateTime::unix_timestamp),
+            };
+            jws::encode_with_typ(&claims, &signer, "at+jwt").map_err(|e| {
+                OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}"))
+            })?
+        }
+    };
     let record = AccessTokenRecord {
-        hash: access.hash(),
-        grant: grant.clone(),
-        client_id: client_id.to_owned(),
-        subject: subject.to_owned(),
-        scope: scope.clone(),
+        hash: SecretHash::of(&value),
+        grant: token.grant.clone(),
+        client_id: token.client.client_id.clone(),
+        subject: token.subject.to_owned(),
+        scope: token.scope.clone(),
         audience: Vec::new(),
         issued_at: Some(now),
         expires_at: now + provider.access_token_lifetime,
     };
-    (access, record)
+    Ok((value, record))
 }
 
 struct Issue<'a> {
@@ -784,13 +845,17 @@ fn issue_tokens(
 ) -> Result<Completed<JsonResponse>, TokenError> {
     let (access, record) = mint_access_token(
         provider,
-        &client.client_id,
-        issue.grant,
-        &issue.authentication.subject,
-        issue.scope,
+        AccessTokenFor {
+            client,
+            grant: issue.grant,
+            subject: &issue.authentication.subject,
+            scope: issue.scope,
+            auth_time: Some(issue.authentication.auth_time),
+        },
         rng,
         now,
-    );
+    )
+    .map_err(|e| TokenError::new(e.code, e.description))?;
     let mut effects = Vec::with_capacity(2);
     effects.push(Effect::StoreAccessToken(record));
     let refresh = client
@@ -817,7 +882,7 @@ fn issue_tokens(
                     authentication: issue.authentication,
                     include_auth_time: issue.include_auth_time,
                     nonce: issue.nonce,
-                    access_token: Some(access.as_str()),
+                    access_token: Some(&access),
                     code: None,
                     extra: None,
                 },
@@ -829,7 +894,7 @@ fn issue_tokens(
         None
     };
     let body = TokenBody {
-        access_token: access.as_str(),
+        access_token: &access,
         token_type: "Bearer",
         expires_in: provider.access_token_lifetime.whole_seconds(),
         refresh_token: refresh.as_ref().map(MintedSecret::as_str),

@@ -149,6 +149,21 @@ pub fn resource_server() -> Client {
         .unwrap()
 }
 
+/// A code-flow client (with refresh) and a service (client credentials) whose access
+/// tokens are JWTs (RFC 9068).
+pub fn jwt_clients() -> [Client; 2] {
+    let mut rp = client_for(Algorithm::ES256);
+    rp.client_id = "jwt-rp".to_owned();
+    rp.client_secret = Some(secret_of("jwt-rp"));
+    rp.access_token_format = oidc_flow::AccessTokenFormat::Jwt;
+    let mut service = service_client();
+    service.client_id = "jwt-service".to_owned();
+    service.client_secret_sha256 =
+        Some(oidc_flow::secret::SecretHash::of(&secret_of("jwt-service")));
+    service.access_token_format = oidc_flow::AccessTokenFormat::Jwt;
+    [rp.validate().unwrap(), service.validate().unwrap()]
+}
+
 /// The claims of the fixture user `alice`.
 pub fn alice_claims() -> UserInfo {
     serde_json::from_value(serde_json::json!({
@@ -227,11 +242,14 @@ impl Harness {
             let c = client_for(alg);
             clients.insert(c.client_id.clone(), c);
         }
+        let [jwt_rp, jwt_service] = jwt_clients();
         for c in [
             public_client(),
             post_client(),
             service_client(),
             resource_server(),
+            jwt_rp,
+            jwt_service,
         ] {
             clients.insert(c.client_id.clone(), c);
         }

@@ -186,6 +186,7 @@ pub async fn register(
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
         resource: None,
+        access_token_format: oidc_flow::AccessTokenFormat::Opaque,
     }
     .validate()?;
     store.add_client(&client).await?;

@@ -152,6 +152,7 @@ async fn register(store: &MemoryStore) -> String {
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
         resource: None,
+        access_token_format: oidc_flow::AccessTokenFormat::Opaque,
     }
     .validate()
     .unwrap();

@@ -272,6 +272,10 @@ enum ClientCommand {
         /// The ID token algorithm (RS256 by default).
         #[arg(long = "id-token-signed-response-alg")]
         id_token_signed_response_alg: Option<String>,
+        /// opaque (default) or jwt: JWT access tokens (RFC 9068) that resource servers
+        /// verify with the JWKS.
+        #[arg(long = "access-token-format", value_parser = ["opaque", "jwt"])]
+        access_token_format: Option<String>,
     },
     /// List the clients.
     List {
@@ -632,6 +636,7 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
             grant_types,
             token_endpoint_auth_method,
             id_token_signed_response_alg,
+            access_token_format,
         } => {
             let registration = setup::add_client(
                 store,
@@ -647,6 +652,10 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
                     backchannel_logout_uri: uris.backchannel_logout_uri,
                     allow_insecure_redirects: uris.allow_insecure_redirects,
                     resource: None,
+                    access_token_format: match access_token_format.as_deref() {
+                        Some("jwt") => oidc_flow::AccessTokenFormat::Jwt,
+                        _ => oidc_flow::AccessTokenFormat::Opaque,
+                    },
                 },
             )
             .await

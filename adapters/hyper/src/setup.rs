@@ -210,6 +210,8 @@ pub struct NewClient {
     /// A resource server's resource indicator (RFC 8707): registers that resource server's
     /// introspection credential instead of a client (no grant, no redirect URI).
     pub resource: Option<String>,
+    /// How the client's access tokens are made (opaque by default).
+    pub access_token_format: oidc_flow::AccessTokenFormat,
 }
 
 /// A new client secret: 256 bits, or as long as an HS* ID token key must be.
@@ -320,6 +322,7 @@ pub async fn add_client<S: Store>(
         backchannel_logout_uri: new.backchannel_logout_uri,
         backchannel_logout_session_required: false,
         resource: new.resource,
+        access_token_format: new.access_token_format,
     }
     .validate()?;
     client.check_redirect_policy(new.allow_insecure_redirects)?;

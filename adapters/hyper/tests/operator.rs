@@ -970,6 +970,17 @@ fn wrong_input_fails_with_an_error_line() {
             &["resource", "add", "--uri", "api.example.com"],
             "absolute URI",
         ),
+        (
+            &[
+                "client",
+                "add",
+                "--grant-type",
+                "client_credentials",
+                "--access-token-format",
+                "paseto",
+            ],
+            "paseto",
+        ),
     ] {
         let run = db.cli(args);
         let stderr = run.failed();
@@ -1042,6 +1053,42 @@ async fn a_service_from_the_command_line_gets_client_credentials_tokens() {
     assert_eq!(body["scope"], "api:read");
     assert_eq!(body["token_type"], "Bearer");
     assert!(body.get("refresh_token").is_none(), "{body}");
+
+    // With --access-token-format jwt, the service's tokens are RFC 9068 JWTs.
+    let jwt_service = db
+        .cli_async(
+            &[
+                "client",
+                "add",
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                "api:read",
+                "--access-token-format",
+                "jwt",
+            ],
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(jwt_service["access_token_format"], "jwt");
+    let jwt_service = Registered::from(jwt_service);
+    let r = Browser::new()
+        .post_form(
+            &server.url("/token"),
+            &[("grant_type", "client_credentials")],
+            &[("authorization", &jwt_service.basic())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let jwt = r.json()["access_token"].as_str().unwrap().to_owned();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["typ"], "at+jwt");
 
     // A resource server registered while the server runs introspects that token.
     let api = Registered::from(
