@@ -57,6 +57,14 @@ enum Mode {
     /// Unauthenticated `GET /authorize` with a 2 KB `state`, cookie-less: what a stranger
     /// on the internet can make the server store (each answer is a login page).
     AuthorizeFlood,
+    /// `POST /token` with `grant_type=client_credentials`, opaque access tokens.
+    ClientCredentials,
+    /// The same for a client whose access tokens are RS256 JWTs (RFC 9068).
+    ClientCredentialsJwt,
+    /// `POST /introspect` of a live access token by its client.
+    Introspection,
+    /// `POST /revoke` of a live access token (minted before the run), each once.
+    Revocation,
 }
 
 impl Mode {
@@ -69,6 +77,10 @@ impl Mode {
             Self::Discovery => "discovery",
             Self::Login => "login (password, through the pages)",
             Self::AuthorizeFlood => "GET /authorize, no session, 2 KB state",
+            Self::ClientCredentials => "client_credentials (opaque)",
+            Self::ClientCredentialsJwt => "client_credentials (RS256 JWT)",
+            Self::Introspection => "introspection",
+            Self::Revocation => "revocation",
         }
     }
 }
@@ -225,6 +237,93 @@ fn add_client(server: &PathBuf, db: &str, alg: &'static str) -> Result<Rp, Strin
         id,
         alg,
     })
+}
+
+/// A backend service (`client add --grant-type client_credentials`), JWT access tokens or not.
+fn add_service(server: &PathBuf, db: &str, jwt: bool) -> Result<Rp, String> {
+    let format = if jwt { "jwt" } else { "opaque" };
+    let reg = run_cli(
+        server,
+        &[
+            "client",
+            "add",
+            "--database",
+            db,
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "api:read api:write",
+            "--access-token-format",
+            format,
+        ],
+    )?;
+    let id = reg["client_id"].as_str().ok_or("no client_id")?.to_owned();
+    let secret = reg["client_secret"]
+        .as_str()
+        .ok_or("no client_secret")?
+        .to_owned();
+    Ok(Rp {
+        basic: format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
+        id,
+        alg: "RS256",
+    })
+}
+
+/// One client credentials request: the access token, after checking the answer's shape
+/// (a JWT for `jwt`, with `typ: at+jwt`; an opaque 43-character token otherwise).
+async fn client_credentials(s: &Setup, rp: &Rp, jwt: bool) -> Result<String, String> {
+    let r = send(
+        &s.client,
+        Method::POST,
+        &format!("{}/token", s.base),
+        &[form_type(), (header::AUTHORIZATION, rp.basic.clone())],
+        b"grant_type=client_credentials&scope=api%3Aread".to_vec(),
+    )
+    .await?;
+    if r.status != StatusCode::OK {
+        return Err(format!(
+            "client_credentials: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&r.body).map_err(|e| format!("client_credentials: {e}"))?;
+    let token = v["access_token"]
+        .as_str()
+        .ok_or("client_credentials: no access_token")?;
+    if v["scope"] != "api:read" || v.get("refresh_token").is_some() {
+        return Err(format!("client_credentials: unexpected answer {v}"));
+    }
+    let shape_ok = if jwt {
+        token.split('.').count() == 3
+            && token
+                .split('.')
+                .next()
+                .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+                .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+                .is_some_and(|h| h["typ"] == "at+jwt" && h["alg"] == "RS256")
+    } else {
+        token.len() == 43 && !token.contains('.')
+    };
+    if !shape_ok {
+        return Err(format!(
+            "client_credentials: a token of the wrong format: {token}"
+        ));
+    }
+    Ok(token.to_owned())
+}
+
+/// POSTs `token=...` to `path` (`/introspect`, `/revoke`) as `rp`.
+async fn token_form(s: &Setup, rp: &Rp, path: &str, token: &str) -> Result<Resp, String> {
+    send(
+        &s.client,
+        Method::POST,
+        &format!("{}{path}", s.base),
+        &[form_type(), (header::AUTHORIZATION, rp.basic.clone())],
+        form(&[("token", token)]),
+    )
+    .await
 }
 
 fn authorize_url(base: &str, rp: &Rp, state: &str, challenge: &str) -> String {
@@ -522,6 +621,34 @@ async fn worker(
                     exchange(&s, &rp, &code, &verifier).await?;
                     out.steps[0].push(micros(t0.elapsed()));
                 }
+                Mode::ClientCredentials | Mode::ClientCredentialsJwt => {
+                    let t0 = Instant::now();
+                    client_credentials(&s, &rp, mode == Mode::ClientCredentialsJwt).await?;
+                    out.steps[0].push(micros(t0.elapsed()));
+                }
+                Mode::Introspection => {
+                    let t0 = Instant::now();
+                    let r = token_form(&s, &rp, "/introspect", &access).await?;
+                    if r.status != StatusCode::OK || !r.body.starts_with(b"{\"active\":true") {
+                        return Err(format!(
+                            "introspection: {} {}",
+                            r.status,
+                            String::from_utf8_lossy(&r.body)
+                        ));
+                    }
+                    out.steps[0].push(micros(t0.elapsed()));
+                }
+                Mode::Revocation => {
+                    let Some((token, _)) = codes.take() else {
+                        return Err("out of codes".into());
+                    };
+                    let t0 = Instant::now();
+                    let r = token_form(&s, &rp, "/revoke", &token).await?;
+                    if r.status != StatusCode::OK {
+                        return Err(format!("revocation: {}", r.status));
+                    }
+                    out.steps[0].push(micros(t0.elapsed()));
+                }
                 Mode::Userinfo => {
                     let t0 = Instant::now();
                     let r = send(
@@ -646,6 +773,30 @@ async fn run(
                         && let Ok(mut m) = minted.lock()
                     {
                         m.push((code, verifier));
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        pool = minted.lock().map(|m| m.clone()).unwrap_or_default();
+    }
+    if mode == Mode::Revocation {
+        // Live access tokens of the service to revoke, each once (client credentials mint
+        // them quickly): up to 30 s of revocations at 15,000/s.
+        let want = ((duration.as_secs_f64() * 15_000.0) as usize).clamp(100, 450_000);
+        let minted = Arc::new(std::sync::Mutex::new(Vec::with_capacity(want)));
+        let counter = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency.max(4) {
+            let (s, rp, minted, counter) = (s.clone(), rp.clone(), minted.clone(), counter.clone());
+            tasks.push(tokio::spawn(async move {
+                while counter.fetch_add(1, Ordering::Relaxed) < want as u64 {
+                    if let Ok(token) = client_credentials(&s, &rp, false).await
+                        && let Ok(mut m) = minted.lock()
+                    {
+                        m.push((token, String::new()));
                     }
                 }
             }));
@@ -976,6 +1127,8 @@ async fn bench(args: Args) -> Result<bool, String> {
         run_cli(&server, &["user", "add", "--database", &db, "--username", "bench", "--password", "bench-password", "--email", "bench@example.com"])?;
         let rs = add_client(&server, &db, "RS256")?;
         let es = add_client(&server, &db, "ES256")?;
+        let service = add_service(&server, &db, false)?;
+        let jwt_service = add_service(&server, &db, true)?;
         let cookie = login_once(&client, &base, &[rs.clone(), es.clone()]).await?;
         let setup = Arc::new(Setup { base: base.clone(), client: client.clone(), cookie });
         let (verifier, challenge) = pkce();
@@ -1013,7 +1166,12 @@ async fn bench(args: Args) -> Result<bool, String> {
         let mut rows = Vec::new();
         for &mode in &args.modes {
             for &c in &args.concurrency {
-                let rp = if mode == Mode::CodeEs256 { es.clone() } else { rs.clone() };
+                let rp = match mode {
+                    Mode::CodeEs256 => es.clone(),
+                    Mode::ClientCredentials | Mode::Revocation => service.clone(),
+                    Mode::ClientCredentialsJwt => jwt_service.clone(),
+                    _ => rs.clone(),
+                };
                 // Each run's own peak: reset the high-water mark before it.
                 let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
                 let (cpu_before, core0_before, db_before) = (cpu_ticks(pid), core0_ticks(), db_bytes());
@@ -1035,7 +1193,7 @@ async fn bench(args: Args) -> Result<bool, String> {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let after = rss_kib(pid).map_or("—".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
                 let pct = match (mode, sign_rate) {
-                    (Mode::Code | Mode::Token, Some(limit)) => format!("{:.0} %", 100.0 * row.rate / limit),
+                    (Mode::Code | Mode::Token | Mode::ClientCredentialsJwt, Some(limit)) => format!("{:.0} %", 100.0 * row.rate / limit),
                     _ => "—".to_owned(),
                 };
                 let step = |i: usize| row.steps.get(i).map_or("—".to_owned(), |(a, b)| format!("{a:.2} / {b:.2}"));
@@ -1076,7 +1234,7 @@ async fn bench(args: Args) -> Result<bool, String> {
             size(""),
             size("-wal")
         );
-        println!("steps: code = 1 authorize (prompt=none, session cookie), 2 token exchange; login = 1 authorize (login page), 2 POST /login (argon2id); other modes: 1 = the request");
+        println!("steps: code = 1 authorize (prompt=none, session cookie), 2 token exchange; login = 1 authorize (login page), 2 POST /login (argon2id); other modes: 1 = the request (revocation: tokens minted by client_credentials before the run, each revoked once)");
         if let Some(path) = &args.svg {
             std::fs::write(path, svg(&rows)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             println!("plot: {}", path.display());
