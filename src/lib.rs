@@ -41,6 +41,7 @@ pub mod params;
 pub mod parking;
 pub mod pkce;
 pub mod provider;
+pub mod resource;
 pub mod response;
 pub mod revocation;
 pub mod scope;

@@ -142,7 +142,7 @@ impl RequiredScope for Profile {
 }
 
 async fn me(token: Bearer<Profile>) -> Json<serde_json::Value> {
-    let record = token.record();
+    let record = token.token();
     Json(serde_json::json!({ "sub": record.subject, "client_id": record.client_id }))
 }
 

@@ -70,11 +70,11 @@ use axum::routing::any;
 use http_body_util::LengthLimitError;
 use oidc_flow::authorize::{ConsentAnswer, ConsentPage, LoginPage, PendingView};
 use oidc_flow::userinfo::BearerError;
-use oidc_flow::{AccessTokenRecord, Authentication, Provider};
+use oidc_flow::{Authentication, Provider};
 use oidc_flow_store::endpoints::{
     self, Endpoints, MAX_BODY, Pages, Parked, READ_TIMEOUT, Waiting, WebResponse, json_response,
 };
-pub use oidc_flow_store::endpoints::{NoScope, RequiredScope};
+pub use oidc_flow_store::endpoints::{AcceptedToken, NoScope, RequiredScope, TokenSource};
 use oidc_flow_store::{AppStore, Store, UserClaims};
 
 /// The provider, as axum state: clone it into the app's state (or use it as the state).
@@ -257,17 +257,19 @@ where
 }
 
 /// An extractor for the app's resources: a valid access token of this provider whose scope
-/// covers `R::SCOPE`; refused with RFC 6750's answer and its `WWW-Authenticate`.
+/// covers `R::SCOPE`, meant for `R::AUDIENCES` (empty: any); refused with RFC 6750's answer
+/// and its `WWW-Authenticate`. Opaque tokens are looked up in the store, JWT access tokens
+/// verified locally ([`Endpoints::bearer`](oidc_flow_store::endpoints::Endpoints::bearer)).
 #[derive(Debug)]
 pub struct Bearer<R: RequiredScope = NoScope> {
-    record: AccessTokenRecord,
+    token: AcceptedToken,
     _scope: PhantomData<fn() -> R>,
 }
 
 impl<R: RequiredScope> Bearer<R> {
-    /// The token's record: subject, client, scope, expiry.
-    pub fn record(&self) -> &AccessTokenRecord {
-        &self.record
+    /// The accepted token: subject, client, scope, audience, expiry, how it was checked.
+    pub fn token(&self) -> &AcceptedToken {
+        &self.token
     }
 }
 
@@ -283,9 +285,9 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        match oidc.0.bearer(authorization, R::SCOPE).await {
-            Ok(record) => Ok(Self {
-                record,
+        match oidc.0.bearer(authorization, R::SCOPE, R::AUDIENCES).await {
+            Ok(token) => Ok(Self {
+                token,
                 _scope: PhantomData,
             }),
             Err(BearerError { response, .. }) => Err(into_axum(json_response(response))),

@@ -216,6 +216,22 @@ fn me(token: Bearer<Profile>, users: &State<Users>) -> (ContentType, String) {
     (ContentType::JSON, body)
 }
 
+/// `/api/orders` takes only tokens meant for the orders API (an RFC 8707 resource) or
+/// issued to the orders service itself.
+pub struct Orders;
+
+impl RequiredScope for Orders {
+    const SCOPE: &'static str = "";
+    const AUDIENCES: &'static [&'static str] = &["https://orders.example", "orders-service"];
+}
+
+/// Which client the orders API serves.
+#[get("/api/orders")]
+fn orders(token: Bearer<Orders>) -> (ContentType, String) {
+    let body = format!("{{\"client_id\":{}}}", json_string(token.client_id()));
+    (ContentType::JSON, body)
+}
+
 fn json_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
@@ -261,10 +277,10 @@ pub fn app(
         .consent_url("/consent")
         .first_party(["portal"])
         .build();
-    rocket
-        .attach(oidc)
-        .manage(users)
-        .mount("/", routes![login_page, login, consent_page, consent, me])
+    rocket.attach(oidc).manage(users).mount(
+        "/",
+        routes![login_page, login, consent_page, consent, me, orders],
+    )
 }
 
 /// Registers a confidential code-flow client; returns its secret.

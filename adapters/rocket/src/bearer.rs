@@ -11,10 +11,12 @@ use time::OffsetDateTime;
 
 use crate::{Oidc, OidcResponse};
 
-pub use oidc_flow_store::endpoints::{NoScope, RequiredScope};
+pub use oidc_flow_store::endpoints::{AcceptedToken, NoScope, RequiredScope, TokenSource};
 
 /// A request guard for the app's resources: a valid, unexpired access token of this
-/// provider, sent as `Authorization: Bearer ...`, whose scope covers `R::SCOPE`.
+/// provider, sent as `Authorization: Bearer ...`, whose scope covers `R::SCOPE` and which is
+/// meant for this resource (`R::AUDIENCES`: the `aud` values or client ids it accepts;
+/// empty, the default, accepts any).
 ///
 /// When it fails the request gets RFC 6750's answer: 401 `invalid_token` (unknown, revoked
 /// or expired token), 401 without an error code (no token), 400 `invalid_request`
@@ -23,10 +25,12 @@ pub use oidc_flow_store::endpoints::{NoScope, RequiredScope};
 /// renders; a route taking `Result<Bearer<R>, BearerRejection>` can return the
 /// [`BearerRejection`] itself.
 ///
-/// The token is looked up in the store and checked with the core's rules (the UserInfo
-/// endpoint's, without its need for `openid`).
+/// An opaque token is looked up in the store and checked with the core's rules (the
+/// UserInfo endpoint's, without its need for `openid`); a JWT access token (RFC 9068) is
+/// verified locally with jsonwebtoken against the provider's keys, without a store hit, and
+/// is so accepted until it expires even if it was revoked.
 pub struct Bearer<R: RequiredScope = NoScope> {
-    record: oidc_flow::AccessTokenRecord,
+    record: AcceptedToken,
     _scope: PhantomData<fn() -> R>,
 }
 
@@ -59,6 +63,11 @@ impl<R: RequiredScope> Bearer<R> {
     /// When it expires.
     pub fn expires_at(&self) -> OffsetDateTime {
         self.record.expires_at
+    }
+
+    /// The whole accepted token: its audience and how it was checked as well.
+    pub fn token(&self) -> &AcceptedToken {
+        &self.record
     }
 }
 
@@ -101,7 +110,10 @@ impl<'r, R: RequiredScope> FromRequest<'r> for Bearer<R> {
         let authorization = req.headers().get_one("Authorization").map(str::as_bytes);
         // The shared layer's check: the token found, known, unexpired, and its scope.
         let endpoints = &oidc.parts().endpoints;
-        match endpoints.bearer(authorization, R::SCOPE).await {
+        match endpoints
+            .bearer(authorization, R::SCOPE, R::AUDIENCES)
+            .await
+        {
             Ok(record) => request::Outcome::Success(Self {
                 record,
                 _scope: PhantomData,

@@ -96,7 +96,7 @@ mod redact;
 mod response;
 mod routes;
 
-pub use bearer::{Bearer, BearerRejection, NoScope, RequiredScope};
+pub use bearer::{AcceptedToken, Bearer, BearerRejection, NoScope, RequiredScope, TokenSource};
 pub use interaction::{HANDLE_PARAM, InteractionError, PendingConsent, PendingLogin};
 pub use oidc_flow::{Authentication, Scope, UserInfo};
 pub use oidc_flow_store::endpoints::{DEFAULT_SESSION_LIFETIME as SESSION_LIFETIME, MAX_BODY};

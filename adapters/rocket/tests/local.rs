@@ -131,13 +131,25 @@ async fn get_bearer(b: &Client, uri: &str, token: &str) -> Resp {
 
 /// Stores an access token directly (scopes and expiry the flows would not make).
 async fn plant_token(world: &World, token: &str, scope: &str, expires_in: time::Duration) {
+    plant_token_for(world, token, scope, expires_in, "demo", &[]).await;
+}
+
+/// As [`plant_token`], for `client_id` and meant for `audience`.
+async fn plant_token_for(
+    world: &World,
+    token: &str,
+    scope: &str,
+    expires_in: time::Duration,
+    client_id: &str,
+    audience: &[&str],
+) {
     let record = AccessTokenRecord {
         hash: SecretHash::of(token),
         grant: GrantId::from_stored(format!("g-{token}")),
-        client_id: "demo".into(),
+        client_id: client_id.into(),
         subject: "u-alice".into(),
         scope: Scope::parse(scope).unwrap(),
-        audience: Vec::new(),
+        audience: audience.iter().map(|a| (*a).to_owned()).collect(),
         issued_at: None,
         expires_at: time::OffsetDateTime::now_utc() + expires_in,
     };
@@ -454,6 +466,117 @@ async fn bearer_guard_answers_rfc_6750() {
     assert_eq!(ok.status, Status::Ok, "{}", ok.body);
     let info = get_bearer(&b, "/oidc/userinfo", "tok-profile").await;
     assert_eq!(info.status, Status::Forbidden);
+}
+
+#[tokio::test]
+async fn bearer_guard_checks_the_audience_the_route_names() {
+    let world = World::new(ISSUER).await;
+    let b = world.browser().await;
+    let hour = time::Duration::hours(1);
+    plant_token_for(&world, "tok-any", "openid", hour, "demo", &[]).await;
+    plant_token_for(
+        &world,
+        "tok-orders",
+        "openid",
+        hour,
+        "demo",
+        &["https://orders.example"],
+    )
+    .await;
+    plant_token_for(
+        &world,
+        "tok-other",
+        "openid",
+        hour,
+        "demo",
+        &["https://other.example"],
+    )
+    .await;
+    plant_token_for(&world, "tok-service", "", hour, "orders-service", &[]).await;
+    for (token, status) in [
+        ("tok-orders", Status::Ok),
+        ("tok-service", Status::Ok),
+        ("tok-any", Status::Unauthorized),
+        ("tok-other", Status::Unauthorized),
+    ] {
+        let r = get_bearer(&b, "/api/orders", token).await;
+        assert_eq!(r.status, status, "{token}: {}", r.body);
+        if status == Status::Unauthorized {
+            assert_eq!(r.json()["error"], "invalid_token");
+            let challenge = r.header("www-authenticate").unwrap();
+            assert!(challenge.contains("another resource"), "{challenge}");
+        }
+    }
+    // A route that names no audience takes any token of the provider.
+    plant_token_for(
+        &world,
+        "tok-p",
+        "profile",
+        hour,
+        "demo",
+        &["https://other.example"],
+    )
+    .await;
+    assert_eq!(get_bearer(&b, "/api/me", "tok-p").await.status, Status::Ok);
+}
+
+#[tokio::test]
+async fn bearer_guard_verifies_jwt_access_tokens_without_the_store() {
+    let world = World::new(ISSUER).await;
+    let mut jwt_client = world.store.client("portal").await.unwrap().unwrap();
+    jwt_client.client_id = "portal-jwt".to_owned();
+    jwt_client.access_token_format = oidc_flow::AccessTokenFormat::Jwt;
+    world.store.add_client(&jwt_client).await.unwrap();
+    let basic = {
+        use base64::Engine as _;
+        let raw = format!("portal-jwt:{}", world.portal_secret);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    };
+    let b = world.browser().await;
+    let url = authorize_url("portal-jwt", "openid profile", "st-jwt", "");
+    let done = sign_in(&b, &url, "alice", "wonderland", "allow").await;
+    let code = code_of(&done, "st-jwt");
+    let tokens = send(
+        b.post("/oidc/token")
+            .header(ContentType::Form)
+            .header(Header::new("Authorization", basic.clone()))
+            .body(form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+            ])),
+    )
+    .await;
+    assert_eq!(tokens.status, Status::Ok, "{}", tokens.body);
+    let access = tokens.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(access.split('.').count(), 3, "a JWT access token");
+    let me = get_bearer(&b, "/api/me", &access).await;
+    assert_eq!(me.status, Status::Ok, "{}", me.body);
+    assert_eq!(me.json()["client_id"], "portal-jwt");
+    // Revoked: UserInfo (the store) refuses it at once; the guard, which verified the JWT
+    // locally, takes it until it expires (RFC 9068 §4; documented on `Bearer`).
+    let revoked = send(
+        b.post("/oidc/revoke")
+            .header(ContentType::Form)
+            .header(Header::new("Authorization", basic))
+            .body(form(&[("token", &access)])),
+    )
+    .await;
+    assert_eq!(revoked.status, Status::Ok);
+    assert_eq!(
+        get_bearer(&b, "/oidc/userinfo", &access).await.status,
+        Status::Unauthorized
+    );
+    assert_eq!(get_bearer(&b, "/api/me", &access).await.status, Status::Ok);
+    // Tampered: refused.
+    let mut forged: Vec<String> = access.split('.').map(str::to_owned).collect();
+    forged[1] = forged[1].chars().rev().collect();
+    let r = get_bearer(&b, "/api/me", &forged.join(".")).await;
+    assert_eq!(r.status, Status::Unauthorized);
+    assert_eq!(r.json()["error"], "invalid_token");
 }
 
 // ------------------------------------------------------------------ endpoint errors

@@ -30,10 +30,11 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
 use oidc_flow::authorize::{ConsentAnswer, PendingAuthorization, PendingView, Resumed};
 use oidc_flow::flow::{AuthorizeFlow, AuthorizeStep, LogoutFlow, LogoutStep};
 use oidc_flow::params::Params;
+use oidc_flow::resource::AccessTokenVerifier;
 use oidc_flow::userinfo::{self, BearerError};
 use oidc_flow::{
-    AccessTokenRecord, Authentication, Client, ErrorCode, ErrorPage, JsonResponse, MintedSecret,
-    OAuthError, Provider, Redirect, ResponseMode, Scope, SecretHash,
+    Authentication, Client, ErrorCode, ErrorPage, GrantId, JsonResponse, MintedSecret, OAuthError,
+    Provider, Redirect, ResponseMode, Scope, SecretHash,
 };
 use time::OffsetDateTime;
 
@@ -80,13 +81,18 @@ struct Served {
     provider: Arc<Provider>,
     discovery: Bytes,
     jwks: Bytes,
+    /// JWT access tokens checked locally (RFC 9068), with the keys parsed once per key set;
+    /// `None` if jsonwebtoken can use none of them.
+    verifier: Option<AccessTokenVerifier>,
 }
 
 impl Served {
     fn new(provider: Arc<Provider>) -> Arc<Self> {
+        let jwks = provider.jwks();
         Arc::new(Self {
             discovery: Bytes::from(oidc_flow::discovery::document(&provider).to_string()),
-            jwks: Bytes::from(provider.jwks().to_string()),
+            jwks: Bytes::from(jwks.to_string()),
+            verifier: AccessTokenVerifier::new(provider.issuer(), &jwks, &[]).ok(),
             provider,
         })
     }
@@ -297,32 +303,71 @@ impl Endpoints {
     }
 
     /// The check of an application's own resource (RFC 6750): the access token in the
-    /// `Authorization` header, known, unexpired, of this provider, whose scope covers every
-    /// token of `required` (space-separated; empty for any). The refusal is the core's
-    /// answer: 401 `invalid_token`, 401 without a code (no token), 400 `invalid_request`,
-    /// 403 `insufficient_scope`, or 500, each with its `WWW-Authenticate` header.
+    /// `Authorization` header, of this provider, unexpired, whose scope covers every token
+    /// of `required` (space-separated; empty for any) and which is meant for this resource:
+    /// `audiences` names the `aud` values or client ids it accepts (empty: any).
+    ///
+    /// An opaque token is looked up in the store (so a revoked one is refused at once); a
+    /// JWT access token (RFC 9068) is verified locally against the provider's keys, with no
+    /// store hit, and so is accepted until it expires even if revoked. The refusal is the
+    /// core's answer: 401 `invalid_token`, 401 without a code (no token), 400
+    /// `invalid_request`, 403 `insufficient_scope`, or 500, each with its `WWW-Authenticate`.
     pub async fn bearer(
         &self,
         authorization: Option<&[u8]>,
         required: &str,
-    ) -> Result<AccessTokenRecord, BearerError> {
-        let provider = self.provider();
-        // Finding the token: the UserInfo endpoint's parser (header only: RFC 6750 §2.1).
-        let received = userinfo::Received::parse(&provider, authorization, None)?;
-        let record = match self.backend.access_token(received.token_hash()).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "access token lookup failed");
-                return Err(bearer_server_error(
-                    "the server could not check the access token",
-                ));
-            }
-        };
+        audiences: &[&str],
+    ) -> Result<AcceptedToken, BearerError> {
+        let served = self.served.load();
+        let provider = &served.provider;
         let needed = Scope::parse(required)
             .map_err(|_| bearer_server_error("the resource's required scope is malformed"))?;
-        // The core's rules: known, same hash, unexpired, and the scope this route needs.
         let now = OffsetDateTime::now_utc();
-        Ok(received.authorize_for(record, now, &needed)?.into_record())
+        // Finding the token: the UserInfo endpoint's parser (header only: RFC 6750 §2.1).
+        let token = userinfo::extract_bearer(provider.issuer(), authorization, None)?;
+        let accepted = if token.split('.').count() == 3 {
+            let verifier = served.verifier.as_ref().ok_or_else(|| {
+                bearer_server_error("no key of the provider verifies JWT access tokens here")
+            })?;
+            let v = verifier.verify(&token, &needed, now)?;
+            AcceptedToken {
+                subject: v.subject,
+                client_id: v.client_id,
+                scope: v.scope,
+                audience: v.audience,
+                expires_at: v.expires_at,
+                source: TokenSource::Jwt { jti: v.jti },
+            }
+        } else {
+            let received = userinfo::Received::parse(provider, authorization, None)?;
+            let record = match self.backend.access_token(received.token_hash()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "access token lookup failed");
+                    return Err(bearer_server_error(
+                        "the server could not check the access token",
+                    ));
+                }
+            };
+            // The core's rules: known, same hash, unexpired, and the scope this route needs.
+            let r = received.authorize_for(record, now, &needed)?.into_record();
+            AcceptedToken {
+                subject: r.subject,
+                client_id: r.client_id,
+                scope: r.scope,
+                audience: r.audience,
+                expires_at: r.expires_at,
+                source: TokenSource::Store { grant: r.grant },
+            }
+        };
+        if !accepted.is_for(audiences) {
+            return Err(BearerError::new(
+                provider.issuer(),
+                ErrorCode::InvalidToken,
+                "the access token is meant for another resource",
+            ));
+        }
+        Ok(accepted)
     }
 
     // -------------------------------------------------------------- authorization
@@ -843,6 +888,54 @@ impl Endpoints {
 pub trait RequiredScope: Send + Sync + 'static {
     /// Space-separated scope tokens, all required (empty: any valid token).
     const SCOPE: &'static str;
+    /// The `aud` values (RFC 8707 resources) or client ids this resource accepts tokens
+    /// for; empty (the default): any token of the provider.
+    const AUDIENCES: &'static [&'static str] = &[];
+}
+
+/// An access token a resource accepted ([`Endpoints::bearer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedToken {
+    /// The end-user it speaks for (for the client credentials grant, the client).
+    pub subject: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Its scope (at least what the route required).
+    pub scope: Scope,
+    /// The resources it was meant for (empty: none named).
+    pub audience: Vec<String>,
+    /// When it expires.
+    pub expires_at: OffsetDateTime,
+    /// How it was checked.
+    pub source: TokenSource,
+}
+
+impl AcceptedToken {
+    /// Whether a resource accepting `audiences` (its `aud` values or client ids; empty:
+    /// any) takes this token: its client is one of them, or it was meant for one of them.
+    pub fn is_for(&self, audiences: &[&str]) -> bool {
+        audiences.is_empty()
+            || audiences.contains(&self.client_id.as_str())
+            || self
+                .audience
+                .iter()
+                .any(|a| audiences.contains(&a.as_str()))
+    }
+}
+
+/// How an [`AcceptedToken`] was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// Found in the store (an opaque token): revocation is seen at once.
+    Store {
+        /// The grant it belongs to.
+        grant: GrantId,
+    },
+    /// Verified locally as a JWT access token (RFC 9068): valid until it expires.
+    Jwt {
+        /// Its `jti`.
+        jti: String,
+    },
 }
 
 /// No scope required: any valid access token of this provider.
