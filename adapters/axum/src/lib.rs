@@ -32,7 +32,7 @@
 //!     }).await
 //! }
 //!
-//! async fn me(token: Bearer) -> String { token.record().subject.clone() }
+//! async fn me(token: Bearer) -> String { token.token().subject.clone() }
 //!
 //! # async fn run(provider: Arc<Provider>) {
 //! // Issuer https://app.example/oidc: the endpoints under /oidc.
