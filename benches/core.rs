@@ -119,7 +119,12 @@ fn code_flow(
     };
 
     let received = token::Received::parse(form.as_bytes(), Some(basic)).unwrap();
-    let authenticated = received.authenticate(Some(client.clone())).unwrap();
+    let token::Authenticated::Client(authenticated) = received
+        .authenticate(Some(client.clone()), provider, NOW)
+        .unwrap()
+    else {
+        panic!("client_secret_basic needs no assertion claim");
+    };
     let Grant::AuthorizationCode(exchange) = authenticated.grant().unwrap() else {
         panic!("an authorization_code grant");
     };

@@ -65,6 +65,10 @@ pub const SERVICE_CLIENT: &str = "service";
 pub const SERVICE_SECRET: &str = "service-secret";
 /// The scope it registered (with `openid`, which the grant must never give).
 pub const SERVICE_SCOPE: &str = "openid api:read api:write";
+/// A service that authenticates with client_secret_jwt assertions (RFC 7523).
+pub const ASSERT_CLIENT: &str = "assert-client";
+/// Its secret, which keys its HS256 assertions.
+pub const ASSERT_SECRET: &str = "assertion-secret-0123456789abcdef0123456789";
 /// A resource server's credential (introspection only).
 pub const RESOURCE_SERVER: &str = "rs-api";
 /// Its secret.
@@ -246,6 +250,15 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             "response_types": [],
             "grant_types": ["client_credentials"],
             "scope": SERVICE_SCOPE,
+        })),
+        client(serde_json::json!({
+            "client_id": ASSERT_CLIENT,
+            "client_secret": ASSERT_SECRET,
+            "token_endpoint_auth_method": "client_secret_jwt",
+            "redirect_uris": [],
+            "response_types": [],
+            "grant_types": ["client_credentials"],
+            "scope": "api:read",
         })),
         client(serde_json::json!({
             "client_id": RESOURCE_SERVER,
@@ -783,7 +796,10 @@ enum Redeemed {
 /// that registered it: an access token of a registered scope without `openid` (so it never
 /// opens UserInfo), and no refresh or ID token.
 fn check_client_credentials(client_id: &str, response: &JsonResponse) {
-    assert_eq!(client_id, SERVICE_CLIENT, "a token without a grant");
+    assert!(
+        client_id == SERVICE_CLIENT || client_id == ASSERT_CLIENT,
+        "a token without a grant"
+    );
     let body = response.json();
     assert!(
         body.get("refresh_token").is_none(),
@@ -794,7 +810,7 @@ fn check_client_credentials(client_id: &str, response: &JsonResponse) {
         "an ID token without an end-user"
     );
     let scope = body["scope"].as_str().expect("a scope");
-    let registered = Scope::parse(SERVICE_SCOPE).expect("scope fixture");
+    let registered = FIXTURE.clients[client_id].scope.clone();
     let granted = Scope::parse(scope).expect("a well-formed scope");
     assert!(!granted.is_openid(), "openid granted without an end-user");
     assert!(
@@ -838,6 +854,11 @@ fn drive_token(
                 redeemed = Redeemed::Code(*hash, taken.clone());
                 TokenAnswer::Code(taken)
             }
+            TokenNeed::ClaimAssertion(jti) => TokenAnswer::AssertionClaimed(
+                store
+                    .nonces
+                    .insert((jti.client_id.clone(), jti.nonce.clone())),
+            ),
             TokenNeed::TakeRefreshToken(hash) => {
                 let taken = match store.refresh.get_mut(hash) {
                     Some((r, true)) => Taken::AlreadyTaken(r.grant.clone()),
@@ -889,7 +910,10 @@ fn drive_token(
             }
             Redeemed::Nothing => {
                 check_client_credentials(&client_id, &response);
-                store.client_credentials += 1;
+                // Repeatable with a secret; an assertion's jti is single-use.
+                if client_id == SERVICE_CLIENT {
+                    store.client_credentials += 1;
+                }
                 return response;
             }
             _ => panic!("a token from a code or refresh token that was not taken fresh"),
@@ -2088,6 +2112,8 @@ fn look_up(need: TokenLookupNeed<'_>, client_id: &mut Option<String>) -> TokenLo
         TokenLookupNeed::AccessToken(hash) => {
             TokenLookupAnswer::AccessToken(store.access.get(hash).cloned())
         }
+        // One request per run: a jti is always claimed for the first time here.
+        TokenLookupNeed::ClaimAssertion(_) => TokenLookupAnswer::AssertionClaimed(true),
         other => panic!("unknown need {other:?}"),
     }
 }
@@ -2104,7 +2130,7 @@ pub fn revocation(data: &[u8]) {
         };
         let answer = look_up(flow.need(), &mut client_id);
         step = flow
-            .resume(answer, store.now)
+            .resume(answer, &FIXTURE.provider, store.now)
             .expect("the harness answered what was needed");
     };
     let status = done.response.status;

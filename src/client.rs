@@ -227,6 +227,11 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A public client: no secret, `client_id` in the form body.
     None,
+    /// A JWT assertion signed with HS* keyed by the client secret (OIDC Core §9).
+    ClientSecretJwt,
+    /// A JWT assertion signed with the client's private key, verified with its registered
+    /// public keys (`jwks`; RFC 7523 §2.2, OIDC Core §9).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -236,6 +241,8 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::None => "none",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -299,6 +306,10 @@ pub struct Client {
     /// How the client's access tokens are made (opaque unless it registered `jwt`).
     #[serde(default, skip_serializing_if = "AccessTokenFormat::is_opaque")]
     pub access_token_format: AccessTokenFormat,
+    /// The client's public keys (a JWKS document), which verify its `private_key_jwt`
+    /// assertions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
 }
 
 fn default_response_types() -> Vec<ResponseType> {
@@ -332,6 +343,7 @@ impl fmt::Debug for Client {
             )
             .field("resource", &self.resource)
             .field("access_token_format", &self.access_token_format)
+            .field("has_jwks", &self.jwks.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -392,6 +404,10 @@ pub enum ClientError {
     /// a fragment (RFC 8707 section 2).
     #[error("resource server `{0}`: {1}")]
     BadResourceServer(String, &'static str),
+    /// `client_secret_jwt` without a long enough secret in clear, or `private_key_jwt`
+    /// without usable public keys (or with private ones).
+    #[error("{0}")]
+    BadAssertionKeys(&'static str),
     /// A public client registered the client credentials grant, which needs a client that
     /// can authenticate (RFC 6749 section 4.4).
     #[error("only a confidential client may use the client_credentials grant")]
@@ -481,6 +497,37 @@ impl Client {
                 return Err(ClientError::SecretMismatch(
                     "a confidential client needs a client secret",
                 ));
+            }
+            // HS256 needs a key as long as its output (RFC 7518 section 3.2).
+            (AuthMethod::ClientSecretJwt, _)
+                if self.client_secret.as_ref().is_none_or(|s| s.len() < 32) =>
+            {
+                return Err(ClientError::BadAssertionKeys(
+                    "client_secret_jwt needs the client secret in clear, at least 32 bytes",
+                ));
+            }
+            (AuthMethod::PrivateKeyJwt, has_secret) => {
+                let jwks = self.jwks.as_ref().and_then(|j| j.get("keys"));
+                let keys = jwks.and_then(serde_json::Value::as_array);
+                let private = ["d", "p", "q", "dp", "dq", "qi", "k"];
+                if keys.is_some_and(|k| {
+                    k.iter()
+                        .any(|key| private.iter().any(|m| key.get(m).is_some()))
+                }) {
+                    return Err(ClientError::BadAssertionKeys(
+                        "the client's jwks must hold public keys only",
+                    ));
+                }
+                if crate::assertion::registered_keys(&self).is_empty() {
+                    return Err(ClientError::BadAssertionKeys(
+                        "private_key_jwt needs the client's public keys (jwks)",
+                    ));
+                }
+                if has_secret {
+                    return Err(ClientError::SecretMismatch(
+                        "a private_key_jwt client has no secret",
+                    ));
+                }
             }
             _ => {}
         }

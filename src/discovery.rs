@@ -6,6 +6,12 @@ use crate::claims::SCOPE_CLAIMS;
 use crate::keys::Algorithm;
 use crate::provider::Provider;
 
+/// The algorithms client assertions may use (RFC 7523; jsonwebtoken verifies them).
+const ASSERTION_ALGS: [&str; 12] = [
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "EdDSA",
+];
+
 /// The `/.well-known/openid-configuration` document of `provider`.
 pub fn document(provider: &Provider) -> Value {
     let mut algs: Vec<&str> = provider
@@ -41,7 +47,8 @@ pub fn document(provider: &Provider) -> Value {
         "grant_types_supported": ["authorization_code", "implicit", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "claims_supported": claims,
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
@@ -53,9 +60,11 @@ pub fn document(provider: &Provider) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "end_session_endpoint": e.end_session,
         "revocation_endpoint": e.revocation,
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "introspection_endpoint": e.introspection,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
     })

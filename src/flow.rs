@@ -44,7 +44,9 @@ use crate::response::{ErrorPage, JsonResponse, Redirect};
 use crate::revocation::Revocation;
 use crate::scope::Scope;
 use crate::secret::SecretHash;
-use crate::token::{self, CodeExchange, Grant, RefreshExchange, TokenError};
+use crate::token::{
+    self, AssertionVerified, Authenticated, CodeExchange, Grant, RefreshExchange, TokenError,
+};
 use crate::userinfo;
 
 /// An answer was given that does not fit what the flow needed: a bug in the driver.
@@ -330,6 +332,9 @@ pub enum TokenNeed<'a> {
     TakeCode(&'a SecretHash),
     /// Take this refresh token atomically and report what was found.
     TakeRefreshToken(&'a SecretHash),
+    /// Claim this client assertion `jti` (`Store::claim_nonce`): `true` if this request
+    /// claimed it first.
+    ClaimAssertion(&'a NonceRecord),
 }
 
 /// The driver's answer to a [`TokenNeed`].
@@ -342,6 +347,8 @@ pub enum TokenAnswer {
     Code(Taken<CodeRecord>),
     /// Answers [`TokenNeed::TakeRefreshToken`].
     RefreshToken(Taken<RefreshTokenRecord>),
+    /// Answers [`TokenNeed::ClaimAssertion`].
+    AssertionClaimed(bool),
 }
 
 impl TokenAnswer {
@@ -350,6 +357,7 @@ impl TokenAnswer {
             Self::Client(_) => "Client",
             Self::Code(_) => "Code",
             Self::RefreshToken(_) => "RefreshToken",
+            Self::AssertionClaimed(_) => "AssertionClaimed",
         }
     }
 }
@@ -374,6 +382,7 @@ pub struct TokenFlow {
 #[derive(Debug)]
 enum TokenState {
     Received(token::Received),
+    ClaimJti(AssertionVerified),
     Code(CodeExchange),
     Refresh(RefreshExchange),
 }
@@ -395,9 +404,30 @@ impl TokenFlow {
             TokenState::Received(r) => TokenNeed::Client {
                 client_id: r.client_id(),
             },
+            TokenState::ClaimJti(x) => TokenNeed::ClaimAssertion(x.jti()),
             TokenState::Code(x) => TokenNeed::TakeCode(x.code_hash()),
             TokenState::Refresh(x) => TokenNeed::TakeRefreshToken(x.refresh_token_hash()),
         }
+    }
+
+    /// Where an authenticated client's request goes: its grant's next need, or the end.
+    fn after_authentication(
+        authenticated: Result<token::ClientAuthenticated, TokenError>,
+        provider: &Provider,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<TokenStep, TokenError> {
+        authenticated
+            .and_then(|a| a.grant())
+            .map(|grant| match grant {
+                Grant::AuthorizationCode(x) => TokenStep::Need(Self {
+                    state: TokenState::Code(x),
+                }),
+                Grant::RefreshToken(x) => TokenStep::Need(Self {
+                    state: TokenState::Refresh(x),
+                }),
+                Grant::ClientCredentials(x) => TokenStep::Done(x.issue(provider, rng, now)),
+            })
     }
 
     /// Feeds the answer to the current need and runs to the next need or the end.
@@ -412,24 +442,27 @@ impl TokenFlow {
             TokenNeed::Client { .. } => "Client",
             TokenNeed::TakeCode(_) => "Code",
             TokenNeed::TakeRefreshToken(_) => "RefreshToken",
+            TokenNeed::ClaimAssertion(_) => "AssertionClaimed",
         };
         let misuse = ProtocolMisuse {
             needed,
             answered: answer.name(),
         };
         let result = match (self.state, answer) {
-            (TokenState::Received(r), TokenAnswer::Client(client)) => r
-                .authenticate(client)
-                .and_then(|a| a.grant())
-                .map(|grant| match grant {
-                    Grant::AuthorizationCode(x) => TokenStep::Need(Self {
-                        state: TokenState::Code(x),
-                    }),
-                    Grant::RefreshToken(x) => TokenStep::Need(Self {
-                        state: TokenState::Refresh(x),
-                    }),
-                    Grant::ClientCredentials(x) => TokenStep::Done(x.issue(provider, rng, now)),
-                }),
+            (TokenState::Received(r), TokenAnswer::Client(client)) => {
+                match r.authenticate(client, provider, now) {
+                    Ok(Authenticated::Client(a)) => {
+                        Self::after_authentication(Ok(a), provider, rng, now)
+                    }
+                    Ok(Authenticated::ClaimJti(x)) => Ok(TokenStep::Need(Self {
+                        state: TokenState::ClaimJti(x),
+                    })),
+                    Err(e) => Err(e),
+                }
+            }
+            (TokenState::ClaimJti(x), TokenAnswer::AssertionClaimed(fresh)) => {
+                Self::after_authentication(x.claimed(fresh), provider, rng, now)
+            }
             (TokenState::Code(x), TokenAnswer::Code(taken)) => x
                 .redeem(taken, now)
                 .and_then(|r| r.issue(provider, rng, now))
@@ -461,6 +494,9 @@ pub enum TokenLookupNeed<'a> {
     RefreshToken(&'a SecretHash),
     /// The access token stored under this hash, or `None`.
     AccessToken(&'a SecretHash),
+    /// Claim this client assertion `jti` (`Store::claim_nonce`): `true` if this request
+    /// claimed it first.
+    ClaimAssertion(&'a NonceRecord),
 }
 
 impl TokenLookupNeed<'_> {
@@ -469,6 +505,7 @@ impl TokenLookupNeed<'_> {
             Self::Client { .. } => "Client",
             Self::RefreshToken(_) => "RefreshToken",
             Self::AccessToken(_) => "AccessToken",
+            Self::ClaimAssertion(_) => "AssertionClaimed",
         }
     }
 }
@@ -483,6 +520,8 @@ pub enum TokenLookupAnswer {
     RefreshToken(Option<RefreshTokenRecord>),
     /// Answers [`TokenLookupNeed::AccessToken`].
     AccessToken(Option<AccessTokenRecord>),
+    /// Answers [`TokenLookupNeed::ClaimAssertion`].
+    AssertionClaimed(bool),
 }
 
 impl TokenLookupAnswer {
@@ -491,6 +530,7 @@ impl TokenLookupAnswer {
             Self::Client(_) => "Client",
             Self::RefreshToken(_) => "RefreshToken",
             Self::AccessToken(_) => "AccessToken",
+            Self::AssertionClaimed(_) => "AssertionClaimed",
         }
     }
 }
@@ -533,6 +573,7 @@ impl LooksUp for Introspection {
 #[derive(Debug)]
 enum LookupState<R> {
     Received(token::Received),
+    ClaimJti(AssertionVerified),
     Lookup {
         request: R,
         refresh: Option<Option<RefreshTokenRecord>>,
@@ -560,6 +601,7 @@ impl<R: LooksUp> LookupState<R> {
             Self::Received(r) => TokenLookupNeed::Client {
                 client_id: r.client_id(),
             },
+            Self::ClaimJti(x) => TokenLookupNeed::ClaimAssertion(x.jti()),
             Self::Lookup {
                 request,
                 refresh,
@@ -583,8 +625,18 @@ impl<R: LooksUp> LookupState<R> {
     fn feed(
         self,
         answer: TokenLookupAnswer,
+        provider: &Provider,
+        now: OffsetDateTime,
         start: impl FnOnce(token::ClientAuthenticated) -> Result<R, TokenError>,
     ) -> Result<Fed<R>, ProtocolMisuse> {
+        let looked_up = |started: Result<R, TokenError>| match started {
+            Ok(request) => Fed::Need(Self::Lookup {
+                request,
+                refresh: None,
+                access: None,
+            }),
+            Err(e) => Fed::Refused(e.into_completed()),
+        };
         let needed = self.need().name();
         if needed != answer.name() {
             return Err(ProtocolMisuse {
@@ -594,14 +646,14 @@ impl<R: LooksUp> LookupState<R> {
         }
         let (request, refresh, access) = match (self, answer) {
             (Self::Received(r), TokenLookupAnswer::Client(client)) => {
-                return Ok(match r.authenticate(client).and_then(start) {
-                    Ok(request) => Fed::Need(Self::Lookup {
-                        request,
-                        refresh: None,
-                        access: None,
-                    }),
+                return Ok(match r.authenticate(client, provider, now) {
+                    Ok(Authenticated::Client(a)) => looked_up(start(a)),
+                    Ok(Authenticated::ClaimJti(x)) => Fed::Need(Self::ClaimJti(x)),
                     Err(e) => Fed::Refused(e.into_completed()),
                 });
+            }
+            (Self::ClaimJti(x), TokenLookupAnswer::AssertionClaimed(fresh)) => {
+                return Ok(looked_up(x.claimed(fresh).and_then(start)));
             }
             (
                 Self::Lookup {
@@ -675,13 +727,16 @@ impl RevocationFlow {
     pub fn resume(
         self,
         answer: RevocationAnswer,
+        provider: &Provider,
         now: OffsetDateTime,
     ) -> Result<RevocationStep, ProtocolMisuse> {
         Ok(
-            match self
-                .state
-                .feed(answer, token::ClientAuthenticated::revocation)?
-            {
+            match self.state.feed(
+                answer,
+                provider,
+                now,
+                token::ClientAuthenticated::revocation,
+            )? {
                 Fed::Need(state) => RevocationStep::Need(Self { state }),
                 Fed::Found {
                     request,
@@ -735,10 +790,12 @@ impl IntrospectionFlow {
         now: OffsetDateTime,
     ) -> Result<IntrospectionStep, ProtocolMisuse> {
         Ok(
-            match self
-                .state
-                .feed(answer, token::ClientAuthenticated::introspection)?
-            {
+            match self.state.feed(
+                answer,
+                provider,
+                now,
+                token::ClientAuthenticated::introspection,
+            )? {
                 Fed::Need(state) => IntrospectionStep::Need(Self { state }),
                 Fed::Found {
                     request,

@@ -24,6 +24,7 @@
     )
 )]
 
+mod assertion;
 pub mod authorize;
 pub mod claims;
 pub mod client;

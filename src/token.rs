@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! Received::parse(form, Authorization header)           syntax; client_id known
-//!   └─ authenticate(Option<Client>) ─► ClientAuthenticated       secret checked in constant time
+//!   └─ authenticate(Option<Client>, provider, now) ─► Authenticated
+//!        ├─ Client(ClientAuthenticated)                          secret checked in constant time
+//!        └─ ClaimJti(AssertionVerified) ── claimed(bool) ─► ClientAuthenticated   RFC 7523 JWT
 //!        └─ grant() ─► Grant
 //!             ├─ AuthorizationCode(CodeExchange) ── redeem(Taken<CodeRecord>) ─► CodeRedeemed ── issue ─► Completed
 //!             ├─ RefreshToken(RefreshExchange) ── redeem(Taken<RefreshTokenRecord>) ─► RefreshRedeemed ── issue ─► Completed
@@ -18,9 +20,11 @@ use rand_core::CryptoRng;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::assertion;
 use crate::client::{AccessTokenFormat, AuthMethod, Client, GrantType};
 use crate::effect::{
-    AccessTokenRecord, Authentication, CodeRecord, Completed, Effect, RefreshTokenRecord, Taken,
+    AccessTokenRecord, Authentication, CodeRecord, Completed, Effect, NonceRecord,
+    RefreshTokenRecord, Taken,
 };
 use crate::error::{ErrorCode, OAuthError};
 use crate::idtoken::{self, IdTokenInput};
@@ -109,23 +113,55 @@ fn invalid_client(description: impl Into<String>) -> TokenError {
 /// How the client presented itself.
 #[derive(Clone, PartialEq, Eq)]
 enum Credentials {
-    Basic { id: String, secret: String },
-    Post { id: String, secret: String },
-    None { id: String },
+    Basic {
+        id: String,
+        secret: String,
+    },
+    Post {
+        id: String,
+        secret: String,
+    },
+    None {
+        id: String,
+    },
+    /// A JWT client assertion (RFC 7523 §2.2), naming the client in its `sub`.
+    Assertion {
+        id: String,
+        assertion: String,
+    },
 }
 
 impl Credentials {
     fn id(&self) -> &str {
         match self {
-            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
+            Self::Basic { id, .. }
+            | Self::Post { id, .. }
+            | Self::None { id }
+            | Self::Assertion { id, .. } => id,
         }
     }
 
-    fn method(&self) -> AuthMethod {
+    /// Whether this is how a client registered with `method` authenticates.
+    fn fits(&self, method: AuthMethod) -> bool {
         match self {
-            Self::Basic { .. } => AuthMethod::ClientSecretBasic,
-            Self::Post { .. } => AuthMethod::ClientSecretPost,
-            Self::None { .. } => AuthMethod::None,
+            Self::Basic { .. } => method == AuthMethod::ClientSecretBasic,
+            Self::Post { .. } => method == AuthMethod::ClientSecretPost,
+            Self::None { .. } => method == AuthMethod::None,
+            Self::Assertion { .. } => {
+                matches!(
+                    method,
+                    AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt
+                )
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Basic { .. } => "client_secret_basic",
+            Self::Post { .. } => "client_secret_post",
+            Self::None { .. } => "none",
+            Self::Assertion { .. } => "a client assertion",
         }
     }
 }
@@ -141,7 +177,7 @@ impl std::fmt::Debug for Received {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("token::Received")
             .field("client_id", &self.credentials.id())
-            .field("method", &self.credentials.method())
+            .field("method", &self.credentials.name())
             .finish_non_exhaustive()
     }
 }
@@ -201,6 +237,40 @@ impl Received {
         let form_secret = params
             .take_limited("client_secret", MAX_SECRET)
             .map_err(|e| invalid_request(e.to_string()))?;
+        let assertion_type = params
+            .take_limited("client_assertion_type", 128)
+            .map_err(|e| invalid_request(e.to_string()))?;
+        let assertion = params
+            .take_limited("client_assertion", assertion::MAX_ASSERTION)
+            .map_err(|e| invalid_request(e.to_string()))?;
+        if let Some(assertion) = assertion {
+            if authorization.is_some() || form_secret.is_some() {
+                return Err(invalid_request(
+                    "the client authenticated with more than one method (RFC 6749 section 2.3)",
+                ));
+            }
+            if assertion_type.as_deref() != Some(assertion::JWT_BEARER) {
+                return Err(invalid_client(format!(
+                    "client_assertion_type must be {}",
+                    assertion::JWT_BEARER
+                )));
+            }
+            let id = assertion::client_named(&assertion)?;
+            if form_id.is_some_and(|f| f != id) {
+                return Err(invalid_client(
+                    "client_id differs from the client assertion's sub (RFC 7523 section 3)",
+                ));
+            }
+            return Ok(Self {
+                credentials: Credentials::Assertion { id, assertion },
+                params,
+            });
+        }
+        if assertion_type.is_some() {
+            return Err(invalid_request(
+                "client_assertion_type was sent without a client_assertion",
+            ));
+        }
         let credentials = match (authorization, form_id, form_secret) {
             (Some(header), form_id, None) => {
                 let (id, secret) = parse_basic(header).map_err(|e| TokenError {
@@ -239,32 +309,87 @@ impl Received {
         self.credentials.id()
     }
 
-    /// Authenticates the client with the registered record (`None` if unknown).
+    /// Authenticates the client with the registered record (`None` if unknown) at `now`.
     ///
-    /// The method must be the one registered; secrets compare in constant time.
-    pub fn authenticate(self, client: Option<Client>) -> Result<ClientAuthenticated, TokenError> {
+    /// The method must be the one registered; secrets compare in constant time; a client
+    /// assertion is verified (signature, `iss`/`sub`, `aud`, times) and then waits for its
+    /// `jti` to be claimed once ([`Authenticated::ClaimJti`]).
+    pub fn authenticate(
+        self,
+        client: Option<Client>,
+        provider: &Provider,
+        now: OffsetDateTime,
+    ) -> Result<Authenticated, TokenError> {
         let Some(client) = client.filter(|c| c.client_id == self.credentials.id()) else {
             return Err(invalid_client("unknown client"));
         };
         let registered = client.token_endpoint_auth_method;
-        if self.credentials.method() != registered {
+        if !self.credentials.fits(registered) {
             return Err(invalid_client(format!(
                 "the client must authenticate with {}",
                 registered.as_str()
             )));
         }
-        match &self.credentials {
+        let jti = match &self.credentials {
             Credentials::Basic { secret, .. } | Credentials::Post { secret, .. } => {
                 if !client.verify_secret(secret) {
                     return Err(invalid_client("client authentication failed"));
                 }
+                None
             }
-            Credentials::None { .. } => {}
-        }
-        Ok(ClientAuthenticated {
+            Credentials::None { .. } => None,
+            Credentials::Assertion { assertion, .. } => {
+                Some(assertion::verify(&client, assertion, provider, now)?)
+            }
+        };
+        let authenticated = ClientAuthenticated {
             client,
             params: self.params,
+        };
+        Ok(match jti {
+            None => Authenticated::Client(authenticated),
+            Some(jti) => Authenticated::ClaimJti(AssertionVerified { authenticated, jti }),
         })
+    }
+}
+
+/// The token endpoint's client authentication: done, or a verified client assertion whose
+/// `jti` must first be claimed in the store (single use).
+#[must_use = "claim the assertion's jti, or go on with the authenticated client"]
+#[derive(Debug)]
+pub enum Authenticated {
+    /// The client is authenticated.
+    Client(ClientAuthenticated),
+    /// A client assertion verified; claim its `jti` ([`AssertionVerified::jti`]) next.
+    ClaimJti(AssertionVerified),
+}
+
+/// A client assertion that verified, waiting for the store's answer to claiming its `jti`
+/// (an atomic insert-if-absent, as nonces are claimed).
+#[must_use = "claim the jti, then call claimed"]
+#[derive(Debug)]
+pub struct AssertionVerified {
+    authenticated: ClientAuthenticated,
+    jti: NonceRecord,
+}
+
+impl AssertionVerified {
+    /// The record to claim: the client, the `jti` (prefixed apart from authorization
+    /// nonces), kept until the assertion expires.
+    pub fn jti(&self) -> &NonceRecord {
+        &self.jti
+    }
+
+    /// Goes on with the store's answer: `true` when this request claimed the `jti` first.
+    /// A `jti` seen before is a replayed assertion: `invalid_client`.
+    pub fn claimed(self, fresh: bool) -> Result<ClientAuthenticated, TokenError> {
+        if fresh {
+            Ok(self.authenticated)
+        } else {
+            Err(invalid_client(
+                "the client assertion was used before (its jti is single-use)",
+            ))
+        }
     }
 }
 

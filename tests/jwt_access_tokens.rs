@@ -115,7 +115,7 @@ fn a_revoked_jwt_is_inactive_at_introspection_and_refused_at_userinfo() {
                 }
                 other => panic!("unknown need {other:?}"),
             };
-            step = flow.resume(answer, h.now).unwrap();
+            step = flow.resume(answer, &h.provider, h.now).unwrap();
         }
     };
     assert_eq!(effects.len(), 1, "the grant is revoked");

@@ -46,7 +46,7 @@ fn revoke(
             }
             other => panic!("unknown need {other:?}"),
         };
-        step = flow.resume(answer, h.now).unwrap();
+        step = flow.resume(answer, &h.provider, h.now).unwrap();
     }
 }
 

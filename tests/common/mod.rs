@@ -164,6 +164,39 @@ pub fn jwt_clients() -> [Client; 2] {
     [rp.validate().unwrap(), service.validate().unwrap()]
 }
 
+/// The public JWK of a fixture key file (`p256`, `rsa2048`, ...), with `kid` and `alg`.
+pub fn public_jwk(file: &str, kid: &str, alg: &str) -> serde_json::Value {
+    let path = format!("{}/tests/keys/{file}.jwk.json", env!("CARGO_MANIFEST_DIR"));
+    let mut jwk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let map = jwk.as_object_mut().unwrap();
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        map.remove(private);
+    }
+    map.insert("kid".into(), kid.into());
+    map.insert("alg".into(), alg.into());
+    jwk
+}
+
+/// Clients that authenticate with JWT assertions (RFC 7523): `assert-secret`
+/// (client_secret_jwt) and `assert-key` (private_key_jwt with an ES256 and an RS256 key).
+pub fn assertion_clients() -> [Client; 2] {
+    let mut secret = service_client();
+    secret.client_id = "assert-secret".to_owned();
+    secret.client_secret_sha256 = None;
+    secret.client_secret = Some(secret_of("assert-secret"));
+    secret.token_endpoint_auth_method = oidc_flow::AuthMethod::ClientSecretJwt;
+    let mut key = service_client();
+    key.client_id = "assert-key".to_owned();
+    key.client_secret_sha256 = None;
+    key.token_endpoint_auth_method = oidc_flow::AuthMethod::PrivateKeyJwt;
+    key.jwks = Some(serde_json::json!({"keys": [
+        public_jwk("p256", "client-es256", "ES256"),
+        public_jwk("rsa2048", "client-rs256", "RS256"),
+    ]}));
+    [secret.validate().unwrap(), key.validate().unwrap()]
+}
+
 /// The claims of the fixture user `alice`.
 pub fn alice_claims() -> UserInfo {
     serde_json::from_value(serde_json::json!({
@@ -243,6 +276,7 @@ impl Harness {
             clients.insert(c.client_id.clone(), c);
         }
         let [jwt_rp, jwt_service] = jwt_clients();
+        let [assert_secret, assert_key] = assertion_clients();
         for c in [
             public_client(),
             post_client(),
@@ -250,6 +284,8 @@ impl Harness {
             resource_server(),
             jwt_rp,
             jwt_service,
+            assert_secret,
+            assert_key,
         ] {
             clients.insert(c.client_id.clone(), c);
         }
@@ -485,7 +521,14 @@ impl Harness {
             let received =
                 token::Received::parse(form.as_bytes(), authorization.map(str::as_bytes))?;
             let client = h.clients.get(received.client_id()).cloned();
-            let authenticated = received.authenticate(client)?;
+            let authenticated = match received.authenticate(client, &h.provider, h.now)? {
+                token::Authenticated::Client(a) => a,
+                token::Authenticated::ClaimJti(x) => {
+                    let jti = x.jti();
+                    let fresh = h.nonces.insert((jti.client_id.clone(), jti.nonce.clone()));
+                    x.claimed(fresh)?
+                }
+            };
             match authenticated.grant()? {
                 Grant::AuthorizationCode(x) => {
                     let taken = h.take_code(x.code_hash());
@@ -533,6 +576,10 @@ impl Harness {
                 IntrospectionNeed::AccessToken(hash) => {
                     IntrospectionAnswer::AccessToken(self.access_tokens.get(hash).cloned())
                 }
+                IntrospectionNeed::ClaimAssertion(jti) => IntrospectionAnswer::AssertionClaimed(
+                    self.nonces
+                        .insert((jti.client_id.clone(), jti.nonce.clone())),
+                ),
                 other => panic!("unknown need {other:?}"),
             };
             step = flow.resume(answer, &self.provider, self.now).unwrap();

@@ -187,6 +187,7 @@ pub async fn register(
         backchannel_logout_session_required: false,
         resource: None,
         access_token_format: oidc_flow::AccessTokenFormat::Opaque,
+        jwks: None,
     }
     .validate()?;
     store.add_client(&client).await?;

@@ -153,6 +153,7 @@ async fn register(store: &MemoryStore) -> String {
         backchannel_logout_session_required: false,
         resource: None,
         access_token_format: oidc_flow::AccessTokenFormat::Opaque,
+        jwks: None,
     }
     .validate()
     .unwrap();

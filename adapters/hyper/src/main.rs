@@ -266,9 +266,13 @@ enum ClientCommand {
         /// (repeat for several; derived from the response types when absent).
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
-        /// client_secret_basic (default), client_secret_post or none.
+        /// client_secret_basic (default), client_secret_post, client_secret_jwt,
+        /// private_key_jwt (needs --jwks) or none.
         #[arg(long = "token-endpoint-auth-method")]
         token_endpoint_auth_method: Option<String>,
+        /// A file holding the client's public keys as a JWKS document (private_key_jwt).
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
         /// The ID token algorithm (RS256 by default).
         #[arg(long = "id-token-signed-response-alg")]
         id_token_signed_response_alg: Option<String>,
@@ -637,7 +641,19 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
             token_endpoint_auth_method,
             id_token_signed_response_alg,
             access_token_format,
+            jwks,
         } => {
+            let jwks =
+                match jwks {
+                    None => None,
+                    Some(path) => {
+                        let text = std::fs::read_to_string(&path)
+                            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                        Some(serde_json::from_str::<Value>(&text).map_err(|e| {
+                            format!("{} is not a JWKS document: {e}", path.display())
+                        })?)
+                    }
+                };
             let registration = setup::add_client(
                 store,
                 NewClient {
@@ -656,6 +672,7 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
                         Some("jwt") => oidc_flow::AccessTokenFormat::Jwt,
                         _ => oidc_flow::AccessTokenFormat::Opaque,
                     },
+                    jwks,
                 },
             )
             .await

@@ -212,6 +212,8 @@ pub struct NewClient {
     pub resource: Option<String>,
     /// How the client's access tokens are made (opaque by default).
     pub access_token_format: oidc_flow::AccessTokenFormat,
+    /// The client's public keys (a JWKS document), for `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// A new client secret: 256 bits, or as long as an HS* ID token key must be.
@@ -300,8 +302,10 @@ pub async fn add_client<S: Store>(
         }
         Some(s) => Scope::parse(s).map_err(|e| invalid(e.to_string()))?,
     };
-    let secret = (method != AuthMethod::None).then(|| new_secret(alg));
-    let hmac = alg.is_some_and(Algorithm::is_symmetric);
+    let secret =
+        (!matches!(method, AuthMethod::None | AuthMethod::PrivateKeyJwt)).then(|| new_secret(alg));
+    // HS* ID tokens and client_secret_jwt assertions are keyed with the secret itself.
+    let hmac = alg.is_some_and(Algorithm::is_symmetric) || method == AuthMethod::ClientSecretJwt;
     let client = Client {
         client_id,
         client_secret: secret
@@ -323,6 +327,7 @@ pub async fn add_client<S: Store>(
         backchannel_logout_session_required: false,
         resource: new.resource,
         access_token_format: new.access_token_format,
+        jwks: new.jwks,
     }
     .validate()?;
     client.check_redirect_policy(new.allow_insecure_redirects)?;

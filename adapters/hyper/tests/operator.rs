@@ -976,6 +976,28 @@ fn wrong_input_fails_with_an_error_line() {
                 "add",
                 "--grant-type",
                 "client_credentials",
+                "--token-endpoint-auth-method",
+                "private_key_jwt",
+            ],
+            "private_key_jwt needs the client's public keys",
+        ),
+        (
+            &[
+                "client",
+                "add",
+                "--grant-type",
+                "client_credentials",
+                "--jwks",
+                "/nonexistent.json",
+            ],
+            "cannot read /nonexistent.json",
+        ),
+        (
+            &[
+                "client",
+                "add",
+                "--grant-type",
+                "client_credentials",
                 "--access-token-format",
                 "paseto",
             ],
@@ -1089,6 +1111,68 @@ async fn a_service_from_the_command_line_gets_client_credentials_tokens() {
     )
     .unwrap();
     assert_eq!(header["typ"], "at+jwt");
+
+    // private_key_jwt: the public key from a JWKS file; an assertion signed with the
+    // private key (by jsonwebtoken) authenticates, once.
+    let keys = format!("{}/../../tests/keys", env!("CARGO_MANIFEST_DIR"));
+    let mut jwk: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{keys}/p256.jwk.json")).unwrap())
+            .unwrap();
+    jwk.as_object_mut().unwrap().remove("d");
+    jwk["kid"] = "k1".into();
+    jwk["alg"] = "ES256".into();
+    let jwks_file = db.dir.path().join("client-jwks.json");
+    std::fs::write(&jwks_file, serde_json::json!({"keys": [jwk]}).to_string()).unwrap();
+    let jwks_arg = jwks_file.display().to_string();
+    let key_client = db
+        .cli_async(
+            &[
+                "client",
+                "add",
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                "api:read",
+                "--token-endpoint-auth-method",
+                "private_key_jwt",
+                "--jwks",
+                &jwks_arg,
+            ],
+            None,
+        )
+        .await
+        .json();
+    assert!(key_client.get("client_secret").is_none(), "{key_client}");
+    let key_id = key_client["client_id"].as_str().unwrap().to_owned();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = serde_json::json!({
+        "iss": key_id, "sub": key_id, "aud": server.url("/token"),
+        "iat": now, "exp": now + 120, "jti": "operator-1",
+    });
+    let der = pem::parse(std::fs::read(format!("{keys}/p256.pem")).unwrap())
+        .unwrap()
+        .into_contents();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let assertion = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_der(&der),
+    )
+    .unwrap();
+    let token_url = server.url("/token");
+    let pairs = [
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let r = Browser::new().post_form(&token_url, &pairs, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let replay = Browser::new().post_form(&token_url, &pairs, &[]).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.body);
 
     // A resource server registered while the server runs introspects that token.
     let api = Registered::from(

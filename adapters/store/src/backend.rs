@@ -43,6 +43,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// [`driver::revoke`].
     fn revoke<'a>(
         &'a self,
+        provider: &'a Provider,
         form: &'a [u8],
         authorization: Option<&'a [u8]>,
         now: OffsetDateTime,
@@ -171,11 +172,12 @@ impl<S: Store> Backend for Shared<S> {
 
     fn revoke<'a>(
         &'a self,
+        provider: &'a Provider,
         form: &'a [u8],
         authorization: Option<&'a [u8]>,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
-        Box::pin(driver::revoke(&*self.0, form, authorization, now))
+        Box::pin(driver::revoke(provider, &*self.0, form, authorization, now))
     }
 
     fn introspect<'a>(

@@ -216,6 +216,9 @@ pub async fn token<S: Store>(
             TokenNeed::TakeRefreshToken(hash) => {
                 TokenAnswer::RefreshToken(store.take_refresh_token(hash).await?)
             }
+            TokenNeed::ClaimAssertion(jti) => {
+                TokenAnswer::AssertionClaimed(store.claim_nonce(jti, now).await?)
+            }
             _ => {
                 return Err(DriverError::Misuse(ProtocolMisuse {
                     needed: "a need this driver does not know",
@@ -232,6 +235,7 @@ pub async fn token<S: Store>(
 async fn look_up<S: Store>(
     store: &S,
     need: TokenLookupNeed<'_>,
+    now: OffsetDateTime,
 ) -> Result<TokenLookupAnswer, DriverError> {
     Ok(match need {
         TokenLookupNeed::Client { client_id } => {
@@ -242,6 +246,9 @@ async fn look_up<S: Store>(
         }
         TokenLookupNeed::AccessToken(hash) => {
             TokenLookupAnswer::AccessToken(store.access_token(hash).await?)
+        }
+        TokenLookupNeed::ClaimAssertion(jti) => {
+            TokenLookupAnswer::AssertionClaimed(store.claim_nonce(jti, now).await?)
         }
         _ => {
             return Err(DriverError::Misuse(ProtocolMisuse {
@@ -254,6 +261,7 @@ async fn look_up<S: Store>(
 
 /// Runs a revocation request (RFC 7009): the form body and the `Authorization` header.
 pub async fn revoke<S: Store>(
+    provider: &Provider,
     store: &S,
     form: &[u8],
     authorization: Option<&[u8]>,
@@ -268,8 +276,8 @@ pub async fn revoke<S: Store>(
             }
             RevocationStep::Need(flow) => flow,
         };
-        let answer = look_up(store, flow.need()).await?;
-        step = flow.resume(answer, now)?;
+        let answer = look_up(store, flow.need(), now).await?;
+        step = flow.resume(answer, provider, now)?;
     }
 }
 
@@ -293,7 +301,7 @@ pub async fn introspect<S: Store>(
             }
             IntrospectionStep::Need(flow) => flow,
         };
-        let answer = look_up(store, flow.need()).await?;
+        let answer = look_up(store, flow.need(), now).await?;
         step = flow.resume(answer, provider, now)?;
     }
 }

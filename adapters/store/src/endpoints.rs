@@ -246,7 +246,7 @@ impl Endpoints {
             ("/revoke", &Method::POST) => match form(headers, body) {
                 Ok(form) => json_result(
                     self.backend
-                        .revoke(form, authorization(headers), now())
+                        .revoke(&self.provider(), form, authorization(headers), now())
                         .await,
                 ),
                 Err(r) => r,

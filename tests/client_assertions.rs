@@ -1,0 +1,300 @@
+//! Client authentication by JWT (RFC 7523 §2.2, OIDC Core §9): `client_secret_jwt` and
+//! `private_key_jwt`, with the assertions made by an independent library (jsonwebtoken's
+//! `encode`), at the token, introspection and revocation endpoints.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::{Harness, ISSUER, secret_of};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use oidc_flow::response::JsonResponse;
+use serde_json::{Value, json};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The DER inside a fixture PEM file (jsonwebtoken reads PEM only with a feature the core
+/// does not enable).
+fn key_der(file: &str) -> Vec<u8> {
+    let text = std::fs::read(format!(
+        "{}/tests/keys/{file}.pem",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    pem::parse(text).unwrap().into_contents()
+}
+
+/// The standard claims of an assertion by `client` for `aud`, valid for `valid_for` seconds.
+fn claims(h: &Harness, client: &str, aud: &str, valid_for: i64, jti: &str) -> Value {
+    let now = h.now.unix_timestamp();
+    json!({"iss": client, "sub": client, "aud": aud, "iat": now, "exp": now + valid_for, "jti": jti})
+}
+
+/// An assertion signed by jsonwebtoken.
+fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    encode(&header, claims, key).unwrap()
+}
+
+fn hs256(client: &str, claims: &Value) -> String {
+    let key = EncodingKey::from_secret(secret_of(client).as_bytes()).unwrap();
+    sign(Algorithm::HS256, None, &key, claims)
+}
+
+fn es256(kid: &str, claims: &Value) -> String {
+    let key = EncodingKey::from_ec_der(&key_der("p256"));
+    sign(Algorithm::ES256, Some(kid), &key, claims)
+}
+
+fn rs256(kid: &str, claims: &Value) -> String {
+    let key = EncodingKey::from_rsa_der(&key_der("rsa2048-pkcs1"));
+    sign(Algorithm::RS256, Some(kid), &key, claims)
+}
+
+/// A client credentials request authenticated by `assertion` (plus `extra` form fields).
+fn token_with(h: &mut Harness, assertion: &str, extra: &str) -> JsonResponse {
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type={}&client_assertion={}{extra}",
+        enc(JWT_BEARER),
+        enc(assertion)
+    );
+    h.token(&form, None)
+}
+
+fn error_of(r: &JsonResponse) -> (u16, String) {
+    (
+        r.status,
+        r.json()["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+fn invalid_client() -> (u16, String) {
+    (401, "invalid_client".to_owned())
+}
+
+#[test]
+fn client_secret_jwt_and_private_key_jwt_authenticate() {
+    let mut h = Harness::default_provider();
+    let token_endpoint = format!("{ISSUER}/token");
+    let cases = [
+        hs256(
+            "assert-secret",
+            &claims(&h, "assert-secret", &token_endpoint, 60, "j1"),
+        ),
+        es256(
+            "client-es256",
+            &claims(&h, "assert-key", &token_endpoint, 60, "j2"),
+        ),
+        rs256("client-rs256", &claims(&h, "assert-key", ISSUER, 300, "j3")),
+    ];
+    for assertion in cases {
+        let r = token_with(&mut h, &assertion, "");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["scope"], "api:read api:write");
+    }
+    // client_id in the form, when sent, must name the same client.
+    let a = hs256(
+        "assert-secret",
+        &claims(&h, "assert-secret", ISSUER, 60, "j4"),
+    );
+    assert_eq!(
+        token_with(&mut h, &a, "&client_id=assert-secret").status,
+        200
+    );
+    let a = hs256(
+        "assert-secret",
+        &claims(&h, "assert-secret", ISSUER, 60, "j5"),
+    );
+    assert_eq!(
+        error_of(&token_with(&mut h, &a, "&client_id=service")),
+        invalid_client()
+    );
+}
+
+#[test]
+fn an_assertion_is_single_use() {
+    let mut h = Harness::default_provider();
+    let a = es256(
+        "client-es256",
+        &claims(&h, "assert-key", ISSUER, 60, "once"),
+    );
+    assert_eq!(token_with(&mut h, &a, "").status, 200);
+    let again = token_with(&mut h, &a, "");
+    assert_eq!(error_of(&again), invalid_client());
+    assert!(
+        again.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("used before")
+    );
+    // Another client may use the same jti: it is single-use per client.
+    let b = hs256(
+        "assert-secret",
+        &claims(&h, "assert-secret", ISSUER, 60, "once"),
+    );
+    assert_eq!(token_with(&mut h, &b, "").status, 200);
+}
+
+#[test]
+fn claims_and_times_are_checked_against_the_injected_clock() {
+    let mut h = Harness::default_provider();
+    let now = h.now.unix_timestamp();
+    let refused = [
+        (
+            "aud of another server",
+            claims(&h, "assert-key", "https://other.example.com", 60, "a"),
+        ),
+        (
+            "expired",
+            json!({"iss": "assert-key", "sub": "assert-key", "aud": ISSUER, "exp": now - 1, "jti": "b"}),
+        ),
+        (
+            "valid for an hour",
+            claims(&h, "assert-key", ISSUER, 3600, "c"),
+        ),
+        (
+            "issued in the future",
+            json!({"iss": "assert-key", "sub": "assert-key", "aud": ISSUER, "iat": now + 600, "exp": now + 700, "jti": "d"}),
+        ),
+        (
+            "no jti",
+            json!({"iss": "assert-key", "sub": "assert-key", "aud": ISSUER, "exp": now + 60}),
+        ),
+        (
+            "no aud",
+            json!({"iss": "assert-key", "sub": "assert-key", "exp": now + 60, "jti": "e"}),
+        ),
+        (
+            "iss is not sub",
+            json!({"iss": "service", "sub": "assert-key", "aud": ISSUER, "exp": now + 60, "jti": "f"}),
+        ),
+    ];
+    for (why, c) in refused {
+        let r = token_with(&mut h, &es256("client-es256", &c), "");
+        assert_eq!(error_of(&r), invalid_client(), "{why}: {}", r.body);
+        assert!(r.header("www-authenticate").is_some(), "{why}");
+    }
+    assert!(h.access_tokens.is_empty());
+}
+
+#[test]
+fn keys_and_methods_must_be_the_registered_ones() {
+    let mut h = Harness::default_provider();
+    let now = h.now.unix_timestamp();
+    let c = |jti: &str| json!({"iss": "assert-key", "sub": "assert-key", "aud": ISSUER, "exp": now + 60, "jti": jti});
+    // Signed by a key the client did not register, under its kid.
+    let p384 = EncodingKey::from_ec_der(&key_der("p384"));
+    let forged = sign(Algorithm::ES384, Some("client-es256"), &p384, &c("k1"));
+    assert_eq!(error_of(&token_with(&mut h, &forged, "")), invalid_client());
+    let other = EncodingKey::from_ec_der(&key_der("p256"));
+    let unknown_kid = sign(Algorithm::ES256, Some("nope"), &other, &c("k2"));
+    assert_eq!(
+        error_of(&token_with(&mut h, &unknown_kid, "")),
+        invalid_client()
+    );
+    // HS256 keyed with anything is not private_key_jwt.
+    let hs = sign(
+        Algorithm::HS256,
+        Some("client-es256"),
+        &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap(),
+        &c("k3"),
+    );
+    assert_eq!(error_of(&token_with(&mut h, &hs, "")), invalid_client());
+    // A client_secret_jwt client cannot use Basic, nor a Basic client an assertion.
+    let r = h.token(
+        "grant_type=client_credentials",
+        Some(&Harness::basic("assert-secret")),
+    );
+    assert_eq!(error_of(&r), invalid_client());
+    let a = hs256("service", &claims(&h, "service", ISSUER, 60, "k4"));
+    assert_eq!(error_of(&token_with(&mut h, &a, "")), invalid_client());
+    // The wrong assertion type; an assertion with a secret too; a type alone.
+    let a = hs256(
+        "assert-secret",
+        &claims(&h, "assert-secret", ISSUER, 60, "k5"),
+    );
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type=urn%3Aother&client_assertion={}",
+        enc(&a)
+    );
+    assert_eq!(error_of(&h.token(&form, None)), invalid_client());
+    let r = token_with(&mut h, &a, "&client_secret=x");
+    assert_eq!(error_of(&r), (400, "invalid_request".to_owned()));
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type={}",
+        enc(JWT_BEARER)
+    );
+    assert_eq!(error_of(&h.token(&form, None)).0, 400);
+    assert!(h.access_tokens.is_empty());
+}
+
+#[test]
+fn introspection_and_revocation_take_assertions_too() {
+    let mut h = Harness::default_provider();
+    let a = rs256("client-rs256", &claims(&h, "assert-key", ISSUER, 60, "t1"));
+    let token = token_with(&mut h, &a, "").json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let intro = es256(
+        "client-es256",
+        &claims(&h, "assert-key", &format!("{ISSUER}/introspect"), 60, "t2"),
+    );
+    let form = format!(
+        "token={}&client_assertion_type={}&client_assertion={}",
+        enc(&token),
+        enc(JWT_BEARER),
+        enc(&intro)
+    );
+    let r = h.introspect(&form, None);
+    assert_eq!(r.json()["active"], true, "{}", r.body);
+    // The same assertion again: refused, even at another endpoint's flow.
+    let r = h.introspect(&form, None);
+    assert_eq!(error_of(&r), invalid_client());
+}
+
+#[test]
+fn registration_rules() {
+    use oidc_flow::{AuthMethod, ClientError};
+    let [secret_client, key_client] = common::assertion_clients();
+    let mut short = secret_client.clone();
+    short.client_secret = Some("too-short".into());
+    assert!(matches!(
+        short.validate(),
+        Err(ClientError::BadAssertionKeys(_))
+    ));
+    let mut hashed = secret_client;
+    hashed.client_secret_sha256 = Some(oidc_flow::SecretHash::of(&secret_of("x")));
+    hashed.client_secret = None;
+    assert!(matches!(
+        hashed.validate(),
+        Err(ClientError::BadAssertionKeys(_))
+    ));
+    let mut no_keys = key_client.clone();
+    no_keys.jwks = None;
+    assert!(matches!(
+        no_keys.validate(),
+        Err(ClientError::BadAssertionKeys(_))
+    ));
+    let mut private = key_client.clone();
+    let path = format!("{}/tests/keys/p256.jwk.json", env!("CARGO_MANIFEST_DIR"));
+    let full: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    private.jwks = Some(json!({"keys": [full]}));
+    assert!(matches!(
+        private.validate(),
+        Err(ClientError::BadAssertionKeys(_))
+    ));
+    let mut with_secret = key_client;
+    with_secret.client_secret = Some(secret_of("y"));
+    assert!(with_secret.validate().is_err());
+    assert_eq!(AuthMethod::PrivateKeyJwt.as_str(), "private_key_jwt");
+}
