@@ -272,23 +272,8 @@ fn add_service(server: &PathBuf, db: &str, jwt: bool) -> Result<Rp, String> {
 /// One client credentials request: the access token, after checking the answer's shape
 /// (a JWT for `jwt`, with `typ: at+jwt`; an opaque 43-character token otherwise).
 async fn client_credentials(s: &Setup, rp: &Rp, jwt: bool) -> Result<String, String> {
-    let r = send(
-        &s.client,
-        Method::POST,
-        &format!("{}/token", s.base),
-        &[form_type(), (header::AUTHORIZATION, rp.basic.clone())],
-        b"grant_type=client_credentials&scope=api%3Aread".to_vec(),
-    )
-    .await?;
-    if r.status != StatusCode::OK {
-        return Err(format!(
-            "client_credentials: {} {}",
-            r.status,
-            String::from_utf8_lossy(&r.body)
-        ));
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(&r.body).map_err(|e| format!("client_credentials: {e}"))?;
+    let body = b"grant_type=client_credentials&scope=api%3Aread".to_vec();
+    let v = token_request(s, rp, body, "client_credentials").await?;
     let token = v["access_token"]
         .as_str()
         .ok_or("client_credentials: no access_token")?;
@@ -312,6 +297,32 @@ async fn client_credentials(s: &Setup, rp: &Rp, jwt: bool) -> Result<String, Str
         ));
     }
     Ok(token.to_owned())
+}
+
+/// POSTs `body` to the token endpoint as `rp`; the 200 answer's JSON, or an error that
+/// starts with `what`.
+async fn token_request(
+    s: &Setup,
+    rp: &Rp,
+    body: Vec<u8>,
+    what: &str,
+) -> Result<serde_json::Value, String> {
+    let r = send(
+        &s.client,
+        Method::POST,
+        &format!("{}/token", s.base),
+        &[form_type(), (header::AUTHORIZATION, rp.basic.clone())],
+        body,
+    )
+    .await?;
+    if r.status != StatusCode::OK {
+        return Err(format!(
+            "{what}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ));
+    }
+    serde_json::from_slice(&r.body).map_err(|e| format!("{what}: {e}"))
 }
 
 /// POSTs `token=...` to `path` (`/introspect`, `/revoke`) as `rp`.
@@ -470,23 +481,7 @@ async fn exchange(s: &Setup, rp: &Rp, code: &str, verifier: &str) -> Result<Stri
         ("redirect_uri", REDIRECT),
         ("code_verifier", verifier),
     ]);
-    let r = send(
-        &s.client,
-        Method::POST,
-        &format!("{}/token", s.base),
-        &[form_type(), (header::AUTHORIZATION, rp.basic.clone())],
-        body,
-    )
-    .await?;
-    if r.status != StatusCode::OK {
-        return Err(format!(
-            "token: {} {}",
-            r.status,
-            String::from_utf8_lossy(&r.body)
-        ));
-    }
-    let json: serde_json::Value =
-        serde_json::from_slice(&r.body).map_err(|e| format!("token: {e}"))?;
+    let json = token_request(s, rp, body, "token").await?;
     let access = json["access_token"]
         .as_str()
         .ok_or("token: no access_token")?;
