@@ -93,7 +93,7 @@ struct Args {
     #[arg(long)]
     server: Option<PathBuf>,
     /// What to load (repeat for several).
-    #[arg(long = "mode", value_enum, default_values_t = [Mode::Code, Mode::CodeEs256, Mode::Token, Mode::Userinfo, Mode::Discovery])]
+    #[arg(long = "mode", value_enum, default_values_t = [Mode::Code, Mode::CodeEs256, Mode::Token, Mode::Userinfo, Mode::Discovery, Mode::ClientCredentials, Mode::ClientCredentialsJwt, Mode::Introspection, Mode::Revocation])]
     modes: Vec<Mode>,
     /// Concurrency levels (comma-separated), each run for --duration.
     #[arg(long, value_delimiter = ',', default_value = "8")]
