@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[allow(dead_code)]
-#[path = "../examples/provider.rs"]
+#[path = "../examples/axum_provider.rs"]
 mod example;
 
 use oidc_flow_battery::{Adapter, World};

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[allow(dead_code)]
-#[path = "../examples/provider.rs"]
+#[path = "../examples/axum_provider.rs"]
 mod example;
 
 use std::collections::HashMap;

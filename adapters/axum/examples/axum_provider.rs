@@ -2,7 +2,7 @@
 //! and `/api/me` for holders of an access token with the `profile` scope.
 //!
 //! ```sh
-//! cargo run -p oidc-flow-axum --example provider
+//! cargo run -p oidc-flow-axum --example axum_provider
 //! ```
 //!
 //! It prints a demo client and the authorization URL to open; sign in as `alice` /
