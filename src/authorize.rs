@@ -1334,6 +1334,7 @@ impl Authorized {
                         subject: &self.user.subject,
                         scope: &ctx.scope,
                         auth_time: Some(self.user.auth_time),
+                        audience: None,
                     },
                     rng,
                     now,

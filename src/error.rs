@@ -46,6 +46,8 @@ pub enum ErrorCode {
     InvalidToken,
     /// RFC 6750 §3.1: the access token lacks a scope the resource needs.
     InsufficientScope,
+    /// RFC 8707 §2: the requested resource is invalid, unknown, or not served here.
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -57,6 +59,7 @@ impl ErrorCode {
             Self::InvalidGrant => "invalid_grant",
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidTarget => "invalid_target",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::InvalidScope => "invalid_scope",
             Self::AccessDenied => "access_denied",

@@ -335,6 +335,12 @@ pub enum TokenNeed<'a> {
     /// Claim this client assertion `jti` (`Store::claim_nonce`): `true` if this request
     /// claimed it first.
     ClaimAssertion(&'a NonceRecord),
+    /// The resource server registered for this RFC 8707 resource indicator
+    /// (`Store::resource_server`), or `None`.
+    ResourceServer {
+        /// The resource the request named.
+        resource: &'a str,
+    },
 }
 
 /// The driver's answer to a [`TokenNeed`].
@@ -349,6 +355,8 @@ pub enum TokenAnswer {
     RefreshToken(Taken<RefreshTokenRecord>),
     /// Answers [`TokenNeed::ClaimAssertion`].
     AssertionClaimed(bool),
+    /// Answers [`TokenNeed::ResourceServer`].
+    ResourceServer(Option<Client>),
 }
 
 impl TokenAnswer {
@@ -358,6 +366,7 @@ impl TokenAnswer {
             Self::Code(_) => "Code",
             Self::RefreshToken(_) => "RefreshToken",
             Self::AssertionClaimed(_) => "AssertionClaimed",
+            Self::ResourceServer(_) => "ResourceServer",
         }
     }
 }
@@ -383,6 +392,7 @@ pub struct TokenFlow {
 enum TokenState {
     Received(token::Received),
     ClaimJti(AssertionVerified),
+    Resource(token::ClientAuthenticated),
     Code(CodeExchange),
     Refresh(RefreshExchange),
 }
@@ -405,6 +415,9 @@ impl TokenFlow {
                 client_id: r.client_id(),
             },
             TokenState::ClaimJti(x) => TokenNeed::ClaimAssertion(x.jti()),
+            TokenState::Resource(a) => TokenNeed::ResourceServer {
+                resource: a.requested_resource().unwrap_or_default(),
+            },
             TokenState::Code(x) => TokenNeed::TakeCode(x.code_hash()),
             TokenState::Refresh(x) => TokenNeed::TakeRefreshToken(x.refresh_token_hash()),
         }
@@ -417,17 +430,21 @@ impl TokenFlow {
         rng: &mut impl CryptoRng,
         now: OffsetDateTime,
     ) -> Result<TokenStep, TokenError> {
-        authenticated
-            .and_then(|a| a.grant())
-            .map(|grant| match grant {
-                Grant::AuthorizationCode(x) => TokenStep::Need(Self {
-                    state: TokenState::Code(x),
-                }),
-                Grant::RefreshToken(x) => TokenStep::Need(Self {
-                    state: TokenState::Refresh(x),
-                }),
-                Grant::ClientCredentials(x) => TokenStep::Done(x.issue(provider, rng, now)),
-            })
+        let authenticated = authenticated?;
+        if authenticated.requested_resource().is_some() {
+            return Ok(TokenStep::Need(Self {
+                state: TokenState::Resource(authenticated),
+            }));
+        }
+        authenticated.grant().map(|grant| match grant {
+            Grant::AuthorizationCode(x) => TokenStep::Need(Self {
+                state: TokenState::Code(x),
+            }),
+            Grant::RefreshToken(x) => TokenStep::Need(Self {
+                state: TokenState::Refresh(x),
+            }),
+            Grant::ClientCredentials(x) => TokenStep::Done(x.issue(provider, rng, now)),
+        })
     }
 
     /// Feeds the answer to the current need and runs to the next need or the end.
@@ -443,6 +460,7 @@ impl TokenFlow {
             TokenNeed::TakeCode(_) => "Code",
             TokenNeed::TakeRefreshToken(_) => "RefreshToken",
             TokenNeed::ClaimAssertion(_) => "AssertionClaimed",
+            TokenNeed::ResourceServer { .. } => "ResourceServer",
         };
         let misuse = ProtocolMisuse {
             needed,
@@ -462,6 +480,9 @@ impl TokenFlow {
             }
             (TokenState::ClaimJti(x), TokenAnswer::AssertionClaimed(fresh)) => {
                 Self::after_authentication(x.claimed(fresh), provider, rng, now)
+            }
+            (TokenState::Resource(a), TokenAnswer::ResourceServer(server)) => {
+                Self::after_authentication(a.resolve_resource(server), provider, rng, now)
             }
             (TokenState::Code(x), TokenAnswer::Code(taken)) => x
                 .redeem(taken, now)

@@ -345,6 +345,7 @@ impl Received {
         let authenticated = ClientAuthenticated {
             client,
             params: self.params,
+            audience: None,
         };
         Ok(match jti {
             None => Authenticated::Client(authenticated),
@@ -399,6 +400,9 @@ impl AssertionVerified {
 pub struct ClientAuthenticated {
     client: Client,
     params: Params,
+    /// The RFC 8707 `resource` of the request, once a registered resource server was
+    /// found for it ([`ClientAuthenticated::resolve_resource`]).
+    audience: Option<String>,
 }
 
 /// The grant a token request uses.
@@ -431,8 +435,50 @@ impl ClientAuthenticated {
         crate::introspection::Introspection::from_form(self.client, self.params)
     }
 
-    /// Reads the grant type and its parameters.
+    /// The resource indicator (RFC 8707 §2) the request names, if any: find the resource
+    /// server registered for it and hand it to [`ClientAuthenticated::resolve_resource`]
+    /// before [`ClientAuthenticated::grant`]. Only one is accepted (parameters never repeat
+    /// here).
+    pub fn requested_resource(&self) -> Option<&str> {
+        self.params.get("resource")
+    }
+
+    /// Resolves the requested resource with the registered resource server the store found
+    /// for it (`None` if none): the access token will be meant for it (`aud`).
+    /// `invalid_target` if it is not an absolute URI without a fragment or not registered.
+    pub fn resolve_resource(mut self, server: Option<Client>) -> Result<Self, TokenError> {
+        let invalid_target = |why: &str| TokenError::new(ErrorCode::InvalidTarget, why);
+        let Some(resource) = self.params.take("resource") else {
+            return Ok(self);
+        };
+        if resource.len() > 2048 {
+            return Err(invalid_target("the resource is too long"));
+        }
+        match url::Url::parse(&resource) {
+            Ok(u) if u.fragment().is_none() && !u.cannot_be_a_base() => {}
+            _ => {
+                return Err(invalid_target(
+                    "the resource must be an absolute URI without a fragment (RFC 8707 section 2)",
+                ));
+            }
+        }
+        if server.and_then(|s| s.resource) != Some(resource.clone()) {
+            return Err(invalid_target("the resource is not registered here"));
+        }
+        self.audience = Some(resource);
+        Ok(self)
+    }
+
+    /// Reads the grant type and its parameters. A `resource` that was not resolved first
+    /// is `invalid_target`: no token is ever meant for a resource nobody checked.
     pub fn grant(mut self) -> Result<Grant, TokenError> {
+        if self.params.get("resource").is_some() {
+            return Err(TokenError::new(
+                ErrorCode::InvalidTarget,
+                "the resource was not resolved against the registered resource servers",
+            ));
+        }
+        let audience = self.audience.take();
         let take = |p: &mut Params, name: &'static str, limit: usize| {
             p.take_limited(name, limit)
                 .map_err(|e| invalid_request(e.to_string()))
@@ -467,6 +513,7 @@ impl ClientAuthenticated {
                 Ok(Grant::ClientCredentials(ClientCredentials {
                     client: self.client,
                     scope,
+                    audience,
                 }))
             }
             GrantType::RefreshToken => {
@@ -484,6 +531,7 @@ impl ClientAuthenticated {
                     client: self.client,
                     hash: SecretHash::of(&token),
                     scope,
+                    audience,
                 }))
             }
             _ => {
@@ -505,6 +553,7 @@ impl ClientAuthenticated {
                     hash: SecretHash::of(&code),
                     redirect_uri,
                     verifier,
+                    audience,
                 }))
             }
         }
@@ -594,6 +643,7 @@ pub struct CodeExchange {
     hash: SecretHash,
     redirect_uri: Option<String>,
     verifier: Option<String>,
+    audience: Option<String>,
 }
 
 impl CodeExchange {
@@ -647,6 +697,7 @@ impl CodeExchange {
         Ok(CodeRedeemed {
             client: self.client,
             record,
+            audience: self.audience,
         })
     }
 }
@@ -657,6 +708,7 @@ impl CodeExchange {
 pub struct CodeRedeemed {
     client: Client,
     record: CodeRecord,
+    audience: Option<String>,
 }
 
 impl CodeRedeemed {
@@ -678,6 +730,7 @@ impl CodeRedeemed {
             provider,
             &self.client,
             Issue {
+                audience: self.audience.as_deref(),
                 grant: &r.grant,
                 scope: &r.scope,
                 authentication: &r.authentication,
@@ -697,6 +750,7 @@ pub struct RefreshExchange {
     client: Client,
     hash: SecretHash,
     scope: Option<Scope>,
+    audience: Option<String>,
 }
 
 impl RefreshExchange {
@@ -730,6 +784,7 @@ impl RefreshExchange {
             client: self.client,
             record,
             scope,
+            audience: self.audience,
         })
     }
 }
@@ -741,6 +796,7 @@ pub struct RefreshRedeemed {
     client: Client,
     record: RefreshTokenRecord,
     scope: Scope,
+    audience: Option<String>,
 }
 
 impl RefreshRedeemed {
@@ -762,6 +818,7 @@ impl RefreshRedeemed {
             provider,
             &self.client,
             Issue {
+                audience: self.audience.as_deref(),
                 grant: &r.grant,
                 scope: &self.scope,
                 authentication: &r.authentication,
@@ -784,6 +841,7 @@ const END_USER_SCOPES: [&str; 2] = [Scope::OPENID, "offline_access"];
 pub struct ClientCredentials {
     client: Client,
     scope: Scope,
+    audience: Option<String>,
 }
 
 impl ClientCredentials {
@@ -837,6 +895,7 @@ impl ClientCredentials {
                 subject: &self.client.client_id,
                 scope: &self.scope,
                 auth_time: None,
+                audience: self.audience.as_deref(),
             },
             rng,
             now,
@@ -872,6 +931,8 @@ pub(crate) struct AccessTokenFor<'a> {
     pub(crate) scope: &'a Scope,
     /// When the end-user authenticated, when there is one.
     pub(crate) auth_time: Option<OffsetDateTime>,
+    /// The resource it is meant for (RFC 8707), when the request named one.
+    pub(crate) audience: Option<&'a str>,
 }
 
 /// The claims of a JWT access token (RFC 9068 §2.2).
@@ -893,7 +954,7 @@ struct JwtAccessTokenClaims<'a> {
 /// are minted (token endpoint and authorization endpoint alike), in the client's format.
 ///
 /// A JWT access token is signed with the provider's default algorithm (`typ: at+jwt`), its
-/// `aud` the client itself until a resource is named; it is stored like an opaque one, so
+/// `aud` the resource the request named, else the client itself; it is stored like an opaque one, so
 /// revocation, introspection and UserInfo see it.
 pub(crate) fn mint_access_token(
     provider: &Provider,
@@ -915,7 +976,7 @@ pub(crate) fn mint_access_token(
             let claims = JwtAccessTokenClaims {
                 iss: provider.issuer(),
                 exp: (now + provider.access_token_lifetime).unix_timestamp(),
-                aud: &token.client.client_id,
+                aud: token.audience.unwrap_or(&token.client.client_id),
                 sub: token.subject,
                 client_id: &token.client.client_id,
                 iat: now.unix_timestamp(),
@@ -934,7 +995,7 @@ pub(crate) fn mint_access_token(
         client_id: token.client.client_id.clone(),
         subject: token.subject.to_owned(),
         scope: token.scope.clone(),
-        audience: Vec::new(),
+        audience: token.audience.map(str::to_owned).into_iter().collect(),
         issued_at: Some(now),
         expires_at: now + provider.access_token_lifetime,
     };
@@ -942,6 +1003,7 @@ pub(crate) fn mint_access_token(
 }
 
 struct Issue<'a> {
+    audience: Option<&'a str>,
     grant: &'a GrantId,
     scope: &'a Scope,
     authentication: &'a Authentication,
@@ -976,6 +1038,7 @@ fn issue_tokens(
             subject: &issue.authentication.subject,
             scope: issue.scope,
             auth_time: Some(issue.authentication.auth_time),
+            audience: issue.audience,
         },
         rng,
         now,

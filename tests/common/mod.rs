@@ -529,6 +529,17 @@ impl Harness {
                     x.claimed(fresh)?
                 }
             };
+            let authenticated = match authenticated.requested_resource() {
+                Some(resource) => {
+                    let server = h
+                        .clients
+                        .values()
+                        .find(|c| c.resource.as_deref() == Some(resource))
+                        .cloned();
+                    authenticated.resolve_resource(server)?
+                }
+                None => authenticated,
+            };
             match authenticated.grant()? {
                 Grant::AuthorizationCode(x) => {
                     let taken = h.take_code(x.code_hash());

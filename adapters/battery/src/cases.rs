@@ -723,6 +723,40 @@ pub async fn client_credentials_rfc_6749_4_4(world: &World) {
         json_error(&rp),
         (StatusCode::BAD_REQUEST, "unauthorized_client".into())
     );
+    // RFC 8707: a registered resource becomes the token's audience; another is refused.
+    let targeted = form(
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", crate::RESOURCE),
+        ],
+        service_auth.clone(),
+    )
+    .await;
+    assert_eq!(targeted.status, StatusCode::OK, "{}", targeted.body);
+    let token = targeted.json()["access_token"].as_str().unwrap().to_owned();
+    let seen = Browser::new()
+        .post_form(
+            &world.url("/introspect"),
+            &[("token", token.as_str())],
+            &[(
+                "authorization",
+                &crate::basic(crate::RESOURCE_SERVER_ID, &world.client_secret),
+            )],
+        )
+        .await;
+    assert_eq!(seen.json()["aud"], crate::RESOURCE, "{}", seen.body);
+    let unknown = form(
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", "https://unknown.example"),
+        ],
+        service_auth,
+    )
+    .await;
+    assert_eq!(
+        json_error(&unknown),
+        (StatusCode::BAD_REQUEST, "invalid_target".into())
+    );
 }
 
 /// RFC 7662 with `openidconnect` (its `oauth2` core) as the client where it can: the RP

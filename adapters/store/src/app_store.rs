@@ -74,6 +74,13 @@ impl<S: Store, C: UserClaims> Store for AppStore<S, C> {
         self.store.add_client(client)
     }
 
+    fn resource_server(
+        &self,
+        resource: &str,
+    ) -> impl Future<Output = StoreResult<Option<Client>>> + Send {
+        self.store.resource_server(resource)
+    }
+
     fn user_by_name(
         &self,
         username: &str,

@@ -219,6 +219,9 @@ pub async fn token<S: Store>(
             TokenNeed::ClaimAssertion(jti) => {
                 TokenAnswer::AssertionClaimed(store.claim_nonce(jti, now).await?)
             }
+            TokenNeed::ResourceServer { resource } => {
+                TokenAnswer::ResourceServer(store.resource_server(resource).await?)
+            }
             _ => {
                 return Err(DriverError::Misuse(ProtocolMisuse {
                     needed: "a need this driver does not know",

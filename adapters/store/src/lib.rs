@@ -149,6 +149,12 @@ pub trait Store: Send + Sync + 'static {
     fn client(&self, client_id: &str) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
     /// Registers a client; fails with [`StoreError::Duplicate`] if the id is taken.
     fn add_client(&self, client: &Client) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The resource server registered for this RFC 8707 resource indicator (a client whose
+    /// `resource` is exactly it), if any; the first by client id if several are.
+    fn resource_server(
+        &self,
+        resource: &str,
+    ) -> impl Future<Output = StoreResult<Option<Client>>> + Send;
 
     /// The demo server's user with this login name.
     fn user_by_name(

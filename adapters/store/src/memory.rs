@@ -99,6 +99,17 @@ impl Store for MemoryStore {
         Ok(self.lock().clients.get(client_id).cloned())
     }
 
+    async fn resource_server(&self, resource: &str) -> StoreResult<Option<Client>> {
+        let g = self.lock();
+        let mut servers: Vec<&Client> = g
+            .clients
+            .values()
+            .filter(|c| c.resource.as_deref() == Some(resource))
+            .collect();
+        servers.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(servers.first().map(|c| (*c).clone()))
+    }
+
     async fn add_client(&self, client: &Client) -> StoreResult<()> {
         let mut g = self.lock();
         if g.clients.contains_key(&client.client_id) {

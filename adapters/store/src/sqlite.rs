@@ -563,6 +563,21 @@ impl Store for SqliteStore {
         Ok(client)
     }
 
+    async fn resource_server(&self, resource: &str) -> StoreResult<Option<Client>> {
+        let found: Option<String> = self
+            .reader()
+            .prepare_cached(
+                "SELECT client_id FROM clients WHERE json_extract(data, '$.resource') = ?1 \
+                 ORDER BY client_id LIMIT 1",
+            )?
+            .query_row(params![resource], |r| r.get(0))
+            .optional()?;
+        match found {
+            Some(client_id) => self.client(&client_id).await,
+            None => Ok(None),
+        }
+    }
+
     async fn add_client(&self, client: &Client) -> StoreResult<()> {
         let data = self.seal_client(client)?;
         self.writer()

@@ -121,6 +121,50 @@ async fn clients_and_users<S: Store>(s: &S) {
     ));
 }
 
+/// Resource servers are found by their exact resource indicator (RFC 8707), the first by
+/// client id when several answer to one; clients without one are never found.
+async fn resource_servers<S: Store>(s: &S) {
+    let api = "https://api.example.com";
+    let server = |id: &str, secret_hash: bool| {
+        let mut json = serde_json::json!({
+            "client_id": id,
+            "redirect_uris": [],
+            "response_types": [],
+            "grant_types": [],
+            "resource": api,
+        });
+        if secret_hash {
+            json["client_secret_sha256"] = SecretHash::of("s3cret-s3cret").to_hex().into();
+        } else {
+            // A secret kept in clear (sealed at rest by SQLite) must come back opened.
+            json["client_secret"] = "a-clear-secret-0123456789abcdef0123456789".into();
+        }
+        serde_json::from_value::<Client>(json)
+            .unwrap()
+            .validate()
+            .unwrap()
+    };
+    assert_eq!(s.resource_server(api).await.unwrap(), None);
+    s.add_client(&server("rs-b", false)).await.unwrap();
+    assert_eq!(
+        s.resource_server(api).await.unwrap(),
+        Some(server("rs-b", false))
+    );
+    s.add_client(&server("rs-a", true)).await.unwrap();
+    assert_eq!(
+        s.resource_server(api).await.unwrap(),
+        Some(server("rs-a", true))
+    );
+    assert_eq!(
+        s.resource_server("https://api.example.com/").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.resource_server("https://rp.example/cb").await.unwrap(),
+        None
+    );
+}
+
 async fn codes_are_taken_once<S: Store>(s: &S) {
     let g = grant("g-code");
     s.apply(&[Effect::StoreCode(code_record("code-1", &g))])
@@ -857,6 +901,7 @@ async fn driver_code_flow<S: Store>(s: &S) {
 
 async fn suite<S: Admin>(s: Arc<S>) {
     clients_and_users(&*s).await;
+    resource_servers(&*s).await;
     codes_are_taken_once(&*s).await;
     concurrent_takes(s.clone()).await;
     concurrent_nonce_claims(s.clone()).await;
