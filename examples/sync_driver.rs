@@ -163,6 +163,17 @@ impl Maps {
                         r.grant.clone()
                     }))
                 }
+                // A client assertion's jti is single-use, as nonces are (RFC 7523).
+                TokenNeed::ClaimAssertion(jti) => TokenAnswer::AssertionClaimed(
+                    self.nonces
+                        .insert((jti.client_id.clone(), jti.nonce.clone())),
+                ),
+                TokenNeed::ResourceServer { resource } => TokenAnswer::ResourceServer(
+                    self.clients
+                        .values()
+                        .find(|c| c.resource.as_deref() == Some(resource))
+                        .cloned(),
+                ),
                 other => return Err(format!("a need this driver does not know: {other:?}").into()),
             };
             step = flow.resume(answer, provider, rng, now)?;

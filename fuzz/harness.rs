@@ -854,6 +854,12 @@ fn drive_token(
                 redeemed = Redeemed::Code(*hash, taken.clone());
                 TokenAnswer::Code(taken)
             }
+            TokenNeed::ResourceServer { resource } => TokenAnswer::ResourceServer(
+                fx.clients
+                    .values()
+                    .find(|c| c.resource.as_deref() == Some(resource))
+                    .cloned(),
+            ),
             TokenNeed::ClaimAssertion(jti) => TokenAnswer::AssertionClaimed(
                 store
                     .nonces
