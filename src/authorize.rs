@@ -693,7 +693,7 @@ impl Validated {
             expires_at: now
                 + PENDING_LIFETIME
                 + provider.code_lifetime
-                + provider.id_token_lifetime,
+                + provider.id_token_lifetime_for(&self.client),
         })
     }
 
@@ -1348,7 +1348,10 @@ impl Authorized {
             params.push(("token_type", "Bearer".to_owned()));
             params.push((
                 "expires_in",
-                provider.access_token_lifetime.whole_seconds().to_string(),
+                provider
+                    .access_token_lifetime_for(&self.client)
+                    .whole_seconds()
+                    .to_string(),
             ));
             params.push(("scope", ctx.scope.to_string()));
         }

@@ -310,7 +310,19 @@ pub struct Client {
     /// assertions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
+    /// How long this client's access tokens live, in seconds; the provider's default when
+    /// absent (Authlib's per-client `get_jwt_config`, with the alg above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_lifetime: Option<u64>,
+    /// How long this client's ID tokens live, in seconds; the provider's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_lifetime: Option<u64>,
 }
+
+/// Shortest token lifetime a client may register (seconds).
+pub const MIN_TOKEN_LIFETIME: u64 = 60;
+/// Longest token lifetime a client may register (seconds): one day.
+pub const MAX_TOKEN_LIFETIME: u64 = 86_400;
 
 fn default_response_types() -> Vec<ResponseType> {
     vec![ResponseType::CODE]
@@ -408,6 +420,9 @@ pub enum ClientError {
     /// without usable public keys (or with private ones).
     #[error("{0}")]
     BadAssertionKeys(&'static str),
+    /// A token lifetime outside [`MIN_TOKEN_LIFETIME`]..=[`MAX_TOKEN_LIFETIME`].
+    #[error("{0} must be between 60 seconds and one day")]
+    BadLifetime(&'static str),
     /// A public client registered the client credentials grant, which needs a client that
     /// can authenticate (RFC 6749 section 4.4).
     #[error("only a confidential client may use the client_credentials grant")]
@@ -469,6 +484,14 @@ impl Client {
             }
             if self.is_public() {
                 return bad("a resource server authenticates with a secret");
+            }
+        }
+        for (name, lifetime) in [
+            ("access_token_lifetime", self.access_token_lifetime),
+            ("id_token_lifetime", self.id_token_lifetime),
+        ] {
+            if lifetime.is_some_and(|l| !(MIN_TOKEN_LIFETIME..=MAX_TOKEN_LIFETIME).contains(&l)) {
+                return Err(ClientError::BadLifetime(name));
             }
         }
         if self.is_public() && self.allows_grant(GrantType::ClientCredentials) {

@@ -70,7 +70,7 @@ pub(crate) fn sign(
         iss: &provider.issuer,
         sub: &input.authentication.subject,
         aud: &client.client_id,
-        exp: (now + provider.id_token_lifetime).unix_timestamp(),
+        exp: (now + provider.id_token_lifetime_for(client)).unix_timestamp(),
         iat: now.unix_timestamp(),
         auth_time: (input.include_auth_time || provider.always_include_auth_time)
             .then(|| input.authentication.auth_time.unix_timestamp()),

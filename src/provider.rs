@@ -194,6 +194,22 @@ impl Provider {
         }
     }
 
+    /// How long `client`'s access tokens live: its own lifetime, else the provider's.
+    pub fn access_token_lifetime_for(&self, client: &Client) -> Duration {
+        client
+            .access_token_lifetime
+            .and_then(|s| i64::try_from(s).ok())
+            .map_or(self.access_token_lifetime, Duration::seconds)
+    }
+
+    /// How long `client`'s ID tokens live: its own lifetime, else the provider's.
+    pub fn id_token_lifetime_for(&self, client: &Client) -> Duration {
+        client
+            .id_token_lifetime
+            .and_then(|s| i64::try_from(s).ok())
+            .map_or(self.id_token_lifetime, Duration::seconds)
+    }
+
     /// The provider's signer for `alg` (never HS*: those are keyed per client).
     pub(crate) fn signer_for_alg(&self, alg: Algorithm) -> Option<Signer<'_>> {
         self.keys.for_algorithm(alg).map(Signer::Key)

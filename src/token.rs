@@ -907,7 +907,9 @@ impl ClientCredentials {
         let body = TokenBody {
             access_token: &access,
             token_type: "Bearer",
-            expires_in: provider.access_token_lifetime.whole_seconds(),
+            expires_in: provider
+                .access_token_lifetime_for(&self.client)
+                .whole_seconds(),
             refresh_token: None,
             id_token: None,
             scope: self.scope.to_string(),
@@ -962,6 +964,7 @@ pub(crate) fn mint_access_token(
     rng: &mut impl CryptoRng,
     now: OffsetDateTime,
 ) -> Result<(String, AccessTokenRecord), OAuthError> {
+    let lifetime = provider.access_token_lifetime_for(token.client);
     let value = match token.client.access_token_format {
         AccessTokenFormat::Opaque => MintedSecret::generate(rng).into_string(),
         AccessTokenFormat::Jwt => {
@@ -975,7 +978,7 @@ pub(crate) fn mint_access_token(
             let jti = GrantId::generate(rng);
             let claims = JwtAccessTokenClaims {
                 iss: provider.issuer(),
-                exp: (now + provider.access_token_lifetime).unix_timestamp(),
+                exp: (now + lifetime).unix_timestamp(),
                 aud: token.audience.unwrap_or(&token.client.client_id),
                 sub: token.subject,
                 client_id: &token.client.client_id,
@@ -997,7 +1000,7 @@ pub(crate) fn mint_access_token(
         scope: token.scope.clone(),
         audience: token.audience.map(str::to_owned).into_iter().collect(),
         issued_at: Some(now),
-        expires_at: now + provider.access_token_lifetime,
+        expires_at: now + lifetime,
     };
     Ok((value, record))
 }
@@ -1084,7 +1087,7 @@ fn issue_tokens(
     let body = TokenBody {
         access_token: &access,
         token_type: "Bearer",
-        expires_in: provider.access_token_lifetime.whole_seconds(),
+        expires_in: provider.access_token_lifetime_for(client).whole_seconds(),
         refresh_token: refresh.as_ref().map(MintedSecret::as_str),
         id_token: id_token.as_deref(),
         scope: issue.scope.to_string(),

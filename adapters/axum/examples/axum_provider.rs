@@ -188,6 +188,8 @@ pub async fn register(
         resource: None,
         access_token_format: oidc_flow::AccessTokenFormat::Opaque,
         jwks: None,
+        access_token_lifetime: None,
+        id_token_lifetime: None,
     }
     .validate()?;
     store.add_client(&client).await?;

@@ -154,6 +154,8 @@ async fn register(store: &MemoryStore) -> String {
         resource: None,
         access_token_format: oidc_flow::AccessTokenFormat::Opaque,
         jwks: None,
+        access_token_lifetime: None,
+        id_token_lifetime: None,
     }
     .validate()
     .unwrap();

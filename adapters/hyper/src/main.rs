@@ -273,6 +273,12 @@ enum ClientCommand {
         /// A file holding the client's public keys as a JWKS document (private_key_jwt).
         #[arg(long)]
         jwks: Option<std::path::PathBuf>,
+        /// How long its access tokens live (e.g. 15m; 1m to 24h; the provider's 1h when absent).
+        #[arg(long = "access-token-lifetime", value_parser = humantime::parse_duration)]
+        access_token_lifetime: Option<std::time::Duration>,
+        /// How long its ID tokens live (e.g. 5m; 1m to 24h; the provider's 1h when absent).
+        #[arg(long = "id-token-lifetime", value_parser = humantime::parse_duration)]
+        id_token_lifetime: Option<std::time::Duration>,
         /// The ID token algorithm (RS256 by default).
         #[arg(long = "id-token-signed-response-alg")]
         id_token_signed_response_alg: Option<String>,
@@ -642,6 +648,8 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
             id_token_signed_response_alg,
             access_token_format,
             jwks,
+            access_token_lifetime,
+            id_token_lifetime,
         } => {
             let jwks =
                 match jwks {
@@ -673,6 +681,8 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
                         _ => oidc_flow::AccessTokenFormat::Opaque,
                     },
                     jwks,
+                    access_token_lifetime: access_token_lifetime.map(|d| d.as_secs()),
+                    id_token_lifetime: id_token_lifetime.map(|d| d.as_secs()),
                 },
             )
             .await

@@ -214,6 +214,10 @@ pub struct NewClient {
     pub access_token_format: oidc_flow::AccessTokenFormat,
     /// The client's public keys (a JWKS document), for `private_key_jwt`.
     pub jwks: Option<serde_json::Value>,
+    /// Its access tokens' lifetime in seconds; the provider's when absent.
+    pub access_token_lifetime: Option<u64>,
+    /// Its ID tokens' lifetime in seconds; the provider's when absent.
+    pub id_token_lifetime: Option<u64>,
 }
 
 /// A new client secret: 256 bits, or as long as an HS* ID token key must be.
@@ -328,6 +332,8 @@ pub async fn add_client<S: Store>(
         resource: new.resource,
         access_token_format: new.access_token_format,
         jwks: new.jwks,
+        access_token_lifetime: new.access_token_lifetime,
+        id_token_lifetime: new.id_token_lifetime,
     }
     .validate()?;
     client.check_redirect_policy(new.allow_insecure_redirects)?;
