@@ -168,6 +168,9 @@ impl Maps {
                     self.nonces
                         .insert((jti.client_id.clone(), jti.nonce.clone())),
                 ),
+                TokenNeed::Claims { subject } => {
+                    TokenAnswer::Claims(self.users.get(subject).cloned().unwrap_or_default())
+                }
                 TokenNeed::ResourceServer { resource } => TokenAnswer::ResourceServer(
                     self.clients
                         .values()

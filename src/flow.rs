@@ -45,7 +45,8 @@ use crate::revocation::Revocation;
 use crate::scope::Scope;
 use crate::secret::SecretHash;
 use crate::token::{
-    self, AssertionVerified, Authenticated, CodeExchange, Grant, RefreshExchange, TokenError,
+    self, AssertionVerified, Authenticated, CodeExchange, CodeRedeemed, Grant, RefreshExchange,
+    RefreshRedeemed, TokenError,
 };
 use crate::userinfo;
 
@@ -341,6 +342,12 @@ pub enum TokenNeed<'a> {
         /// The resource the request named.
         resource: &'a str,
     },
+    /// The end-user's claims, for an ID token that carries them
+    /// ([`crate::provider::ProviderBuilder::claims_in_id_token`]).
+    Claims {
+        /// The end-user.
+        subject: &'a str,
+    },
 }
 
 /// The driver's answer to a [`TokenNeed`].
@@ -357,6 +364,8 @@ pub enum TokenAnswer {
     AssertionClaimed(bool),
     /// Answers [`TokenNeed::ResourceServer`].
     ResourceServer(Option<Client>),
+    /// Answers [`TokenNeed::Claims`] (`UserInfo::default()` for an unknown end-user).
+    Claims(UserInfo),
 }
 
 impl TokenAnswer {
@@ -367,6 +376,7 @@ impl TokenAnswer {
             Self::RefreshToken(_) => "RefreshToken",
             Self::AssertionClaimed(_) => "AssertionClaimed",
             Self::ResourceServer(_) => "ResourceServer",
+            Self::Claims(_) => "Claims",
         }
     }
 }
@@ -395,6 +405,8 @@ enum TokenState {
     Resource(token::ClientAuthenticated),
     Code(CodeExchange),
     Refresh(RefreshExchange),
+    CodeClaims(CodeRedeemed),
+    RefreshClaims(RefreshRedeemed),
 }
 
 impl TokenFlow {
@@ -420,6 +432,12 @@ impl TokenFlow {
             },
             TokenState::Code(x) => TokenNeed::TakeCode(x.code_hash()),
             TokenState::Refresh(x) => TokenNeed::TakeRefreshToken(x.refresh_token_hash()),
+            TokenState::CodeClaims(x) => TokenNeed::Claims {
+                subject: x.subject(),
+            },
+            TokenState::RefreshClaims(x) => TokenNeed::Claims {
+                subject: x.subject(),
+            },
         }
     }
 
@@ -461,6 +479,7 @@ impl TokenFlow {
             TokenNeed::TakeRefreshToken(_) => "RefreshToken",
             TokenNeed::ClaimAssertion(_) => "AssertionClaimed",
             TokenNeed::ResourceServer { .. } => "ResourceServer",
+            TokenNeed::Claims { .. } => "Claims",
         };
         let misuse = ProtocolMisuse {
             needed,
@@ -484,13 +503,31 @@ impl TokenFlow {
             (TokenState::Resource(a), TokenAnswer::ResourceServer(server)) => {
                 Self::after_authentication(a.resolve_resource(server), provider, rng, now)
             }
-            (TokenState::Code(x), TokenAnswer::Code(taken)) => x
-                .redeem(taken, now)
-                .and_then(|r| r.issue(provider, rng, now))
+            (TokenState::Code(x), TokenAnswer::Code(taken)) => x.redeem(taken, now).and_then(|r| {
+                if r.needs_claims(provider) {
+                    Ok(TokenStep::Need(Self {
+                        state: TokenState::CodeClaims(r),
+                    }))
+                } else {
+                    r.issue(provider, rng, now).map(TokenStep::Done)
+                }
+            }),
+            (TokenState::Refresh(x), TokenAnswer::RefreshToken(taken)) => {
+                x.redeem(taken, now).and_then(|r| {
+                    if r.needs_claims(provider) {
+                        Ok(TokenStep::Need(Self {
+                            state: TokenState::RefreshClaims(r),
+                        }))
+                    } else {
+                        r.issue(provider, rng, now).map(TokenStep::Done)
+                    }
+                })
+            }
+            (TokenState::CodeClaims(r), TokenAnswer::Claims(claims)) => r
+                .issue_with_claims(provider, &claims, rng, now)
                 .map(TokenStep::Done),
-            (TokenState::Refresh(x), TokenAnswer::RefreshToken(taken)) => x
-                .redeem(taken, now)
-                .and_then(|r| r.issue(provider, rng, now))
+            (TokenState::RefreshClaims(r), TokenAnswer::Claims(claims)) => r
+                .issue_with_claims(provider, &claims, rng, now)
                 .map(TokenStep::Done),
             _ => return Err(misuse),
         };

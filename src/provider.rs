@@ -26,6 +26,8 @@ pub struct Provider {
     pub(crate) check_nonce_replay: bool,
     pub(crate) require_pkce_for_public_clients: bool,
     pub(crate) always_include_auth_time: bool,
+    /// Whether ID tokens of the token endpoint carry the claims the scope releases.
+    pub(crate) claims_in_id_token: bool,
     pub(crate) scopes_supported: Scope,
     pub(crate) custom_scope_claims: Vec<(String, Vec<String>)>,
     pub(crate) endpoints: Endpoints,
@@ -119,6 +121,7 @@ impl Provider {
                 check_nonce_replay: false,
                 require_pkce_for_public_clients: true,
                 always_include_auth_time: false,
+                claims_in_id_token: false,
                 scopes_supported: Scope::from_tokens([
                     "openid",
                     "profile",
@@ -279,6 +282,15 @@ impl ProviderBuilder {
     /// Put `auth_time` in every ID token, not only when `max_age` or the client asks.
     pub fn always_include_auth_time(mut self, on: bool) -> Self {
         self.inner.always_include_auth_time = on;
+        self
+    }
+
+    /// Whether the ID tokens of the token endpoint (code flow and refresh) carry the claims
+    /// the granted scope releases, as Authlib's code flow does; off by default, when the
+    /// client reads them at UserInfo (OIDC Core §5.4). With it on, the token flow asks for
+    /// the end-user's claims ([`crate::flow::TokenNeed::Claims`]).
+    pub fn claims_in_id_token(mut self, on: bool) -> Self {
+        self.inner.claims_in_id_token = on;
         self
     }
 

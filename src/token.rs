@@ -21,6 +21,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::assertion;
+use crate::claims::UserInfo;
 use crate::client::{AccessTokenFormat, AuthMethod, Client, GrantType};
 use crate::effect::{
     AccessTokenRecord, Authentication, CodeRecord, Completed, Effect, NonceRecord,
@@ -717,6 +718,13 @@ impl CodeRedeemed {
         &self.record.authentication.subject
     }
 
+    /// Whether the ID token carries the scope's claims
+    /// ([`crate::provider::ProviderBuilder::claims_in_id_token`]): then issue with
+    /// [`CodeRedeemed::issue_with_claims`] and the end-user's claims.
+    pub fn needs_claims(&self, provider: &Provider) -> bool {
+        provider.claims_in_id_token && self.record.scope.is_openid()
+    }
+
     /// Issues the access token, a refresh token (if the client may refresh) and, for OpenID
     /// requests, an ID token carrying the code's nonce.
     pub fn issue(
@@ -725,11 +733,37 @@ impl CodeRedeemed {
         rng: &mut impl CryptoRng,
         now: OffsetDateTime,
     ) -> Result<Completed<JsonResponse>, TokenError> {
+        self.issue_inner(provider, None, rng, now)
+    }
+
+    /// As [`CodeRedeemed::issue`], with the end-user's claims released by the scope in the
+    /// ID token (when [`CodeRedeemed::needs_claims`]).
+    pub fn issue_with_claims(
+        self,
+        provider: &Provider,
+        claims: &UserInfo,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<Completed<JsonResponse>, TokenError> {
+        let released = self
+            .needs_claims(provider)
+            .then(|| claims.for_scope(self.subject(), &self.record.scope, provider));
+        self.issue_inner(provider, released.as_ref(), rng, now)
+    }
+
+    fn issue_inner(
+        self,
+        provider: &Provider,
+        claims: Option<&serde_json::Map<String, serde_json::Value>>,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<Completed<JsonResponse>, TokenError> {
         let r = &self.record;
         issue_tokens(
             provider,
             &self.client,
             Issue {
+                claims,
                 audience: self.audience.as_deref(),
                 grant: &r.grant,
                 scope: &r.scope,
@@ -805,6 +839,12 @@ impl RefreshRedeemed {
         &self.record.authentication.subject
     }
 
+    /// Whether the ID token carries the scope's claims
+    /// ([`crate::provider::ProviderBuilder::claims_in_id_token`]).
+    pub fn needs_claims(&self, provider: &Provider) -> bool {
+        provider.claims_in_id_token && self.scope.is_openid()
+    }
+
     /// Issues a new access token and a new refresh token of the same grant, and an ID token
     /// (without nonce, OIDC Core §12.2) when the scope holds `openid`.
     pub fn issue(
@@ -813,11 +853,37 @@ impl RefreshRedeemed {
         rng: &mut impl CryptoRng,
         now: OffsetDateTime,
     ) -> Result<Completed<JsonResponse>, TokenError> {
+        self.issue_inner(provider, None, rng, now)
+    }
+
+    /// As [`RefreshRedeemed::issue`], with the end-user's claims released by the scope in
+    /// the ID token (when [`RefreshRedeemed::needs_claims`]).
+    pub fn issue_with_claims(
+        self,
+        provider: &Provider,
+        claims: &UserInfo,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<Completed<JsonResponse>, TokenError> {
+        let released = self
+            .needs_claims(provider)
+            .then(|| claims.for_scope(self.subject(), &self.scope, provider));
+        self.issue_inner(provider, released.as_ref(), rng, now)
+    }
+
+    fn issue_inner(
+        self,
+        provider: &Provider,
+        claims: Option<&serde_json::Map<String, serde_json::Value>>,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<Completed<JsonResponse>, TokenError> {
         let r = &self.record;
         issue_tokens(
             provider,
             &self.client,
             Issue {
+                claims,
                 audience: self.audience.as_deref(),
                 grant: &r.grant,
                 scope: &self.scope,
@@ -1006,6 +1072,8 @@ pub(crate) fn mint_access_token(
 }
 
 struct Issue<'a> {
+    /// Claims for the ID token beside the registered ones.
+    claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
     audience: Option<&'a str>,
     grant: &'a GrantId,
     scope: &'a Scope,
@@ -1075,7 +1143,7 @@ fn issue_tokens(
                     nonce: issue.nonce,
                     access_token: Some(&access),
                     code: None,
-                    extra: None,
+                    extra: issue.claims,
                 },
                 now,
             )

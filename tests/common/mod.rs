@@ -544,12 +544,14 @@ impl Harness {
                 Grant::AuthorizationCode(x) => {
                     let taken = h.take_code(x.code_hash());
                     let redeemed = x.redeem(taken, h.now)?;
-                    redeemed.issue(&h.provider, &mut h.rng, h.now)
+                    let claims = h.users.get(redeemed.subject()).cloned().unwrap_or_default();
+                    redeemed.issue_with_claims(&h.provider, &claims, &mut h.rng, h.now)
                 }
                 Grant::RefreshToken(x) => {
                     let taken = h.take_refresh(x.refresh_token_hash());
                     let redeemed = x.redeem(taken, h.now)?;
-                    redeemed.issue(&h.provider, &mut h.rng, h.now)
+                    let claims = h.users.get(redeemed.subject()).cloned().unwrap_or_default();
+                    redeemed.issue_with_claims(&h.provider, &claims, &mut h.rng, h.now)
                 }
                 Grant::ClientCredentials(x) => Ok(x.issue(&h.provider, &mut h.rng, h.now)),
             }

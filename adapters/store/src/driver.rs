@@ -222,6 +222,9 @@ pub async fn token<S: Store>(
             TokenNeed::ResourceServer { resource } => {
                 TokenAnswer::ResourceServer(store.resource_server(resource).await?)
             }
+            TokenNeed::Claims { subject } => {
+                TokenAnswer::Claims(store.user_claims(subject).await?.unwrap_or_default())
+            }
             _ => {
                 return Err(DriverError::Misuse(ProtocolMisuse {
                     needed: "a need this driver does not know",
