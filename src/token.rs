@@ -722,7 +722,7 @@ impl CodeRedeemed {
     /// ([`crate::provider::ProviderBuilder::claims_in_id_token`]): then issue with
     /// [`CodeRedeemed::issue_with_claims`] and the end-user's claims.
     pub fn needs_claims(&self, provider: &Provider) -> bool {
-        provider.claims_in_id_token && self.record.scope.is_openid()
+        wants_claims(provider, &self.record.scope)
     }
 
     /// Issues the access token, a refresh token (if the client may refresh) and, for OpenID
@@ -745,9 +745,7 @@ impl CodeRedeemed {
         rng: &mut impl CryptoRng,
         now: OffsetDateTime,
     ) -> Result<Completed<JsonResponse>, TokenError> {
-        let released = self
-            .needs_claims(provider)
-            .then(|| claims.for_scope(self.subject(), &self.record.scope, provider));
+        let released = released_claims(provider, self.subject(), &self.record.scope, claims);
         self.issue_inner(provider, released.as_ref(), rng, now)
     }
 
@@ -842,7 +840,7 @@ impl RefreshRedeemed {
     /// Whether the ID token carries the scope's claims
     /// ([`crate::provider::ProviderBuilder::claims_in_id_token`]).
     pub fn needs_claims(&self, provider: &Provider) -> bool {
-        provider.claims_in_id_token && self.scope.is_openid()
+        wants_claims(provider, &self.scope)
     }
 
     /// Issues a new access token and a new refresh token of the same grant, and an ID token
@@ -865,9 +863,7 @@ impl RefreshRedeemed {
         rng: &mut impl CryptoRng,
         now: OffsetDateTime,
     ) -> Result<Completed<JsonResponse>, TokenError> {
-        let released = self
-            .needs_claims(provider)
-            .then(|| claims.for_scope(self.subject(), &self.scope, provider));
+        let released = released_claims(provider, self.subject(), &self.scope, claims);
         self.issue_inner(provider, released.as_ref(), rng, now)
     }
 
@@ -1069,6 +1065,21 @@ pub(crate) fn mint_access_token(
         expires_at: now + lifetime,
     };
     Ok((value, record))
+}
+
+/// Whether the token endpoint's ID token for `scope` carries the end-user's claims.
+fn wants_claims(provider: &Provider, scope: &Scope) -> bool {
+    provider.claims_in_id_token && scope.is_openid()
+}
+
+/// The claims of `subject` that `scope` releases, when the ID token carries them.
+fn released_claims(
+    provider: &Provider,
+    subject: &str,
+    scope: &Scope,
+    claims: &UserInfo,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    wants_claims(provider, scope).then(|| claims.for_scope(subject, scope, provider))
 }
 
 struct Issue<'a> {

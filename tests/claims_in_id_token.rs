@@ -10,20 +10,9 @@
 
 mod common;
 
-use base64::Engine as _;
 use common::{Harness, query, redirect_params};
 use oidc_flow::flow::{TokenAnswer, TokenFlow, TokenNeed, TokenStep};
 use serde_json::Value;
-
-fn payload(jwt: &str) -> Value {
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 /// Redeems a code of `client` for `scope` through the erased flow; the ID token's claims
 /// and the needs the flow asked for.
@@ -64,7 +53,10 @@ fn code_flow(h: &mut Harness, scope: &str) -> (Value, Vec<&'static str>) {
     };
     h.apply(done.effects);
     let body = done.response.json();
-    (payload(body["id_token"].as_str().unwrap()), asked)
+    (
+        common::jwt_payload(body["id_token"].as_str().unwrap()),
+        asked,
+    )
 }
 
 #[test]
@@ -101,6 +93,6 @@ fn refreshed_id_tokens_carry_them_too() {
     let refresh = t["refresh_token"].as_str().unwrap();
     let form = format!("grant_type=refresh_token&refresh_token={refresh}");
     let again = h.token(&form, Some(&Harness::basic(&client))).json();
-    let claims = payload(again["id_token"].as_str().unwrap());
+    let claims = common::jwt_payload(again["id_token"].as_str().unwrap());
     assert_eq!(claims["email"], "alice@example.com");
 }

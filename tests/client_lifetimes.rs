@@ -10,21 +10,9 @@
 
 mod common;
 
-use base64::Engine as _;
 use common::{Harness, query, redirect_params};
 use oidc_flow::secret::SecretHash;
 use oidc_flow::{AccessTokenFormat, ClientError};
-use serde_json::Value;
-
-fn payload(jwt: &str) -> Value {
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 #[test]
 fn a_client_with_its_own_lifetimes_gets_them() {
@@ -43,8 +31,11 @@ fn a_client_with_its_own_lifetimes_gets_them() {
     let now = h.now.unix_timestamp();
     assert_eq!(t["expires_in"], 900);
     let access = t["access_token"].as_str().unwrap();
-    assert_eq!(payload(access)["exp"], now + 900);
-    assert_eq!(payload(t["id_token"].as_str().unwrap())["exp"], now + 300);
+    assert_eq!(common::jwt_payload(access)["exp"], now + 900);
+    assert_eq!(
+        common::jwt_payload(t["id_token"].as_str().unwrap())["exp"],
+        now + 300
+    );
     let record = &h.access_tokens[&SecretHash::of(access)];
     assert_eq!(record.expires_at, h.now + time::Duration::seconds(900));
     // The implicit flow's token says the same.

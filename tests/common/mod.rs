@@ -197,6 +197,18 @@ pub fn assertion_clients() -> [Client; 2] {
     [secret.validate().unwrap(), key.validate().unwrap()]
 }
 
+/// The payload of a compact JWT, decoded without any check (tests read what was issued).
+pub fn jwt_payload(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 /// The claims of the fixture user `alice`.
 pub fn alice_claims() -> UserInfo {
     serde_json::from_value(serde_json::json!({
