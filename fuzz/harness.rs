@@ -2094,6 +2094,76 @@ pub fn introspection(data: &[u8]) {
     assert_eq!(body["client_id"], client_id.as_str());
 }
 
+/// A client assertion (RFC 7523): the input is the `client_assertion` of a client
+/// credentials request (not UTF-8: nothing to try). A token is issued only for an
+/// assertion that our own JWS code (an implementation apart from the jsonwebtoken the core
+/// verifies with) accepts under `assert-client`'s secret, with `iss` = `sub` = that client,
+/// `aud` the issuer or one of its endpoints, `exp` after the fixture's now and at most ten
+/// minutes later, and a `jti`; and the same assertion never succeeds twice.
+pub fn client_assertion(data: &[u8]) {
+    let Ok(assertion) = std::str::from_utf8(data) else {
+        return;
+    };
+    let form = params::encode([
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion),
+    ]);
+    let mut store = FIXTURE.store.clone();
+    let first = drive_token(&mut store, form.as_bytes(), None, None);
+    let second = drive_token(&mut store, form.as_bytes(), None, None);
+    assert!(
+        !(first.status == 200 && second.status == 200),
+        "a client assertion was accepted twice"
+    );
+    if first.status != 200 {
+        assert!(
+            matches!(first.status, 400 | 401),
+            "a refused assertion answered {}",
+            first.status
+        );
+        return;
+    }
+    let verified = jws::decode_verify(assertion, |alg, _| {
+        alg.is_symmetric().then_some(Signer::Hmac {
+            alg,
+            secret: ASSERT_SECRET.as_bytes(),
+        })
+    })
+    .expect("an accepted assertion verifies under the client's secret");
+    let claims = &verified.claims;
+    assert_eq!(claims["iss"], ASSERT_CLIENT);
+    assert_eq!(claims["sub"], ASSERT_CLIENT);
+    let endpoints = FIXTURE.provider.endpoints();
+    let ours = [
+        ISSUER,
+        endpoints.token.as_str(),
+        endpoints.revocation.as_str(),
+        endpoints.introspection.as_str(),
+    ];
+    let aud_ok = match &claims["aud"] {
+        serde_json::Value::String(a) => ours.contains(&a.as_str()),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .any(|v| v.as_str().is_some_and(|v| ours.contains(&v))),
+        _ => false,
+    };
+    assert!(aud_ok, "an assertion for another audience was accepted");
+    let exp = claims["exp"].as_i64().expect("an exp");
+    let now = store.now.unix_timestamp();
+    assert!(
+        exp > now && exp <= now + 600,
+        "an assertion out of its time was accepted"
+    );
+    assert!(
+        claims["jti"].as_str().is_some_and(|j| !j.is_empty()),
+        "no jti"
+    );
+}
+
 /// Runs the target named `name` on `data`; `false` if there is no such target.
 /// A revocation request (RFC 7009): an optional `Authorization` line, then the form. It
 /// ends in 200, 400 or 401; a refusal changes nothing; a 200 needs an authenticated client;
@@ -2169,6 +2239,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
     match name {
         "revocation" => revocation(data),
         "introspection" => introspection(data),
+        "client_assertion" => client_assertion(data),
         "authorize_query" => authorize_query(data),
         "authorize_form" => authorize_form(data),
         "token_request" => token_request(data),
@@ -2184,9 +2255,10 @@ pub fn run(name: &str, data: &[u8]) -> bool {
 }
 
 /// Every target, by name (the binaries under `fuzz_targets/`).
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 12] = [
     "revocation",
     "introspection",
+    "client_assertion",
     "authorize_query",
     "authorize_form",
     "token_request",
