@@ -434,7 +434,7 @@ fn check(
         ));
     }
     for grant in response_type.needs_grant_types() {
-        if !client.allows_grant(grant) {
+        if !client.allows_grant_named(grant.as_str()) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 format!(

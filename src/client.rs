@@ -164,8 +164,11 @@ impl ResponseMode {
 }
 
 /// A grant type a client may use (RFC 7591 §2 names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+///
+/// Besides the grants the core runs itself, a client may register an extension grant
+/// (RFC 6749 §4.5): `password` or an absolute URI, answered by the application's own handler
+/// where the provider declares it ([`crate::provider::ProviderBuilder::extension_grant`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GrantType {
     /// The authorization code grant (RFC 6749 §4.1).
     AuthorizationCode,
@@ -176,17 +179,69 @@ pub enum GrantType {
     /// The client credentials grant (RFC 6749 §4.4): a confidential client gets a token for
     /// itself, with no end-user.
     ClientCredentials,
+    /// An extension grant: `password` (RFC 6749 §4.3) or an absolute URI (§4.5), such as
+    /// RFC 8693's `urn:ietf:params:oauth:grant-type:token-exchange`.
+    Extension(String),
 }
 
 impl GrantType {
     /// The grant type's wire name.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::Implicit => "implicit",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::Extension(name) => name,
         }
+    }
+
+    /// The grant type named `name` on the wire: one the core runs, else an extension grant
+    /// (whether it is a valid one is [`GrantType::is_valid_extension`]'s question).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "authorization_code" => Self::AuthorizationCode,
+            "implicit" => Self::Implicit,
+            "refresh_token" => Self::RefreshToken,
+            "client_credentials" => Self::ClientCredentials,
+            other => Self::Extension(other.to_owned()),
+        }
+    }
+
+    /// Whether `name` may name an extension grant: `password` (RFC 6749 §4.3), or an
+    /// absolute URI without a fragment (§4.5), at most 255 bytes.
+    pub fn is_valid_extension(name: &str) -> bool {
+        if name == "password" {
+            return true;
+        }
+        name.len() <= 255
+            && !matches!(
+                Self::from_name(name),
+                Self::AuthorizationCode
+                    | Self::Implicit
+                    | Self::RefreshToken
+                    | Self::ClientCredentials
+            )
+            && url::Url::parse(name).is_ok_and(|u| u.fragment().is_none())
+    }
+}
+
+impl Serialize for GrantType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for GrantType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Self::from_name(&name))
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -381,7 +436,12 @@ pub enum ClientError {
     HmacNeedsSecret(Algorithm),
     /// A response type is registered without its grant type (RFC 7591 §2.1).
     #[error("response type `{0}` needs grant type `{1}`")]
-    GrantTypeMissing(ResponseType, &'static str),
+    GrantTypeMissing(ResponseType, String),
+    /// A grant type that is neither one the core runs nor a valid extension grant name.
+    #[error(
+        "unsupported grant type `{0}`: use authorization_code, implicit, refresh_token, client_credentials, password, or an extension grant's absolute URI"
+    )]
+    BadGrantType(String),
     /// A URI uses a scheme that runs code or reads local files in the browser.
     #[error("URI `{0}` uses a scheme that is never allowed (javascript, data, file, vbscript)")]
     DangerousScheme(String),
@@ -497,6 +557,13 @@ impl Client {
         if self.is_public() && self.allows_grant(GrantType::ClientCredentials) {
             return Err(ClientError::PublicClientCredentials);
         }
+        for grant in &self.grant_types {
+            if let GrantType::Extension(name) = grant
+                && !GrantType::is_valid_extension(name)
+            {
+                return Err(ClientError::BadGrantType(name.clone()));
+            }
+        }
         for uri in self
             .redirect_uris
             .iter()
@@ -568,7 +635,10 @@ impl Client {
         for rt in &self.response_types {
             for needed in rt.needs_grant_types() {
                 if !self.grant_types.contains(&needed) {
-                    return Err(ClientError::GrantTypeMissing(*rt, needed.as_str()));
+                    return Err(ClientError::GrantTypeMissing(
+                        *rt,
+                        needed.as_str().to_owned(),
+                    ));
                 }
             }
         }
@@ -657,6 +727,11 @@ impl Client {
     /// Whether the client registered `grant`.
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    /// Whether the client registered the grant type named `name` (an extension grant's URI).
+    pub fn allows_grant_named(&self, name: &str) -> bool {
+        self.grant_types.iter().any(|g| g.as_str() == name)
     }
 }
 

@@ -34,6 +34,13 @@ pub fn document(provider: &Provider) -> Value {
         .iter()
         .map(|rt| rt.as_str())
         .collect();
+    let mut grant_types = vec![
+        "authorization_code",
+        "implicit",
+        "refresh_token",
+        "client_credentials",
+    ];
+    grant_types.extend(provider.extension_grants.iter().map(String::as_str));
     let e = &provider.endpoints;
     json!({
         "issuer": provider.issuer,
@@ -44,7 +51,7 @@ pub fn document(provider: &Provider) -> Value {
         "scopes_supported": provider.scopes_supported.iter().collect::<Vec<_>>(),
         "response_types_supported": response_types,
         "response_modes_supported": ["query", "fragment", "form_post"],
-        "grant_types_supported": ["authorization_code", "implicit", "refresh_token", "client_credentials"],
+        "grant_types_supported": grant_types,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],

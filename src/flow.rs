@@ -36,6 +36,8 @@ use crate::effect::{
     AccessTokenRecord, Authentication, CodeRecord, Completed, NonceRecord, RefreshTokenRecord,
     Taken,
 };
+use crate::error::OAuthError;
+use crate::extension::{ExtensionGranted, ExtensionRequest, GrantDecision};
 use crate::introspection::Introspection;
 use crate::logout::{self, AwaitingConfirmation, Ending, LoggedOut};
 use crate::lookup::TokenKind;
@@ -348,6 +350,9 @@ pub enum TokenNeed<'a> {
         /// The end-user.
         subject: &'a str,
     },
+    /// The application's decision on an extension grant: run the handler registered for
+    /// [`ExtensionRequest::grant_type`] (`unsupported_grant_type` if there is none).
+    ExtensionGrant(&'a ExtensionRequest),
 }
 
 /// The driver's answer to a [`TokenNeed`].
@@ -366,6 +371,8 @@ pub enum TokenAnswer {
     ResourceServer(Option<Client>),
     /// Answers [`TokenNeed::Claims`] (`UserInfo::default()` for an unknown end-user).
     Claims(UserInfo),
+    /// Answers [`TokenNeed::ExtensionGrant`]: what to issue, or the error to send.
+    ExtensionGrant(Result<GrantDecision, OAuthError>),
 }
 
 impl TokenAnswer {
@@ -377,6 +384,7 @@ impl TokenAnswer {
             Self::AssertionClaimed(_) => "AssertionClaimed",
             Self::ResourceServer(_) => "ResourceServer",
             Self::Claims(_) => "Claims",
+            Self::ExtensionGrant(_) => "ExtensionGrant",
         }
     }
 }
@@ -407,6 +415,8 @@ enum TokenState {
     Refresh(RefreshExchange),
     CodeClaims(CodeRedeemed),
     RefreshClaims(RefreshRedeemed),
+    Extension(ExtensionRequest),
+    ExtensionClaims(ExtensionGranted),
 }
 
 impl TokenFlow {
@@ -438,6 +448,10 @@ impl TokenFlow {
             TokenState::RefreshClaims(x) => TokenNeed::Claims {
                 subject: x.subject(),
             },
+            TokenState::ExtensionClaims(x) => TokenNeed::Claims {
+                subject: x.subject(),
+            },
+            TokenState::Extension(x) => TokenNeed::ExtensionGrant(x),
         }
     }
 
@@ -462,6 +476,9 @@ impl TokenFlow {
                 state: TokenState::Refresh(x),
             }),
             Grant::ClientCredentials(x) => TokenStep::Done(x.issue(provider, rng, now)),
+            Grant::Extension(x) => TokenStep::Need(Self {
+                state: TokenState::Extension(x),
+            }),
         })
     }
 
@@ -480,6 +497,7 @@ impl TokenFlow {
             TokenNeed::ClaimAssertion(_) => "AssertionClaimed",
             TokenNeed::ResourceServer { .. } => "ResourceServer",
             TokenNeed::Claims { .. } => "Claims",
+            TokenNeed::ExtensionGrant(_) => "ExtensionGrant",
         };
         let misuse = ProtocolMisuse {
             needed,
@@ -527,6 +545,20 @@ impl TokenFlow {
                 .issue_with_claims(provider, &claims, rng, now)
                 .map(TokenStep::Done),
             (TokenState::RefreshClaims(r), TokenAnswer::Claims(claims)) => r
+                .issue_with_claims(provider, &claims, rng, now)
+                .map(TokenStep::Done),
+            (TokenState::Extension(x), TokenAnswer::ExtensionGrant(decision)) => {
+                x.decide(decision).and_then(|g| {
+                    if g.needs_claims(provider) {
+                        Ok(TokenStep::Need(Self {
+                            state: TokenState::ExtensionClaims(g),
+                        }))
+                    } else {
+                        g.issue(provider, rng, now).map(TokenStep::Done)
+                    }
+                })
+            }
+            (TokenState::ExtensionClaims(g), TokenAnswer::Claims(claims)) => g
                 .issue_with_claims(provider, &claims, rng, now)
                 .map(TokenStep::Done),
             _ => return Err(misuse),

@@ -31,6 +31,7 @@ pub mod client;
 pub mod discovery;
 pub mod effect;
 pub mod error;
+pub mod extension;
 pub mod flow;
 mod idtoken;
 pub mod introspection;

@@ -2,7 +2,7 @@
 
 use time::Duration;
 
-use crate::client::{Client, ResponseType};
+use crate::client::{Client, GrantType, ResponseType};
 use crate::jws::Signer;
 use crate::keys::{Algorithm, KeySet};
 use crate::scope::Scope;
@@ -30,6 +30,9 @@ pub struct Provider {
     pub(crate) claims_in_id_token: bool,
     pub(crate) scopes_supported: Scope,
     pub(crate) custom_scope_claims: Vec<(String, Vec<String>)>,
+    /// Extension grant types the token endpoint accepts, answered by the application
+    /// ([`crate::flow::TokenNeed::ExtensionGrant`]).
+    pub(crate) extension_grants: Vec<String>,
     pub(crate) endpoints: Endpoints,
 }
 
@@ -90,6 +93,12 @@ pub enum ConfigError {
     /// The supported scopes lack `openid`.
     #[error("scopes_supported must contain openid")]
     NoOpenidScope,
+    /// An extension grant type is neither `password` nor an absolute URI, or names a grant
+    /// the core runs itself.
+    #[error(
+        "extension grant `{0}` must be `password` or an absolute URI, and not a grant the core runs"
+    )]
+    BadExtensionGrant(String),
 }
 
 /// Builds a [`Provider`]; every setting has a sound default except the issuer and keys.
@@ -132,9 +141,16 @@ impl Provider {
                 ])
                 .unwrap_or_default(),
                 custom_scope_claims: Vec::new(),
+                extension_grants: Vec::new(),
                 endpoints,
             },
         }
+    }
+
+    /// Whether the token endpoint accepts the extension grant `grant_type`
+    /// ([`ProviderBuilder::extension_grant`]).
+    pub fn accepts_extension_grant(&self, grant_type: &str) -> bool {
+        self.extension_grants.iter().any(|g| g == grant_type)
     }
 
     /// The issuer identifier (`iss`).
@@ -319,6 +335,17 @@ impl ProviderBuilder {
         self
     }
 
+    /// Declares an extension grant (RFC 6749 §4.5, Authlib's `register_grant`): the token
+    /// endpoint accepts `grant_type` from clients that registered it and asks the application
+    /// what to issue ([`crate::flow::TokenNeed::ExtensionGrant`]); discovery lists it.
+    /// `grant_type` is `password` or an absolute URI.
+    pub fn extension_grant(mut self, grant_type: &str) -> Self {
+        if !self.inner.extension_grants.iter().any(|g| g == grant_type) {
+            self.inner.extension_grants.push(grant_type.to_owned());
+        }
+        self
+    }
+
     /// Overrides the endpoint URLs published in discovery.
     pub fn endpoints(mut self, endpoints: Endpoints) -> Self {
         self.inner.endpoints = endpoints;
@@ -350,6 +377,13 @@ impl ProviderBuilder {
         }
         if !p.scopes_supported.is_openid() {
             return Err(ConfigError::NoOpenidScope);
+        }
+        if let Some(bad) = p
+            .extension_grants
+            .iter()
+            .find(|g| !GrantType::is_valid_extension(g))
+        {
+            return Err(ConfigError::BadExtensionGrant(bad.clone()));
         }
         Ok(p)
     }

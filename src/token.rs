@@ -28,6 +28,7 @@ use crate::effect::{
     RefreshTokenRecord, Taken,
 };
 use crate::error::{ErrorCode, OAuthError};
+use crate::extension::ExtensionRequest;
 use crate::idtoken::{self, IdTokenInput};
 use crate::jws;
 use crate::params::Params;
@@ -343,10 +344,15 @@ impl Received {
                 Some(assertion::verify(&client, assertion, provider, now)?)
             }
         };
+        let extension_declared = self
+            .params
+            .get("grant_type")
+            .is_some_and(|g| provider.accepts_extension_grant(g));
         let authenticated = ClientAuthenticated {
             client,
             params: self.params,
             audience: None,
+            extension_declared,
         };
         Ok(match jti {
             None => Authenticated::Client(authenticated),
@@ -404,6 +410,8 @@ pub struct ClientAuthenticated {
     /// The RFC 8707 `resource` of the request, once a registered resource server was
     /// found for it ([`ClientAuthenticated::resolve_resource`]).
     audience: Option<String>,
+    /// Whether the request's `grant_type` is an extension grant the provider declared.
+    extension_declared: bool,
 }
 
 /// The grant a token request uses.
@@ -416,6 +424,9 @@ pub enum Grant {
     RefreshToken(RefreshExchange),
     /// `client_credentials`: a token for the client itself (RFC 6749 §4.4).
     ClientCredentials(ClientCredentials),
+    /// An extension grant the provider declared and the client registered: the
+    /// application decides what to issue.
+    Extension(ExtensionRequest),
 }
 
 impl ClientAuthenticated {
@@ -491,14 +502,15 @@ impl ClientAuthenticated {
             "authorization_code" => GrantType::AuthorizationCode,
             "refresh_token" => GrantType::RefreshToken,
             "client_credentials" => GrantType::ClientCredentials,
+            _ if self.extension_declared => GrantType::Extension(grant_type),
             _ => {
                 return Err(TokenError::new(
                     ErrorCode::UnsupportedGrantType,
-                    "the grant_type is not supported (supported: authorization_code, refresh_token, client_credentials)",
+                    "the grant_type is not supported here (see grant_types_supported in the discovery document)",
                 ));
             }
         };
-        if !self.client.allows_grant(grant) {
+        if !self.client.allows_grant_named(grant.as_str()) {
             return Err(TokenError::new(
                 ErrorCode::UnauthorizedClient,
                 format!(
@@ -508,6 +520,12 @@ impl ClientAuthenticated {
             ));
         }
         match grant {
+            GrantType::Extension(name) => Ok(Grant::Extension(ExtensionRequest::new(
+                self.client,
+                name,
+                self.params,
+                audience,
+            ))),
             GrantType::ClientCredentials => {
                 let asked = take(&mut self.params, "scope", crate::scope::MAX_SCOPE_LEN)?;
                 let scope = ClientCredentials::scope(&self.client, asked.as_deref())?;
@@ -768,6 +786,8 @@ impl CodeRedeemed {
                 authentication: &r.authentication,
                 include_auth_time: r.include_auth_time,
                 nonce: r.nonce.as_deref(),
+                refresh: self.client.allows_grant(GrantType::RefreshToken),
+                issued_token_type: None,
             },
             rng,
             now,
@@ -886,6 +906,8 @@ impl RefreshRedeemed {
                 authentication: &r.authentication,
                 include_auth_time: r.include_auth_time,
                 nonce: None,
+                refresh: self.client.allows_grant(GrantType::RefreshToken),
+                issued_token_type: None,
             },
             rng,
             now,
@@ -894,7 +916,7 @@ impl RefreshRedeemed {
 }
 
 /// Scopes that speak for an end-user, which the client credentials grant has none of.
-const END_USER_SCOPES: [&str; 2] = [Scope::OPENID, "offline_access"];
+pub(crate) const END_USER_SCOPES: [&str; 2] = [Scope::OPENID, "offline_access"];
 
 /// A `client_credentials` request (RFC 6749 §4.4) from an authenticated confidential client:
 /// the scope is decided, and nothing else is needed to issue.
@@ -949,41 +971,72 @@ impl ClientCredentials {
         now: OffsetDateTime,
     ) -> Completed<JsonResponse> {
         let grant = GrantId::generate(rng);
-        let minted = mint_access_token(
+        issue_access_only(
             provider,
-            AccessTokenFor {
-                client: &self.client,
+            &self.client,
+            AccessOnly {
                 grant: &grant,
                 subject: &self.client.client_id,
                 scope: &self.scope,
-                auth_time: None,
                 audience: self.audience.as_deref(),
+                issued_token_type: None,
             },
             rng,
             now,
-        );
-        let (access, record) = match minted {
-            Ok(minted) => minted,
-            Err(e) => return TokenError::new(e.code, e.description).into_completed(),
-        };
-        let body = TokenBody {
-            access_token: &access,
-            token_type: "Bearer",
-            expires_in: provider
-                .access_token_lifetime_for(&self.client)
-                .whole_seconds(),
-            refresh_token: None,
-            id_token: None,
-            scope: self.scope.to_string(),
-        };
-        match serde_json::to_string(&body) {
-            Ok(body) => Completed {
-                response: JsonResponse::no_store(body),
-                effects: vec![Effect::StoreAccessToken(record)],
-            },
-            Err(e) => TokenError::new(ErrorCode::ServerError, e.to_string()).into_completed(),
-        }
+        )
+        .unwrap_or_else(TokenError::into_completed)
     }
+}
+
+/// An access token with nothing beside it: no end-user authenticated here, so no refresh
+/// token and no ID token.
+pub(crate) struct AccessOnly<'a> {
+    pub(crate) grant: &'a GrantId,
+    /// The client itself, or a subject vouched for by an extension grant.
+    pub(crate) subject: &'a str,
+    pub(crate) scope: &'a Scope,
+    pub(crate) audience: Option<&'a str>,
+    /// RFC 8693's `issued_token_type`, for a token exchange.
+    pub(crate) issued_token_type: Option<&'static str>,
+}
+
+/// Issues a lone access token (client credentials, extension grants without an end-user).
+pub(crate) fn issue_access_only(
+    provider: &Provider,
+    client: &Client,
+    issue: AccessOnly<'_>,
+    rng: &mut impl CryptoRng,
+    now: OffsetDateTime,
+) -> Result<Completed<JsonResponse>, TokenError> {
+    let (access, record) = mint_access_token(
+        provider,
+        AccessTokenFor {
+            client,
+            grant: issue.grant,
+            subject: issue.subject,
+            scope: issue.scope,
+            auth_time: None,
+            audience: issue.audience,
+        },
+        rng,
+        now,
+    )
+    .map_err(|e| TokenError::new(e.code, e.description))?;
+    let body = TokenBody {
+        access_token: &access,
+        issued_token_type: issue.issued_token_type,
+        token_type: "Bearer",
+        expires_in: provider.access_token_lifetime_for(client).whole_seconds(),
+        refresh_token: None,
+        id_token: None,
+        scope: issue.scope.to_string(),
+    };
+    let body = serde_json::to_string(&body)
+        .map_err(|e| TokenError::new(ErrorCode::ServerError, e.to_string()))?;
+    Ok(Completed {
+        response: JsonResponse::no_store(body),
+        effects: vec![Effect::StoreAccessToken(record)],
+    })
 }
 
 /// What an access token is minted for.
@@ -1068,12 +1121,12 @@ pub(crate) fn mint_access_token(
 }
 
 /// Whether the token endpoint's ID token for `scope` carries the end-user's claims.
-fn wants_claims(provider: &Provider, scope: &Scope) -> bool {
+pub(crate) fn wants_claims(provider: &Provider, scope: &Scope) -> bool {
     provider.claims_in_id_token && scope.is_openid()
 }
 
 /// The claims of `subject` that `scope` releases, when the ID token carries them.
-fn released_claims(
+pub(crate) fn released_claims(
     provider: &Provider,
     subject: &str,
     scope: &Scope,
@@ -1082,20 +1135,27 @@ fn released_claims(
     wants_claims(provider, scope).then(|| claims.for_scope(subject, scope, provider))
 }
 
-struct Issue<'a> {
+/// What the token endpoint issues for an end-user's grant.
+pub(crate) struct Issue<'a> {
     /// Claims for the ID token beside the registered ones.
-    claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
-    audience: Option<&'a str>,
-    grant: &'a GrantId,
-    scope: &'a Scope,
-    authentication: &'a Authentication,
-    include_auth_time: bool,
-    nonce: Option<&'a str>,
+    pub(crate) claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub(crate) audience: Option<&'a str>,
+    pub(crate) grant: &'a GrantId,
+    pub(crate) scope: &'a Scope,
+    pub(crate) authentication: &'a Authentication,
+    pub(crate) include_auth_time: bool,
+    pub(crate) nonce: Option<&'a str>,
+    /// Whether a refresh token comes too.
+    pub(crate) refresh: bool,
+    /// RFC 8693's `issued_token_type`, for a token exchange.
+    pub(crate) issued_token_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]
 struct TokenBody<'a> {
     access_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
     token_type: &'static str,
     expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1105,7 +1165,7 @@ struct TokenBody<'a> {
     scope: String,
 }
 
-fn issue_tokens(
+pub(crate) fn issue_tokens(
     provider: &Provider,
     client: &Client,
     issue: Issue<'_>,
@@ -1128,9 +1188,7 @@ fn issue_tokens(
     .map_err(|e| TokenError::new(e.code, e.description))?;
     let mut effects = Vec::with_capacity(2);
     effects.push(Effect::StoreAccessToken(record));
-    let refresh = client
-        .allows_grant(GrantType::RefreshToken)
-        .then(|| MintedSecret::generate(rng));
+    let refresh = issue.refresh.then(|| MintedSecret::generate(rng));
     if let Some(refresh) = &refresh {
         effects.push(Effect::StoreRefreshToken(RefreshTokenRecord {
             hash: refresh.hash(),
@@ -1165,6 +1223,7 @@ fn issue_tokens(
     };
     let body = TokenBody {
         access_token: &access,
+        issued_token_type: issue.issued_token_type,
         token_type: "Bearer",
         expires_in: provider.access_token_lifetime_for(client).whole_seconds(),
         refresh_token: refresh.as_ref().map(MintedSecret::as_str),

@@ -274,7 +274,17 @@ pub struct Harness {
     pub now: OffsetDateTime,
     /// The secret parked requests are sealed with.
     pub parking: oidc_flow::parking::ParkingSecret,
+    /// The application's handler of extension grants (`None`: no handler registered).
+    pub extension_grant: Option<ExtensionHandler>,
 }
+
+/// An application's extension grant handler, as the harness calls it.
+pub type ExtensionHandler = Box<
+    dyn Fn(
+        &oidc_flow::extension::ExtensionRequest,
+        &Harness,
+    ) -> Result<oidc_flow::extension::GrantDecision, oidc_flow::OAuthError>,
+>;
 
 impl Harness {
     /// A harness with every fixture key and client; `configure` adjusts the provider.
@@ -318,6 +328,7 @@ impl Harness {
             rng: ChaCha20Rng::seed_from_u64(2026),
             now: START,
             parking: oidc_flow::parking::ParkingSecret::from_bytes(&[42; 32]),
+            extension_grant: None,
         }
     }
 
@@ -566,6 +577,18 @@ impl Harness {
                     redeemed.issue_with_claims(&h.provider, &claims, &mut h.rng, h.now)
                 }
                 Grant::ClientCredentials(x) => Ok(x.issue(&h.provider, &mut h.rng, h.now)),
+                Grant::Extension(x) => {
+                    let decision = match &h.extension_grant {
+                        Some(handler) => handler(&x, h),
+                        None => Err(oidc_flow::OAuthError::new(
+                            oidc_flow::ErrorCode::UnsupportedGrantType,
+                            "no handler",
+                        )),
+                    };
+                    let granted = x.decide(decision)?;
+                    let claims = h.users.get(granted.subject()).cloned().unwrap_or_default();
+                    granted.issue_with_claims(&h.provider, &claims, &mut h.rng, h.now)
+                }
             }
         };
         let done = match run(self) {
