@@ -24,7 +24,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use oidc_flow::{Authentication, Provider};
 use oidc_flow_store::Store;
+use oidc_flow_store::endpoints::UndeclaredGrant;
 use oidc_flow_store::endpoints::{self, Endpoints, LoginForm, Pages, WebResponse};
+use oidc_flow_store::grants::TokenGrant;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
@@ -76,6 +78,13 @@ impl<S: Store> App<S> {
     ) -> Self {
         self.endpoints = self.endpoints.with_session_policy(lifetime, idle_timeout);
         self
+    }
+
+    /// Answers the extension grant `G::GRANT_TYPE` at the token endpoint with `grant`; the
+    /// provider must declare it ([`oidc_flow::ProviderBuilder::extension_grant`]).
+    pub fn with_grant<G: TokenGrant>(mut self, grant: G) -> Result<Self, UndeclaredGrant> {
+        self.endpoints = self.endpoints.with_grant(grant)?;
+        Ok(self)
     }
 
     /// Replaces the login throttle's limits (the `serve --login-*` flags).

@@ -262,8 +262,10 @@ enum ClientCommand {
         /// A response type, e.g. "code" or "code id_token" (repeat for several).
         #[arg(long = "response-type")]
         response_types: Vec<String>,
-        /// A grant type: authorization_code, implicit, refresh_token or client_credentials
-        /// (repeat for several; derived from the response types when absent).
+        /// A grant type: authorization_code, implicit, refresh_token, client_credentials, or
+        /// an extension grant (password, or an absolute URI such as RFC 8693's
+        /// urn:ietf:params:oauth:grant-type:token-exchange) that a server built with its handler
+        /// answers (repeat for several; derived from the response types when absent).
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
         /// client_secret_basic (default), client_secret_post, client_secret_jwt,

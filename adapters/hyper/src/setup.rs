@@ -242,11 +242,15 @@ pub async fn add_client<S: Store>(
         .chars()
         .take(22)
         .collect::<String>();
+    // Grants that never send an end-user to the authorization endpoint: the client
+    // credentials grant and extension grants (password, token exchange, ...).
     let grants_without_redirects = !new.grant_types.is_empty()
-        && new
-            .grant_types
-            .iter()
-            .all(|g| g == "client_credentials" || g == "refresh_token");
+        && new.grant_types.iter().all(|g| {
+            !matches!(
+                GrantType::from_name(g),
+                GrantType::AuthorizationCode | GrantType::Implicit
+            )
+        });
     let resource_server = new.resource.is_some();
     let response_types =
         if resource_server || (new.response_types.is_empty() && grants_without_redirects) {
@@ -282,8 +286,14 @@ pub async fn add_client<S: Store>(
         new.grant_types
             .iter()
             .map(|t| {
-                serde_json::from_value::<GrantType>(serde_json::Value::String(t.clone()))
-                    .map_err(|_| invalid(format!("unsupported grant type `{t}`")))
+                match GrantType::from_name(t) {
+                    GrantType::Extension(name) if !GrantType::is_valid_extension(&name) => Err(
+                        invalid(format!(
+                            "unsupported grant type `{t}`: use authorization_code, implicit, refresh_token, client_credentials, password, or an extension grant's absolute URI"
+                        )),
+                    ),
+                    grant => Ok(grant),
+                }
             })
             .collect::<Result<Vec<_>, _>>()?
     };

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::driver::{self, AuthorizeResult, DriverError, LogoutResult};
+use crate::grants::Grants;
 use crate::{Store, StoreResult};
 use oidc_flow::authorize::{PendingAuthorization, PendingView, Resumed};
 use oidc_flow::flow::{AuthorizeStep, LogoutStep};
@@ -35,6 +36,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn token<'a>(
         &'a self,
         provider: &'a Provider,
+        grants: &'a Grants,
         form: &'a [u8],
         authorization: Option<&'a [u8]>,
         now: OffsetDateTime,
@@ -163,11 +165,19 @@ impl<S: Store> Backend for Shared<S> {
     fn token<'a>(
         &'a self,
         provider: &'a Provider,
+        grants: &'a Grants,
         form: &'a [u8],
         authorization: Option<&'a [u8]>,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<JsonResponse, DriverError>> {
-        Box::pin(driver::token(&*self.0, provider, form, authorization, now))
+        Box::pin(driver::token(
+            &*self.0,
+            provider,
+            grants,
+            form,
+            authorization,
+            now,
+        ))
     }
 
     fn revoke<'a>(

@@ -26,6 +26,7 @@ use oidc_flow::{
 use rand_core::UnwrapErr;
 use time::OffsetDateTime;
 
+use crate::grants::Grants;
 use crate::{Store, StoreError};
 
 pub use oidc_flow::authorize::PENDING_LIFETIME;
@@ -185,10 +186,12 @@ pub async fn unpark<S: Store>(
     Ok(pending.resume(client, claim))
 }
 
-/// Runs a token request: the form body and the `Authorization` header.
+/// Runs a token request: the form body and the `Authorization` header; extension grants
+/// go to their handlers in `grants`.
 pub async fn token<S: Store>(
     store: &S,
     provider: &Provider,
+    grants: &Grants,
     form: &[u8],
     authorization: Option<&[u8]>,
     now: OffsetDateTime,
@@ -224,6 +227,9 @@ pub async fn token<S: Store>(
             }
             TokenNeed::Claims { subject } => {
                 TokenAnswer::Claims(store.user_claims(subject).await?.unwrap_or_default())
+            }
+            TokenNeed::ExtensionGrant(request) => {
+                TokenAnswer::ExtensionGrant(grants.decide(request, now).await)
             }
             _ => {
                 return Err(DriverError::Misuse(ProtocolMisuse {

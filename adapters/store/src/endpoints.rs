@@ -41,6 +41,7 @@ use time::OffsetDateTime;
 use crate::backchannel::BackchannelSender;
 use crate::backend::{Backend, Shared};
 use crate::driver::{AuthorizeResult, DriverError, LogoutResult, system_rng};
+use crate::grants::{Grants, TokenGrant};
 use crate::web::{self, BROWSER_COOKIE, CSRF_COOKIE, SESSION_COOKIE};
 use crate::{Store, StoreError, StoreResult};
 
@@ -56,6 +57,13 @@ pub const DEFAULT_SESSION_LIFETIME: time::Duration = time::Duration::hours(8);
 /// application's login and consent pages (`/login?oidc_request=...`). A form on that page
 /// without an `action` posts back to the same URL, sealed request included.
 pub const HANDLE_PARAM: &str = "oidc_request";
+
+/// [`Endpoints::with_grant`] was given a grant its provider does not declare.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the provider does not declare the extension grant `{0}`: add it with ProviderBuilder::extension_grant"
+)]
+pub struct UndeclaredGrant(pub &'static str);
 
 /// A finished HTTP response: status, headers (cookies included) and body.
 pub type WebResponse = Response<Bytes>;
@@ -113,6 +121,8 @@ pub struct Endpoints {
     /// Delivers back-channel logout tokens in the background (`None` if its HTTP client
     /// could not be built: logouts then only end the session here, with a warning).
     backchannel: Option<BackchannelSender>,
+    /// The application's extension grants at the token endpoint.
+    grants: Grants,
 }
 
 impl std::fmt::Debug for Endpoints {
@@ -153,7 +163,21 @@ impl Endpoints {
             backchannel: BackchannelSender::new()
                 .inspect_err(|e| tracing::warn!(error = %e, "no back-channel logout delivery"))
                 .ok(),
+            grants: Grants::default(),
         }
+    }
+
+    /// Answers the extension grant `G::GRANT_TYPE` at the token endpoint with `grant`
+    /// (Authlib's `register_grant`). The provider must declare it
+    /// ([`oidc_flow::ProviderBuilder::extension_grant`]), so that discovery lists it and the
+    /// token flow accepts it: a grant it does not declare is refused here rather than left
+    /// unreachable.
+    pub fn with_grant<G: TokenGrant>(mut self, grant: G) -> Result<Self, UndeclaredGrant> {
+        if !self.provider().accepts_extension_grant(G::GRANT_TYPE) {
+            return Err(UndeclaredGrant(G::GRANT_TYPE));
+        }
+        self.grants = std::mem::take(&mut self.grants).with(grant);
+        Ok(self)
     }
 
     /// Sets how long end-user sessions last at most and how long they may go unused.
@@ -238,7 +262,13 @@ impl Endpoints {
             ("/token", &Method::POST) => match form(headers, body) {
                 Ok(form) => json_result(
                     self.backend
-                        .token(&self.provider(), form, authorization(headers), now())
+                        .token(
+                            &self.provider(),
+                            &self.grants,
+                            form,
+                            authorization(headers),
+                            now(),
+                        )
                         .await,
                 ),
                 Err(r) => r,

@@ -27,6 +27,7 @@ mod backend;
 mod datakey;
 pub mod driver;
 pub mod endpoints;
+pub mod grants;
 mod memory;
 pub mod purge;
 mod sqlite;

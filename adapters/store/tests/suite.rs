@@ -852,9 +852,16 @@ async fn driver_code_flow<S: Store>(s: &S) {
         "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Frp.example%2Fcb"
     );
     let basic = b"Basic cnA6czNjcmV0LXMzY3JldA==";
-    let resp = driver::token(s, &provider, form.as_bytes(), Some(basic), NOW)
-        .await
-        .unwrap();
+    let resp = driver::token(
+        s,
+        &provider,
+        &Default::default(),
+        form.as_bytes(),
+        Some(basic),
+        NOW,
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status, 200, "{}", resp.body);
     let at = resp.json()["access_token"].as_str().unwrap().to_owned();
     let ui = driver::userinfo(
@@ -883,9 +890,16 @@ async fn driver_code_flow<S: Store>(s: &S) {
     };
     assert!(r.param("code").is_some());
     // Replay of the first code: invalid_grant, and the first access token is revoked.
-    let again = driver::token(s, &provider, form.as_bytes(), Some(basic), NOW)
-        .await
-        .unwrap();
+    let again = driver::token(
+        s,
+        &provider,
+        &Default::default(),
+        form.as_bytes(),
+        Some(basic),
+        NOW,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.json()["error"], "invalid_grant");
     let ui = driver::userinfo(
         s,
