@@ -89,6 +89,7 @@ use std::sync::Arc;
 use oidc_flow::Provider;
 use oidc_flow_store::Store;
 use oidc_flow_store::endpoints::{Endpoints, Pages};
+use oidc_flow_store::grants::Grants;
 
 mod bearer;
 mod interaction;
@@ -99,7 +100,9 @@ mod routes;
 pub use bearer::{AcceptedToken, Bearer, BearerRejection, NoScope, RequiredScope, TokenSource};
 pub use interaction::{HANDLE_PARAM, InteractionError, PendingConsent, PendingLogin};
 pub use oidc_flow::{Authentication, Scope, UserInfo};
+pub use oidc_flow_store::endpoints::UndeclaredGrant;
 pub use oidc_flow_store::endpoints::{DEFAULT_SESSION_LIFETIME as SESSION_LIFETIME, MAX_BODY};
+pub use oidc_flow_store::grants::TokenGrant;
 pub use oidc_flow_store::{AppStore, UserClaims};
 pub use redact::{RedactQueries, install_logger, without_queries};
 pub use response::OidcResponse;
@@ -138,6 +141,7 @@ impl Oidc {
             consent_url: "/consent".to_owned(),
             first_party: Vec::new(),
             purge_interval: oidc_flow_store::purge::PURGE_INTERVAL,
+            grants: Grants::default(),
         }
     }
 
@@ -167,9 +171,21 @@ pub struct OidcBuilder<S, C> {
     consent_url: String,
     first_party: Vec<String>,
     purge_interval: std::time::Duration,
+    grants: Grants,
 }
 
 impl<S: Store, C: UserClaims> OidcBuilder<S, C> {
+    /// Answers the extension grant `G::GRANT_TYPE` at the token endpoint with `grant`
+    /// (Authlib's `register_grant`); the provider must declare it
+    /// ([`oidc_flow::ProviderBuilder::extension_grant`]).
+    pub fn grant<G: TokenGrant>(mut self, grant: G) -> Result<Self, UndeclaredGrant> {
+        if !self.provider.accepts_extension_grant(G::GRANT_TYPE) {
+            return Err(UndeclaredGrant(G::GRANT_TYPE));
+        }
+        self.grants = self.grants.with(grant);
+        Ok(self)
+    }
+
     /// The app's login page (default `/login`). An authorization that needs the end-user
     /// to sign in is sent there with `?oidc_request=HANDLE` ([`HANDLE_PARAM`]); its route
     /// takes a [`PendingLogin`].
@@ -215,7 +231,7 @@ impl<S: Store, C: UserClaims> OidcBuilder<S, C> {
         };
         Oidc {
             inner: Arc::new(Inner {
-                endpoints: Endpoints::new(self.provider, store, pages),
+                endpoints: Endpoints::new(self.provider, store, pages).with_grants(self.grants),
                 purge_interval: self.purge_interval,
             }),
         }

@@ -580,3 +580,110 @@ async fn bearer_guard_verifies_jwt_access_tokens_without_the_store() {
 }
 
 // ------------------------------------------------------------------ endpoint errors
+
+/// A grant of the application's own: a service account's token, for the client itself.
+struct ServiceAccount;
+
+#[derive(rocket::serde::Deserialize)]
+#[serde(crate = "rocket::serde")]
+struct ServiceAccountForm {
+    account: String,
+    scope: Option<String>,
+}
+
+const SERVICE_ACCOUNT: &str = "urn:example:params:oauth:grant-type:service-account";
+
+impl oidc_flow_rocket::TokenGrant for ServiceAccount {
+    const GRANT_TYPE: &'static str = SERVICE_ACCOUNT;
+    type Form = ServiceAccountForm;
+
+    async fn decide(
+        &self,
+        client: &oidc_flow::Client,
+        form: ServiceAccountForm,
+        _now: time::OffsetDateTime,
+    ) -> Result<oidc_flow::extension::GrantDecision, oidc_flow::OAuthError> {
+        if form.account != format!("{}-robot", client.client_id) {
+            return Err(oidc_flow::OAuthError::new(
+                oidc_flow::ErrorCode::InvalidGrant,
+                "not this client's account",
+            ));
+        }
+        let scope = Scope::parse(form.scope.as_deref().unwrap_or("profile")).unwrap();
+        Ok(oidc_flow::extension::GrantDecision::for_client(scope))
+    }
+}
+
+#[tokio::test]
+async fn an_extension_grant_registered_on_the_builder_is_answered_at_the_token_endpoint() {
+    let world = World::new(ISSUER).await;
+    // The demo client registers the grant too.
+    let mut demo = world.store.client("demo").await.unwrap().unwrap();
+    demo.grant_types
+        .push(oidc_flow::GrantType::Extension(SERVICE_ACCOUNT.to_owned()));
+    use oidc_flow_store::Admin as _;
+    world
+        .store
+        .update_client(&demo.validate().unwrap())
+        .await
+        .unwrap();
+    // A provider that does not declare the grant refuses it at configuration time.
+    let users = common::example::Users::demo();
+    let undeclared =
+        oidc_flow_rocket::Oidc::builder(world.provider.clone(), world.store.clone(), users.clone())
+            .grant(ServiceAccount);
+    assert!(undeclared.is_err());
+    let declared = std::sync::Arc::new(
+        oidc_flow::Provider::builder(ISSUER, common::key_set())
+            .extension_grant(SERVICE_ACCOUNT)
+            .build()
+            .unwrap(),
+    );
+    let oidc = oidc_flow_rocket::Oidc::builder(declared, world.store.clone(), users)
+        .grant(ServiceAccount)
+        .unwrap()
+        .build();
+    let b = Client::tracked(rocket::custom(common::quiet_config()).attach(oidc))
+        .await
+        .unwrap();
+    let ask = |account: &'static str| {
+        b.post("/oidc/token")
+            .header(ContentType::Form)
+            .header(Header::new("Authorization", world.basic("demo")))
+            .body(form(&[
+                ("grant_type", SERVICE_ACCOUNT),
+                ("account", account),
+            ]))
+    };
+    let ok = send(ask("demo-robot")).await;
+    assert_eq!(ok.status, Status::Ok, "{}", ok.body);
+    let token = ok.json()["access_token"].as_str().unwrap().to_owned();
+    let record = world
+        .store
+        .access_token(&SecretHash::of(&token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.subject, "demo");
+    assert_eq!(record.scope.to_string(), "profile");
+    let refused = send(ask("someone-else")).await;
+    assert_eq!(refused.status, Status::BadRequest);
+    assert_eq!(refused.json()["error"], "invalid_grant");
+    // The portal client did not register the grant.
+    let portal = send(
+        b.post("/oidc/token")
+            .header(ContentType::Form)
+            .header(Header::new("Authorization", world.basic("portal")))
+            .body(form(&[
+                ("grant_type", SERVICE_ACCOUNT),
+                ("account", "portal-robot"),
+            ])),
+    )
+    .await;
+    assert_eq!(
+        portal.json()["error"],
+        "unauthorized_client",
+        "{}",
+        portal.body
+    );
+}

@@ -180,6 +180,22 @@ impl Endpoints {
         Ok(self)
     }
 
+    /// Answers every grant of `grants` the provider declares, as [`Endpoints::with_grant`]
+    /// does one by one; one it does not declare is left out with an error logged (check
+    /// them first with [`Grants::undeclared`]).
+    #[must_use]
+    pub fn with_grants(mut self, grants: Grants) -> Self {
+        let provider = self.provider();
+        if let Some(missing) = grants.undeclared(&provider) {
+            tracing::error!(
+                grant_type = missing,
+                "an extension grant the provider does not declare is not served"
+            );
+        }
+        self.grants = grants.declared_by(&provider);
+        self
+    }
+
     /// Sets how long end-user sessions last at most and how long they may go unused.
     #[must_use]
     pub fn with_session_policy(

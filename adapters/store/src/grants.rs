@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use oidc_flow::extension::{ExtensionRequest, GrantDecision};
-use oidc_flow::{Client, ErrorCode, OAuthError};
+use oidc_flow::{Client, ErrorCode, OAuthError, Provider};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
@@ -91,6 +91,20 @@ impl Grants {
     pub fn with<G: TokenGrant>(mut self, grant: G) -> Self {
         self.0.retain(|g| g.grant_type() != G::GRANT_TYPE);
         self.0.push(Arc::new(grant));
+        self
+    }
+
+    /// The first grant type registered here that `provider` does not declare, if any.
+    pub fn undeclared(&self, provider: &Provider) -> Option<&'static str> {
+        self.grant_types()
+            .find(|g| !provider.accepts_extension_grant(g))
+    }
+
+    /// These grants less those `provider` does not declare.
+    #[must_use]
+    pub fn declared_by(mut self, provider: &Provider) -> Self {
+        self.0
+            .retain(|g| provider.accepts_extension_grant(g.grant_type()));
         self
     }
 

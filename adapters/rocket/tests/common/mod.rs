@@ -33,12 +33,17 @@ fn key_pem() -> &'static str {
     PEM.get_or_init(|| SigningKey::generate(Algorithm::RS256, None).unwrap().1)
 }
 
-/// A provider for `issuer` with the shared key.
-pub fn provider(issuer: &str) -> Arc<Provider> {
+/// A key set with the shared key.
+pub fn key_set() -> KeySet {
     let key = SigningKey::from_pem(key_pem().as_bytes(), Algorithm::RS256, None).unwrap();
     let mut keys = KeySet::new();
     keys.add(key).unwrap();
-    Arc::new(Provider::builder(issuer, keys).build().unwrap())
+    keys
+}
+
+/// A provider for `issuer` with the shared key.
+pub fn provider(issuer: &str) -> Arc<Provider> {
+    Arc::new(Provider::builder(issuer, key_set()).build().unwrap())
 }
 
 /// A provider's world: its configuration, its store, and two registered clients:
