@@ -2235,6 +2235,215 @@ pub fn revocation(data: &[u8]) {
     }
 }
 
+// ------------------------------------------------------------------ extension grants
+
+/// The grant type of RFC 8693, declared by the extension-grant fixture.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The client registered for the fixture's extension grants.
+pub const GRANT_CLIENT: &str = "grant-app";
+/// Its secret.
+pub const GRANT_SECRET: &str = "grant-app-secret";
+/// The subject token the fixture's token exchange accepts.
+pub const LIVE_SUBJECT_TOKEN: &str = "live-subject-token";
+
+/// A provider declaring the password grant and token exchange, and the clients of
+/// [`FIXTURE`] plus one registered for both.
+pub static EXTENSION_FIXTURE: LazyLock<(Provider, HashMap<String, Client>)> = LazyLock::new(|| {
+    let provider = Provider::builder(ISSUER, key_set())
+        .default_alg(Algorithm::ES256)
+        .extension_grant("password")
+        .extension_grant(TOKEN_EXCHANGE)
+        .build()
+        .expect("extension provider fixture");
+    let mut clients = FIXTURE.clients.clone();
+    let app = client(serde_json::json!({
+        "client_id": GRANT_CLIENT,
+        "client_secret": GRANT_SECRET,
+        "redirect_uris": [],
+        "response_types": [],
+        "grant_types": ["password", "refresh_token", TOKEN_EXCHANGE],
+        "scope": "openid profile offline_access api",
+    }));
+    clients.insert(app.client_id.clone(), app);
+    (provider, clients)
+});
+
+#[derive(serde::Deserialize)]
+struct FuzzPasswordForm {
+    username: String,
+    password: String,
+    scope: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct FuzzExchangeForm {
+    subject_token: String,
+    subject_token_type: String,
+    scope: Option<String>,
+}
+
+/// The fixture's handlers: alice / wonderland for the password grant; the one live subject
+/// token (alice's, scope `profile api`) for token exchange. What they grant is what the
+/// form asks, unchecked: holding the line is the core's job.
+fn fuzz_grant_handler(
+    request: &oidc_flow::extension::ExtensionRequest,
+) -> Result<oidc_flow::extension::GrantDecision, oidc_flow::OAuthError> {
+    use oidc_flow::extension::GrantDecision;
+    let scope = |s: Option<String>, default: &str| {
+        oidc_flow::Scope::parse(s.as_deref().unwrap_or(default)).map_err(|e| {
+            oidc_flow::OAuthError::new(oidc_flow::ErrorCode::InvalidScope, e.to_string())
+        })
+    };
+    let bad_grant = |why: &str| oidc_flow::OAuthError::new(oidc_flow::ErrorCode::InvalidGrant, why);
+    match request.grant_type() {
+        "password" => {
+            let form: FuzzPasswordForm = request.form()?;
+            if (form.username.as_str(), form.password.as_str()) != ("alice", "wonderland") {
+                return Err(bad_grant("wrong password"));
+            }
+            let authentication = Authentication {
+                subject: "alice".to_owned(),
+                auth_time: START,
+                acr: None,
+                amr: vec!["pwd".to_owned()],
+                sid: None,
+            };
+            Ok(
+                GrantDecision::for_end_user(authentication, scope(form.scope, "openid")?)
+                    .with_refresh_token(),
+            )
+        }
+        TOKEN_EXCHANGE => {
+            let form: FuzzExchangeForm = request.form()?;
+            if form.subject_token != LIVE_SUBJECT_TOKEN
+                || form.subject_token_type != oidc_flow::extension::ACCESS_TOKEN_TYPE
+            {
+                return Err(bad_grant("not an active subject token"));
+            }
+            Ok(GrantDecision::for_subject("alice", scope(form.scope, "api")?).as_token_exchange())
+        }
+        other => panic!("the core asked about the undeclared grant {other}"),
+    }
+}
+
+/// `extension_grant`: `Authorization` header line, then a token request form, against a
+/// provider declaring the password grant and token exchange. A token only for a client
+/// that authenticated and registered the grant, when its handler said yes; the scope
+/// within the client's registration; an ID token and refresh token only for the password
+/// grant's end-user, never for token exchange, which always says `issued_token_type`.
+pub fn extension_grant(data: &[u8]) {
+    let _ = extension_grant_status(data);
+}
+
+/// [`extension_grant`], reporting the status the token endpoint answered.
+pub fn extension_grant_status(data: &[u8]) -> u16 {
+    let (header, form) = split_header(data);
+    let (provider, clients) = &*EXTENSION_FIXTURE;
+    let mut store = FIXTURE.store.clone();
+    let mut asked: Option<(String, String, bool)> = None;
+    let mut step = TokenFlow::parse(form, header);
+    let done = loop {
+        let flow = match step {
+            TokenStep::Need(flow) => flow,
+            TokenStep::Done(done) => break done,
+        };
+        let answer = match flow.need() {
+            TokenNeed::Client { client_id } => TokenAnswer::Client(clients.get(client_id).cloned()),
+            TokenNeed::ExtensionGrant(request) => {
+                let client = request.client();
+                assert!(
+                    client.allows_grant_named(request.grant_type()),
+                    "asked about a grant the client did not register"
+                );
+                let decision = fuzz_grant_handler(request);
+                asked = Some((
+                    client.client_id.clone(),
+                    request.grant_type().to_owned(),
+                    decision.is_ok(),
+                ));
+                TokenAnswer::ExtensionGrant(decision)
+            }
+            TokenNeed::ClaimAssertion(jti) => TokenAnswer::AssertionClaimed(
+                store
+                    .nonces
+                    .insert((jti.client_id.clone(), jti.nonce.clone())),
+            ),
+            TokenNeed::ResourceServer { resource } => TokenAnswer::ResourceServer(
+                clients
+                    .values()
+                    .find(|c| c.resource.as_deref() == Some(resource))
+                    .cloned(),
+            ),
+            TokenNeed::TakeCode(_) => TokenAnswer::Code(Taken::Unknown),
+            TokenNeed::TakeRefreshToken(_) => TokenAnswer::RefreshToken(Taken::Unknown),
+            TokenNeed::Claims { .. } => TokenAnswer::Claims(UserInfo::default()),
+            other => panic!("an unknown need {other:?}"),
+        };
+        let now = store.now;
+        step = flow
+            .resume(answer, provider, &mut store.rng, now)
+            .expect("the harness answered what was needed");
+    };
+    let response = done.response;
+    assert!(
+        matches!(response.status, 200 | 400 | 401),
+        "the token endpoint answered {}: {}",
+        response.status,
+        response.body
+    );
+    if response.status != 200 {
+        assert!(
+            done.effects
+                .iter()
+                .all(|e| matches!(e, Effect::RevokeGrant(_))),
+            "a refusal stored a token"
+        );
+        return response.status;
+    }
+    let Some((client_id, grant_type, said_yes)) = asked else {
+        // A core grant (client credentials of the service client) may succeed here too.
+        return response.status;
+    };
+    assert!(said_yes, "a token although the handler refused");
+    let client = &clients[&client_id];
+    let body = response.json();
+    let scope = oidc_flow::Scope::parse(body["scope"].as_str().expect("a scope")).expect("a scope");
+    assert!(
+        scope.not_in(&client.scope).next().is_none(),
+        "a scope beyond the client's registration: {scope}"
+    );
+    let stored: Vec<&AccessTokenRecord> = done
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::StoreAccessToken(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored.len(), 1, "one access token per request");
+    let record = stored[0];
+    assert_eq!(record.client_id, client_id, "a token for another client");
+    assert_eq!(record.subject, "alice", "a token for someone else");
+    if grant_type == TOKEN_EXCHANGE {
+        assert_eq!(
+            body["issued_token_type"],
+            oidc_flow::extension::ACCESS_TOKEN_TYPE
+        );
+        assert!(
+            body.get("id_token").is_none() && body.get("refresh_token").is_none(),
+            "token exchange issued more than an access token"
+        );
+        assert!(
+            !scope.is_openid() && !scope.contains("offline_access"),
+            "an end-user scope with nobody authenticated"
+        );
+    } else {
+        assert!(body.get("issued_token_type").is_none());
+        assert_eq!(body.get("id_token").is_some(), scope.is_openid());
+    }
+    response.status
+}
+
 pub fn run(name: &str, data: &[u8]) -> bool {
     match name {
         "revocation" => revocation(data),
@@ -2249,13 +2458,14 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "jws" => jws(data),
         "id_token_hint" => id_token_hint(data),
         "flow" => flow(data),
+        "extension_grant" => extension_grant(data),
         _ => return false,
     }
     true
 }
 
 /// Every target, by name (the binaries under `fuzz_targets/`).
-pub const TARGETS: [&str; 12] = [
+pub const TARGETS: [&str; 13] = [
     "revocation",
     "introspection",
     "client_assertion",
@@ -2268,4 +2478,5 @@ pub const TARGETS: [&str; 12] = [
     "jws",
     "id_token_hint",
     "flow",
+    "extension_grant",
 ];

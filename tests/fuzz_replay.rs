@@ -98,3 +98,22 @@ fn empty_and_junk_inputs() {
         }
     }
 }
+
+/// The extension-grant seeds reach both sides of the target's checks: the grants' successes
+/// (where the token's shape is checked) and their refusals.
+#[test]
+fn extension_grant_seeds_reach_successes_and_refusals() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/extension_grant");
+    for (seed, status) in [
+        ("seed-password", 200),
+        ("seed-exchange", 200),
+        ("seed-password-wrong", 400),
+        ("seed-password-scope", 400),
+        ("seed-exchange-openid", 400),
+        ("seed-public-unregistered", 400),
+        ("seed-undeclared", 400),
+    ] {
+        let data = std::fs::read(dir.join(seed)).unwrap();
+        assert_eq!(harness::extension_grant_status(&data), status, "{seed}");
+    }
+}
