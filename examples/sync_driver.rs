@@ -124,7 +124,7 @@ impl Maps {
                         .get(&(subject.to_owned(), client_id.to_owned()))
                         .is_some_and(|given| scope.is_subset_of(given)),
                 ),
-                AuthorizeNeed::Claims { subject } => {
+                AuthorizeNeed::Claims { subject, .. } => {
                     AuthorizeAnswer::Claims(self.users.get(subject).cloned().unwrap_or_default())
                 }
                 other => return Err(format!("a need this driver does not know: {other:?}").into()),
@@ -168,7 +168,7 @@ impl Maps {
                     self.nonces
                         .insert((jti.client_id.clone(), jti.nonce.clone())),
                 ),
-                TokenNeed::Claims { subject } => {
+                TokenNeed::Claims { subject, .. } => {
                     TokenAnswer::Claims(self.users.get(subject).cloned().unwrap_or_default())
                 }
                 TokenNeed::ResourceServer { resource } => TokenAnswer::ResourceServer(
@@ -200,7 +200,7 @@ impl Maps {
                 UserinfoNeed::AccessToken(hash) => {
                     UserinfoAnswer::AccessToken(self.access_tokens.get(hash).cloned())
                 }
-                UserinfoNeed::Claims { subject } => {
+                UserinfoNeed::Claims { subject, .. } => {
                     UserinfoAnswer::Claims(self.users.get(subject).cloned().unwrap_or_default())
                 }
                 other => return Err(format!("a need this driver does not know: {other:?}").into()),

@@ -676,7 +676,7 @@ fn drive_authorize(
                 }
                 AuthorizeAnswer::Consent(given)
             }
-            AuthorizeNeed::Claims { subject } => AuthorizeAnswer::Claims(claims_of(subject)),
+            AuthorizeNeed::Claims { subject, .. } => AuthorizeAnswer::Claims(claims_of(subject)),
             _ => return Ended::Page,
         };
         let now = store.now;
@@ -1044,7 +1044,7 @@ fn drive_userinfo(
                 presented = Some(*h);
                 UserinfoAnswer::AccessToken(store.access.get(h).cloned())
             }
-            UserinfoNeed::Claims { subject } => UserinfoAnswer::Claims(claims_of(subject)),
+            UserinfoNeed::Claims { subject, .. } => UserinfoAnswer::Claims(claims_of(subject)),
             _ => {
                 return JsonResponse::oauth_error(
                     500,

@@ -222,6 +222,11 @@ impl ExtensionGranted {
         }
     }
 
+    /// The scope the tokens will carry.
+    pub fn scope(&self) -> &Scope {
+        &self.decision.scope
+    }
+
     /// Whether the ID token carries the scope's claims
     /// ([`crate::provider::ProviderBuilder::claims_in_id_token`]): then issue with
     /// [`ExtensionGranted::issue_with_claims`].

@@ -87,10 +87,14 @@ pub enum AuthorizeNeed<'a> {
         /// The requested scope.
         scope: &'a Scope,
     },
-    /// The claims of `subject`.
+    /// The claims of `subject`, for a token of `scope` (the app may tailor what it reads to
+    /// the scope, as Authlib's `generate_user_info(user, scope)`; the core releases only
+    /// what the scope covers either way).
     Claims {
         /// The end-user.
         subject: &'a str,
+        /// The scope the claims are released for.
+        scope: &'a Scope,
     },
 }
 
@@ -226,6 +230,7 @@ impl AuthorizeFlow {
             },
             AuthorizeState::Claims(a) => AuthorizeNeed::Claims {
                 subject: a.subject(),
+                scope: a.scope(),
             },
         }
     }
@@ -349,6 +354,8 @@ pub enum TokenNeed<'a> {
     Claims {
         /// The end-user.
         subject: &'a str,
+        /// The scope the claims are released for.
+        scope: &'a Scope,
     },
     /// The application's decision on an extension grant: run the handler registered for
     /// [`ExtensionRequest::grant_type`] (`unsupported_grant_type` if there is none).
@@ -444,12 +451,15 @@ impl TokenFlow {
             TokenState::Refresh(x) => TokenNeed::TakeRefreshToken(x.refresh_token_hash()),
             TokenState::CodeClaims(x) => TokenNeed::Claims {
                 subject: x.subject(),
+                scope: x.scope(),
             },
             TokenState::RefreshClaims(x) => TokenNeed::Claims {
                 subject: x.subject(),
+                scope: x.scope(),
             },
             TokenState::ExtensionClaims(x) => TokenNeed::Claims {
                 subject: x.subject(),
+                scope: x.scope(),
             },
             TokenState::Extension(x) => TokenNeed::ExtensionGrant(x),
         }
@@ -906,10 +916,14 @@ impl IntrospectionFlow {
 pub enum UserinfoNeed<'a> {
     /// The access token record stored under this hash, or `None`.
     AccessToken(&'a SecretHash),
-    /// The claims of `subject`.
+    /// The claims of `subject`, for a token of `scope` (the app may tailor what it reads to
+    /// the scope, as Authlib's `generate_user_info(user, scope)`; the core releases only
+    /// what the scope covers either way).
     Claims {
         /// The end-user.
         subject: &'a str,
+        /// The scope the claims are released for.
+        scope: &'a Scope,
     },
 }
 
@@ -967,6 +981,7 @@ impl UserinfoFlow {
             UserinfoState::Received(r) => UserinfoNeed::AccessToken(r.token_hash()),
             UserinfoState::Authorized(a) => UserinfoNeed::Claims {
                 subject: a.subject(),
+                scope: a.scope(),
             },
         }
     }

@@ -736,6 +736,11 @@ impl CodeRedeemed {
         &self.record.authentication.subject
     }
 
+    /// The scope the code granted.
+    pub fn scope(&self) -> &Scope {
+        &self.record.scope
+    }
+
     /// Whether the ID token carries the scope's claims
     /// ([`crate::provider::ProviderBuilder::claims_in_id_token`]): then issue with
     /// [`CodeRedeemed::issue_with_claims`] and the end-user's claims.
@@ -855,6 +860,11 @@ impl RefreshRedeemed {
     /// The end-user of the grant.
     pub fn subject(&self) -> &str {
         &self.record.authentication.subject
+    }
+
+    /// The scope the new tokens will carry.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     /// Whether the ID token carries the scope's claims

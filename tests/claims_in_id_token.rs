@@ -43,7 +43,7 @@ fn code_flow(h: &mut Harness, scope: &str) -> (Value, Vec<&'static str>) {
                 let hash = *hash;
                 TokenAnswer::Code(h.take_code(&hash))
             }
-            TokenNeed::Claims { subject } => {
+            TokenNeed::Claims { subject, .. } => {
                 asked.push("claims");
                 TokenAnswer::Claims(h.users.get(subject).cloned().unwrap_or_default())
             }

@@ -38,7 +38,7 @@ fn authorize_loop(
                 client_id,
                 scope,
             } => AuthorizeAnswer::Consent(h.consented(subject, client_id, scope)),
-            AuthorizeNeed::Claims { subject } => {
+            AuthorizeNeed::Claims { subject, .. } => {
                 AuthorizeAnswer::Claims(h.users.get(subject).cloned().unwrap_or_default())
             }
             other => panic!("unexpected need {other:?}"),
@@ -86,7 +86,7 @@ fn userinfo_loop(h: &mut Harness, authorization: &str) -> JsonResponse {
             UserinfoNeed::AccessToken(hash) => {
                 UserinfoAnswer::AccessToken(h.access_tokens.get(hash).cloned())
             }
-            UserinfoNeed::Claims { subject } => {
+            UserinfoNeed::Claims { subject, .. } => {
                 UserinfoAnswer::Claims(h.users.get(subject).cloned().unwrap_or_default())
             }
             other => panic!("unexpected need {other:?}"),

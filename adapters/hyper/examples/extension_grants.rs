@@ -60,8 +60,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .await?;
-    let id = client["client_id"].as_str().unwrap_or_default();
-    let secret = client["client_secret"].as_str().unwrap_or_default();
+    let field = |name: &str| {
+        client
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    };
+    let id = field("client_id");
+    let secret = field("client_secret");
     println!("serving {issuer}; client {id}, user alice / wonderland\n");
     println!(
         "curl -u '{id}:{secret}' -d grant_type=password -d username=alice -d password=wonderland \\\n  -d scope='openid profile' {issuer}/token\n"

@@ -37,6 +37,20 @@ pub trait UserClaims: Send + Sync + 'static {
     /// The claims of `subject`, or `None` if the app does not know it (tokens then carry
     /// `sub` alone).
     fn claims(&self, subject: &str) -> impl Future<Output = Option<UserInfo>> + Send;
+
+    /// The claims of `subject` for a token of `scope` — Authlib's
+    /// `generate_user_info(user, scope)`: an app whose claims cost something to gather
+    /// (another service, another table) reads only what the scope releases. The provider
+    /// still releases only what `scope` covers (OIDC Core §5.4). By default,
+    /// [`UserClaims::claims`].
+    fn claims_for_scope(
+        &self,
+        subject: &str,
+        scope: &Scope,
+    ) -> impl Future<Output = Option<UserInfo>> + Send {
+        let _ = scope;
+        self.claims(subject)
+    }
 }
 
 /// A [`Store`] seen through the app: `user_claims` asks the app's [`UserClaims`], and
@@ -90,6 +104,10 @@ impl<S: Store, C: UserClaims> Store for AppStore<S, C> {
 
     async fn user_claims(&self, subject: &str) -> StoreResult<Option<UserInfo>> {
         Ok(self.claims.claims(subject).await)
+    }
+
+    async fn user_claims_for(&self, subject: &str, scope: &Scope) -> StoreResult<Option<UserInfo>> {
+        Ok(self.claims.claims_for_scope(subject, scope).await)
     }
 
     fn add_user(&self, user: &UserRecord) -> impl Future<Output = StoreResult<()>> + Send {

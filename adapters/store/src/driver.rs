@@ -121,9 +121,12 @@ pub async fn authorize<S: Store>(
                 client_id,
                 scope,
             } => AuthorizeAnswer::Consent(store.consented(subject, client_id, scope).await?),
-            AuthorizeNeed::Claims { subject } => {
-                AuthorizeAnswer::Claims(store.user_claims(subject).await?.unwrap_or_default())
-            }
+            AuthorizeNeed::Claims { subject, scope } => AuthorizeAnswer::Claims(
+                store
+                    .user_claims_for(subject, scope)
+                    .await?
+                    .unwrap_or_default(),
+            ),
             _ => {
                 return Err(DriverError::Misuse(ProtocolMisuse {
                     needed: "a need this driver does not know",
@@ -225,9 +228,12 @@ pub async fn token<S: Store>(
             TokenNeed::ResourceServer { resource } => {
                 TokenAnswer::ResourceServer(store.resource_server(resource).await?)
             }
-            TokenNeed::Claims { subject } => {
-                TokenAnswer::Claims(store.user_claims(subject).await?.unwrap_or_default())
-            }
+            TokenNeed::Claims { subject, scope } => TokenAnswer::Claims(
+                store
+                    .user_claims_for(subject, scope)
+                    .await?
+                    .unwrap_or_default(),
+            ),
             TokenNeed::ExtensionGrant(request) => {
                 TokenAnswer::ExtensionGrant(grants.decide(request, now).await)
             }
@@ -336,9 +342,12 @@ pub async fn userinfo<S: Store>(
             UserinfoNeed::AccessToken(hash) => {
                 UserinfoAnswer::AccessToken(store.access_token(hash).await?)
             }
-            UserinfoNeed::Claims { subject } => {
-                UserinfoAnswer::Claims(store.user_claims(subject).await?.unwrap_or_default())
-            }
+            UserinfoNeed::Claims { subject, scope } => UserinfoAnswer::Claims(
+                store
+                    .user_claims_for(subject, scope)
+                    .await?
+                    .unwrap_or_default(),
+            ),
             _ => {
                 return Err(DriverError::Misuse(ProtocolMisuse {
                     needed: "a need this driver does not know",

@@ -167,6 +167,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         subject: &str,
     ) -> impl Future<Output = StoreResult<Option<UserInfo>>> + Send;
+    /// The claims of the user with this subject, for a token of `scope`: what the driver
+    /// asks when it releases claims. The provider releases only what the scope covers
+    /// either way; a store that can read less for a narrow scope does so here (the app's
+    /// [`crate::UserClaims::claims_for_scope`]). By default, [`Store::user_claims`].
+    fn user_claims_for(
+        &self,
+        subject: &str,
+        scope: &Scope,
+    ) -> impl Future<Output = StoreResult<Option<UserInfo>>> + Send {
+        let _ = scope;
+        self.user_claims(subject)
+    }
     /// Adds a user; fails with [`StoreError::Duplicate`] if the name is taken.
     fn add_user(&self, user: &UserRecord) -> impl Future<Output = StoreResult<()>> + Send;
 
