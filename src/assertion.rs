@@ -14,9 +14,14 @@ use jsonwebtoken::{Algorithm as JwtAlgorithm, AlgorithmFamily, DecodingKey, Vali
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::client::{AuthMethod, Client};
 use crate::effect::NonceRecord;
 use crate::error::ErrorCode;
+use crate::jws;
+use crate::keys::{Algorithm, PublicEcKey};
 use crate::provider::Provider;
 use crate::token::TokenError;
 
@@ -124,6 +129,99 @@ fn key_for(
     }
 }
 
+/// How many of the client's registered public keys (`jwks`) can verify an assertion: those
+/// jsonwebtoken reads, and the P-521 ones the core's own JWS code verifies.
+pub(crate) fn usable_key_count(client: &Client) -> usize {
+    registered_keys(client).len() + es512_keys(client).len()
+}
+
+/// The client's registered P-521 keys, which verify ES512 assertions through the core's
+/// own JWS code (jsonwebtoken has no ES512).
+fn es512_keys(client: &Client) -> Vec<PublicEcKey> {
+    client
+        .jwks
+        .as_ref()
+        .and_then(|j| j.get("keys"))
+        .and_then(serde_json::Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(serde_json::Value::as_object)
+                .filter_map(|k| PublicEcKey::from_jwk(k).ok())
+                .filter(|k| k.algorithm() == Algorithm::ES512)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `alg` of a compact JWS's header, read without verifying anything.
+fn header_alg(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Header {
+        alg: String,
+    }
+    let header = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    serde_json::from_slice::<Header>(&bytes).ok().map(|h| h.alg)
+}
+
+/// The claims of an ES512 assertion, verified with the core's JWS code against the client's
+/// P-521 key and checked as jsonwebtoken's `Validation` checks the others: `iss` and `sub`
+/// the client, `aud` (a string or an array) naming one of `audiences`.
+fn verify_es512(
+    client: &Client,
+    assertion: &str,
+    audiences: &[&str],
+) -> Result<AssertionClaims, TokenError> {
+    if client.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(invalid_client(
+            "an ES512 assertion is signed with the client's private key (private_key_jwt)",
+        ));
+    }
+    let keys = es512_keys(client);
+    let verified = jws::decode_verify_public(assertion, |_, kid| match kid {
+        Some(kid) => keys.iter().find(|k| k.kid() == Some(kid)),
+        None if keys.len() == 1 => keys.first(),
+        None => None,
+    })
+    .map_err(|e| match e {
+        jws::JwsError::UnknownKey => {
+            invalid_client("no registered key of the client matches the assertion's kid")
+        }
+        jws::JwsError::AlgorithmMismatch { .. } => {
+            invalid_client("the assertion's alg is not the one its key is registered for")
+        }
+        _ => invalid_client("the client assertion does not verify"),
+    })?;
+    let claims = verified.claims;
+    let names_client = |name: &str| {
+        claims.get(name).and_then(serde_json::Value::as_str) == Some(client.client_id.as_str())
+    };
+    if !names_client("iss") || !names_client("sub") {
+        return Err(invalid_client(
+            "the client assertion lacks exp, iss, sub or aud",
+        ));
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => audiences.contains(&a.as_str()),
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .any(|a| audiences.contains(&a)),
+        _ => {
+            return Err(invalid_client(
+                "the client assertion lacks exp, iss, sub or aud",
+            ));
+        }
+    };
+    if !aud_ok {
+        return Err(invalid_client(
+            "the client assertion's aud is not this provider's issuer or endpoint",
+        ));
+    }
+    serde_json::from_value(serde_json::Value::Object(claims))
+        .map_err(|_| invalid_client("the client assertion lacks exp, iss, sub or aud"))
+}
+
 /// The client's registered public keys (`jwks`), those jsonwebtoken can read.
 pub(crate) fn registered_keys(client: &Client) -> Vec<Jwk> {
     client
@@ -149,9 +247,6 @@ pub(crate) fn verify(
     provider: &Provider,
     now: OffsetDateTime,
 ) -> Result<NonceRecord, TokenError> {
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| invalid_client("the client assertion is not a JWT"))?;
-    let key = key_for(client, header.alg, header.kid.as_deref())?;
     let endpoints = &provider.endpoints;
     let audiences = [
         provider.issuer(),
@@ -159,15 +254,32 @@ pub(crate) fn verify(
         endpoints.revocation.as_str(),
         endpoints.introspection.as_str(),
     ];
+    let claims = if header_alg(assertion).as_deref() == Some(Algorithm::ES512.as_str()) {
+        verify_es512(client, assertion, &audiences)?
+    } else {
+        verify_with_jsonwebtoken(client, assertion, &audiences)?
+    };
+    check_times(client, claims, now)
+}
+
+/// The claims of an assertion in an algorithm jsonwebtoken has, verified by it.
+fn verify_with_jsonwebtoken(
+    client: &Client,
+    assertion: &str,
+    audiences: &[&str],
+) -> Result<AssertionClaims, TokenError> {
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| invalid_client("the client assertion is not a JWT"))?;
+    let key = key_for(client, header.alg, header.kid.as_deref())?;
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[&client.client_id]);
     validation.sub = Some(client.client_id.clone());
-    validation.set_audience(&audiences);
+    validation.set_audience(audiences);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     // The system clock is not the core's clock: the times are checked below.
     validation.validate_exp = false;
     validation.validate_nbf = false;
-    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
+    jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
         .map_err(|e| {
             invalid_client(match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidAudience => {
@@ -178,8 +290,17 @@ pub(crate) fn verify(
                 }
                 _ => "the client assertion does not verify",
             })
-        })?
-        .claims;
+        })
+        .map(|data| data.claims)
+}
+
+/// Checks a verified assertion's times against `now` and its `jti`; returns the record
+/// that claims the `jti` until the assertion expires.
+fn check_times(
+    client: &Client,
+    claims: AssertionClaims,
+    now: OffsetDateTime,
+) -> Result<NonceRecord, TokenError> {
     let now_s = now.unix_timestamp();
     if claims.exp <= now_s {
         return Err(invalid_client("the client assertion has expired"));

@@ -608,7 +608,7 @@ impl Client {
                         "the client's jwks must hold public keys only",
                     ));
                 }
-                if crate::assertion::registered_keys(&self).is_empty() {
+                if crate::assertion::usable_key_count(&self) == 0 {
                     return Err(ClientError::BadAssertionKeys(
                         "private_key_jwt needs the client's public keys (jwks)",
                     ));

@@ -6,10 +6,11 @@ use crate::claims::SCOPE_CLAIMS;
 use crate::keys::Algorithm;
 use crate::provider::Provider;
 
-/// The algorithms client assertions may use (RFC 7523; jsonwebtoken verifies them).
-const ASSERTION_ALGS: [&str; 12] = [
+/// The algorithms client assertions may use (RFC 7523): jsonwebtoken verifies them, ES512
+/// the core's own JWS code.
+const ASSERTION_ALGS: [&str; 13] = [
     "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
-    "ES384", "EdDSA",
+    "ES384", "ES512", "EdDSA",
 ];
 
 /// The `/.well-known/openid-configuration` document of `provider`.

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use crate::keys::{Algorithm, KeyError, SigningKey, hmac_sign, hmac_verify};
+use crate::keys::{Algorithm, KeyError, PublicEcKey, SigningKey, hmac_sign, hmac_verify};
 
 /// Largest compact JWS [`decode_verify`] accepts; ID tokens are far smaller.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -180,6 +180,48 @@ pub fn encode_with_typ<T: serde::Serialize>(
 pub fn decode_verify<'k>(
     token: &str,
     resolve: impl FnOnce(Algorithm, Option<&str>) -> Option<Signer<'k>>,
+) -> Result<Verified, JwsError> {
+    decode_verify_with(token, resolve)
+}
+
+/// As [`decode_verify`], with someone else's public key: the one `resolve(alg, kid)`
+/// returns (a client's registered ES* key, for what jsonwebtoken cannot verify).
+pub fn decode_verify_public<'k>(
+    token: &str,
+    resolve: impl FnOnce(Algorithm, Option<&str>) -> Option<&'k PublicEcKey>,
+) -> Result<Verified, JwsError> {
+    decode_verify_with(token, resolve)
+}
+
+/// What checks a signature: a provider key or client secret, or a public key.
+trait VerifyingKey {
+    fn algorithm(&self) -> Algorithm;
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool;
+}
+
+impl VerifyingKey for Signer<'_> {
+    fn algorithm(&self) -> Algorithm {
+        Signer::algorithm(self)
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        Signer::verify(self, message, signature)
+    }
+}
+
+impl VerifyingKey for &PublicEcKey {
+    fn algorithm(&self) -> Algorithm {
+        PublicEcKey::algorithm(self)
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        PublicEcKey::verify(self, message, signature)
+    }
+}
+
+fn decode_verify_with<K: VerifyingKey>(
+    token: &str,
+    resolve: impl FnOnce(Algorithm, Option<&str>) -> Option<K>,
 ) -> Result<Verified, JwsError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwsError::TooLarge);

@@ -228,6 +228,96 @@ enum EcCurve {
     P521,
 }
 
+/// Someone else's public EC key (a client's registered JWK), parsed once, which verifies
+/// its signatures: the ES* algorithms the provider's own key types cover, for what
+/// jsonwebtoken cannot verify (ES512 client assertions).
+pub struct PublicEcKey {
+    alg: Algorithm,
+    kid: Option<String>,
+    key: ParsedPublicKey,
+}
+
+impl fmt::Debug for PublicEcKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicEcKey")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicEcKey {
+    /// Reads a public EC JWK (`kty` EC, `crv` P-256/384/521, `x`, `y`): its algorithm is the
+    /// curve's (ES256/384/512), and must equal the JWK's `alg` when it names one. Private
+    /// members are refused: a registered key is public.
+    pub fn from_jwk(jwk: &Map<String, Value>) -> Result<Self, KeyError> {
+        let text = |name: &str| match jwk.get(name) {
+            Some(Value::String(v)) => Ok(v.as_str()),
+            _ => Err(KeyError::InvalidJwk(format!(
+                "the member {name} is missing"
+            ))),
+        };
+        if text("kty")? != "EC" {
+            return Err(KeyError::InvalidJwk("not an EC key".into()));
+        }
+        if jwk.contains_key("d") {
+            return Err(KeyError::InvalidJwk("a public key has no d".into()));
+        }
+        let curve = EcCurve::from_jwk_name(text("crv")?)
+            .ok_or_else(|| KeyError::InvalidJwk("crv must be P-256, P-384 or P-521".into()))?;
+        let alg = match curve {
+            EcCurve::P256 => Algorithm::ES256,
+            EcCurve::P384 => Algorithm::ES384,
+            EcCurve::P521 => Algorithm::ES512,
+        };
+        if let Some(Value::String(named)) = jwk.get("alg")
+            && named != alg.as_str()
+        {
+            return Err(KeyError::InvalidJwk(format!(
+                "alg {named} does not fit the curve's {alg}"
+            )));
+        }
+        let coordinate = |name: &str| -> Result<Vec<u8>, KeyError> {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(text(name)?)
+                .map_err(|_| KeyError::InvalidJwk(format!("{name} is not base64url")))?;
+            if bytes.len() == curve.coordinate_len() {
+                Ok(bytes)
+            } else {
+                Err(KeyError::InvalidJwk(format!("{name} has the wrong length")))
+            }
+        };
+        let mut point = vec![0x04];
+        point.extend(coordinate("x")?);
+        point.extend(coordinate("y")?);
+        let verification = alg
+            .verification_algorithm()
+            .ok_or_else(|| KeyError::InvalidJwk("not an asymmetric algorithm".into()))?;
+        let key = ParsedPublicKey::new(verification, &point)
+            .map_err(|_| KeyError::InvalidJwk("the point is not on the curve".into()))?;
+        let kid = match jwk.get("kid") {
+            Some(Value::String(k)) => Some(k.clone()),
+            _ => None,
+        };
+        Ok(Self { alg, kid, key })
+    }
+
+    /// The algorithm its signatures use.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The JWK's `kid`, if it has one.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// Whether `signature` (R || S, fixed length) is this key's over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
+}
+
 impl EcCurve {
     const ALL: [EcCurve; 3] = [Self::P256, Self::P384, Self::P521];
 

@@ -298,3 +298,85 @@ fn registration_rules() {
     assert!(with_secret.validate().is_err());
     assert_eq!(AuthMethod::PrivateKeyJwt.as_str(), "private_key_jwt");
 }
+
+/// An ES512 assertion (which jsonwebtoken cannot make or verify) signed by RustCrypto's
+/// `p521` with the fixture key's scalar: the core verifies it with its own JWS code.
+fn es512(kid: Option<&str>, claims: &Value) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use p521::ecdsa::signature::Signer as _;
+    let path = format!("{}/tests/keys/p521.jwk.json", env!("CARGO_MANIFEST_DIR"));
+    let jwk: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let d = B64.decode(jwk["d"].as_str().unwrap()).unwrap();
+    let key = p521::ecdsa::SigningKey::from_slice(&d).unwrap();
+    let mut header = json!({"alg": "ES512", "typ": "JWT"});
+    if let Some(kid) = kid {
+        header["kid"] = kid.into();
+    }
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let signature: p521::ecdsa::Signature = key.sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(signature.to_bytes()))
+}
+
+#[test]
+fn es512_assertions_verify_through_the_cores_own_jws_code() {
+    let mut h = Harness::default_provider();
+    let mut client = h.clients["assert-key"].clone();
+    client.client_id = "assert-p521".to_owned();
+    client.jwks = Some(json!({"keys": [common::public_jwk("p521", "client-es512", "ES512")]}));
+    let client = client.validate().unwrap();
+    h.clients.insert(client.client_id.clone(), client);
+    let token_endpoint = format!("{ISSUER}/token");
+    let ok = es512(
+        Some("client-es512"),
+        &claims(&h, "assert-p521", &token_endpoint, 60, "p521-1"),
+    );
+    let r = token_with(&mut h, &ok, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Single use, as every assertion.
+    assert_eq!(error_of(&token_with(&mut h, &ok, "")), invalid_client());
+    // The same checks as for the others: aud, iss/sub, lifetime, signature, kid.
+    let bad_aud = es512(
+        Some("client-es512"),
+        &claims(&h, "assert-p521", "https://elsewhere.example", 60, "p521-2"),
+    );
+    let other_client = es512(
+        Some("client-es512"),
+        &claims(&h, "assert-key", &token_endpoint, 60, "p521-3"),
+    );
+    let too_long = es512(
+        Some("client-es512"),
+        &claims(&h, "assert-p521", &token_endpoint, 3600, "p521-4"),
+    );
+    let unknown_kid = es512(
+        Some("nope"),
+        &claims(&h, "assert-p521", &token_endpoint, 60, "p521-5"),
+    );
+    let mut tampered = es512(
+        Some("client-es512"),
+        &claims(&h, "assert-p521", &token_endpoint, 60, "p521-6"),
+    );
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    for (name, assertion) in [
+        ("aud", bad_aud),
+        ("another client's", other_client),
+        ("ten minutes", too_long),
+        ("kid", unknown_kid),
+        ("signature", tampered),
+    ] {
+        let r = token_with(&mut h, &assertion, "");
+        assert_eq!(error_of(&r), invalid_client(), "{name}: {}", r.body);
+    }
+    // A client_secret_jwt client cannot use ES512.
+    let secret_client = es512(
+        None,
+        &claims(&h, "assert-secret", &token_endpoint, 60, "p521-7"),
+    );
+    let r = token_with(&mut h, &secret_client, "");
+    assert_eq!(error_of(&r), invalid_client(), "{}", r.body);
+}
