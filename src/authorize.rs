@@ -34,7 +34,7 @@ use crate::params::Params;
 use crate::parking::{self, ParkingSecret};
 use crate::pkce;
 use crate::provider::Provider;
-use crate::response::{ErrorPage, ErrorRedirect, Redirect};
+use crate::response::{AuthorizationParams, ErrorPage, ErrorParams, ErrorRedirect, Redirect};
 use crate::scope::Scope;
 use crate::secret::{GrantId, MintedSecret, SecretHash};
 
@@ -249,17 +249,14 @@ struct Target {
 
 impl Target {
     fn error(&self, error: OAuthError) -> ErrorRedirect {
-        let mut params = Vec::with_capacity(4);
-        params.push(("error", error.code.as_str().to_owned()));
-        params.push(("error_description", error.description.clone()));
-        if let Some(state) = &self.state {
-            params.push(("state", state.clone()));
-        }
-        params.push(("iss", self.issuer.clone()));
-        ErrorRedirect {
-            error,
-            redirect: Redirect::new(self.redirect_uri.clone(), self.mode, params),
-        }
+        let params = ErrorParams {
+            error: error.code.as_str(),
+            error_description: &error.description,
+            state: self.state.as_deref(),
+            iss: &self.issuer,
+        };
+        let redirect = Redirect::new(self.redirect_uri.clone(), self.mode, &params);
+        ErrorRedirect { error, redirect }
     }
 }
 
@@ -1304,7 +1301,6 @@ impl Authorized {
         let rt = ctx.response_type;
         let grant = GrantId::generate(rng);
         let mut effects = Vec::with_capacity(4);
-        let mut params: Vec<(&'static str, String)> = Vec::with_capacity(8);
 
         let code = rt.code.then(|| MintedSecret::generate(rng));
         if let Some(code) = &code {
@@ -1321,7 +1317,6 @@ impl Authorized {
                 include_auth_time: ctx.include_auth_time,
                 expires_at: now + provider.code_lifetime,
             }));
-            params.push(("code", code.as_str().to_owned()));
         }
         let access = rt
             .token
@@ -1342,20 +1337,10 @@ impl Authorized {
             })
             .transpose()
             .map_err(|e| ctx.target.error(e))?;
-        if let Some((token, record)) = access.as_ref() {
+        if let Some((_, record)) = access.as_ref() {
             effects.push(Effect::StoreAccessToken(record.clone()));
-            params.push(("access_token", token.clone()));
-            params.push(("token_type", "Bearer".to_owned()));
-            params.push((
-                "expires_in",
-                provider
-                    .access_token_lifetime_for(&self.client)
-                    .whole_seconds()
-                    .to_string(),
-            ));
-            params.push(("scope", ctx.scope.to_string()));
         }
-        if rt.id_token {
+        let id_token = if rt.id_token {
             let extra = self
                 .needs_claims()
                 .then(|| claims.for_scope(&self.user.subject, &ctx.scope, provider));
@@ -1373,12 +1358,25 @@ impl Authorized {
                 now,
             )
             .map_err(|e| ctx.target.error(e))?;
-            params.push(("id_token", id_token));
-        }
-        if let Some(state) = &ctx.target.state {
-            params.push(("state", state.clone()));
-        }
-        params.push(("iss", provider.issuer.clone()));
+            Some(id_token)
+        } else {
+            None
+        };
+        let access_token = access.as_ref().map(|(token, _)| token.as_str());
+        let params = AuthorizationParams {
+            code: code.as_ref().map(MintedSecret::as_str),
+            access_token,
+            token_type: access_token.map(|_| "Bearer"),
+            expires_in: access_token.map(|_| {
+                provider
+                    .access_token_lifetime_for(&self.client)
+                    .whole_seconds()
+            }),
+            scope: access_token.map(|_| ctx.scope.to_string()),
+            id_token: id_token.as_deref(),
+            state: ctx.target.state.as_deref(),
+            iss: &provider.issuer,
+        };
 
         if let Some(sid) = &self.user.sid {
             effects.push(Effect::JoinSession {
@@ -1394,7 +1392,7 @@ impl Authorized {
             }));
         }
         Ok(Completed {
-            response: Redirect::new(ctx.target.redirect_uri.clone(), ctx.target.mode, params),
+            response: Redirect::new(ctx.target.redirect_uri.clone(), ctx.target.mode, &params),
             effects,
         })
     }

@@ -204,19 +204,27 @@ fn unverified_audience(token: &str) -> Option<String> {
     }
 }
 
-/// The registered URI with `state` appended as a query parameter.
+/// The parameters RP-Initiated Logout §3 sends to the post-logout redirect URI.
+#[derive(serde::Serialize)]
+struct PostLogoutParams<'a> {
+    state: &'a str,
+}
+
+/// The registered URI with `state` appended as a query parameter (serde_urlencoded),
+/// after the URI's own query if it has one. Registered URIs carry no fragment.
 fn post_logout_location(uri: &str, state: Option<&str>) -> String {
     let Some(state) = state else {
         return uri.to_owned();
     };
-    match url::Url::parse(uri) {
-        Ok(mut u) => {
-            u.query_pairs_mut().append_pair("state", state);
-            u.into()
-        }
-        // Registered URIs were parsed at registration; keep the exact string if not.
-        Err(_) => uri.to_owned(),
-    }
+    let Ok(encoded) = serde_urlencoded::to_string(PostLogoutParams { state }) else {
+        return uri.to_owned();
+    };
+    let sep = match uri.split_once('?') {
+        Some((_, "")) => "",
+        Some(_) => "&",
+        None => "?",
+    };
+    format!("{uri}{sep}{encoded}")
 }
 
 /// A request whose client, hint and post-logout redirect are settled.

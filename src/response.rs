@@ -1,7 +1,42 @@
 //! What a flow hands back to the adapter to send: a redirect, an error page or a JSON body.
 
+use serde::Serialize;
+
 use crate::client::ResponseMode;
 use crate::error::{ErrorCode, OAuthError};
+
+/// The parameters of a successful authorization response: RFC 6749 §4.1.2 and §4.2.2, OAuth
+/// 2.0 Multiple Response Types §5 (hybrid), OIDC Core §3.2.2.5 (`id_token`), RFC 9207 (`iss`).
+/// Encoded by serde_urlencoded for the query and fragment modes; the form_post fields are
+/// the same pairs.
+#[derive(Debug, Serialize)]
+pub(crate) struct AuthorizationParams<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) access_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_in: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) id_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) state: Option<&'a str>,
+    pub(crate) iss: &'a str,
+}
+
+/// The parameters of an error sent to the redirect URI (RFC 6749 §4.1.2.1, RFC 9207 `iss`).
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorParams<'a> {
+    pub(crate) error: &'static str,
+    pub(crate) error_description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) state: Option<&'a str>,
+    pub(crate) iss: &'a str,
+}
 
 /// An authorization response on its way to the client's redirect URI.
 #[derive(Clone, PartialEq, Eq)]
@@ -9,13 +44,16 @@ use crate::error::{ErrorCode, OAuthError};
 pub struct Redirect {
     redirect_uri: String,
     mode: ResponseMode,
-    params: Vec<(&'static str, String)>,
+    /// The parameters form-urlencoded (serde_urlencoded): the query or the fragment.
+    encoded: String,
+    /// The same parameters decoded, in order: the form_post fields and [`Redirect::param`].
+    params: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Redirect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Codes and tokens are in the parameters: print only their names.
-        let names: Vec<&str> = self.params.iter().map(|(k, _)| *k).collect();
+        let names: Vec<&str> = self.params.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("Redirect")
             .field("redirect_uri", &self.redirect_uri)
             .field("mode", &self.mode)
@@ -25,14 +63,20 @@ impl std::fmt::Debug for Redirect {
 }
 
 impl Redirect {
-    pub(crate) fn new(
-        redirect_uri: String,
-        mode: ResponseMode,
-        params: Vec<(&'static str, String)>,
-    ) -> Self {
+    /// A response carrying `params` (a `#[derive(Serialize)]` type of flat fields), encoded
+    /// once by serde_urlencoded.
+    pub(crate) fn new(redirect_uri: String, mode: ResponseMode, params: &impl Serialize) -> Self {
+        // Flat structs of strings and integers always encode; were one not to, the client
+        // would get server_error rather than a response missing its parameters.
+        let encoded =
+            serde_urlencoded::to_string(params).unwrap_or_else(|_| "error=server_error".to_owned());
+        let params = url::form_urlencoded::parse(encoded.as_bytes())
+            .into_owned()
+            .collect();
         Self {
             redirect_uri,
             mode,
+            encoded,
             params,
         }
     }
@@ -47,8 +91,8 @@ impl Redirect {
         self.mode
     }
 
-    /// The response parameters (`code`, `state`, `iss`, ... or `error`, ...).
-    pub fn params(&self) -> &[(&'static str, String)] {
+    /// The response parameters (`code`, `state`, `iss`, ... or `error`, ...), in order.
+    pub fn params(&self) -> &[(String, String)] {
         &self.params
     }
 
@@ -62,23 +106,17 @@ impl Redirect {
 
     /// The `Location` of a 303 redirect, for the query and fragment modes; `None` for form_post.
     pub fn location(&self) -> Option<String> {
-        let pairs = self.params.iter().map(|(k, v)| (*k, v.as_str()));
         match self.mode {
             ResponseMode::Query => {
-                let encoded = crate::params::encode(pairs);
                 // The registered URI may carry a query of its own (RFC 6749 §3.1.2), which is kept.
                 let sep = if self.redirect_uri.contains('?') {
                     '&'
                 } else {
                     '?'
                 };
-                Some(format!("{}{sep}{encoded}", self.redirect_uri))
+                Some(format!("{}{sep}{}", self.redirect_uri, self.encoded))
             }
-            ResponseMode::Fragment => Some(format!(
-                "{}#{}",
-                self.redirect_uri,
-                crate::params::encode(pairs)
-            )),
+            ResponseMode::Fragment => Some(format!("{}#{}", self.redirect_uri, self.encoded)),
             ResponseMode::FormPost => None,
         }
     }
@@ -177,6 +215,58 @@ mod tests {
     use base64::Engine as _;
 
     #[test]
+    fn the_typed_parameters_encode_once_and_read_back_the_same() {
+        let state = "a b&c=d/\u{e9}?#";
+        let params = AuthorizationParams {
+            code: Some("c0de"),
+            access_token: Some("t0ken"),
+            token_type: Some("Bearer"),
+            expires_in: Some(3600),
+            scope: Some("openid profile".into()),
+            id_token: None,
+            state: Some(state),
+            iss: "https://op.example/tenant",
+        };
+        let r = Redirect::new(
+            "https://rp.example/cb?x=1".into(),
+            ResponseMode::Query,
+            &params,
+        );
+        let location = r.location().unwrap();
+        let (base, query) = location.split_once("?x=1&").unwrap();
+        assert_eq!(base, "https://rp.example/cb");
+        // Decoded by the url crate (the WHATWG parser), not by ours.
+        let read: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let expect: Vec<(String, String)> = [
+            ("code", "c0de"),
+            ("access_token", "t0ken"),
+            ("token_type", "Bearer"),
+            ("expires_in", "3600"),
+            ("scope", "openid profile"),
+            ("state", state),
+            ("iss", "https://op.example/tenant"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        assert_eq!(read, expect);
+        assert_eq!(r.params(), expect.as_slice());
+        assert_eq!(r.param("state"), Some(state));
+        let fragment = Redirect::new(
+            "https://rp.example/cb".into(),
+            ResponseMode::Fragment,
+            &params,
+        );
+        assert_eq!(
+            fragment.location().unwrap(),
+            format!("https://rp.example/cb#{query}")
+        );
+    }
+
+    #[test]
+
     fn the_form_post_script_hash_is_its_sha256() {
         let digest =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, FORM_POST_SCRIPT.as_bytes());
@@ -185,7 +275,7 @@ mod tests {
         let r = Redirect::new(
             "https://rp.example:8443/cb?x=1".into(),
             ResponseMode::FormPost,
-            vec![("code", "abc".into())],
+            &[("code", "abc")],
         );
         let html = r.form_post_html().unwrap();
         assert!(
