@@ -365,6 +365,11 @@ pub struct Client {
     /// assertions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its public keys instead (RFC 7591 §2): https, or http on a
+    /// loopback host. The driver fetches the document when an assertion needs it
+    /// ([`crate::flow::TokenNeed::ClientKeys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// How long this client's access tokens live, in seconds; the provider's default when
     /// absent (Authlib's per-client `get_jwt_config`, with the alg above).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -372,6 +377,23 @@ pub struct Client {
     /// How long this client's ID tokens live, in seconds; the provider's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_lifetime: Option<u64>,
+}
+
+/// Whether `uri` may be a client's `jwks_uri`: https, or http on a loopback host (a client
+/// under development), without a fragment.
+pub fn is_jwks_uri(uri: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    url.fragment().is_none()
+        && uri.len() <= 2048
+        && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
 }
 
 /// Shortest token lifetime a client may register (seconds).
@@ -608,10 +630,24 @@ impl Client {
                         "the client's jwks must hold public keys only",
                     ));
                 }
-                if crate::assertion::usable_key_count(&self) == 0 {
-                    return Err(ClientError::BadAssertionKeys(
-                        "private_key_jwt needs the client's public keys (jwks)",
-                    ));
+                match (&self.jwks, &self.jwks_uri) {
+                    (Some(_), Some(_)) => {
+                        return Err(ClientError::BadAssertionKeys(
+                            "register the client's keys as jwks or as jwks_uri, not both",
+                        ));
+                    }
+                    (None, Some(uri)) if !is_jwks_uri(uri) => {
+                        return Err(ClientError::BadAssertionKeys(
+                            "jwks_uri must be an https URL (http only on a loopback host) without a fragment",
+                        ));
+                    }
+                    (None, Some(_)) => {}
+                    _ if crate::assertion::usable_key_count(&self) == 0 => {
+                        return Err(ClientError::BadAssertionKeys(
+                            "private_key_jwt needs the client's public keys (jwks or jwks_uri)",
+                        ));
+                    }
+                    _ => {}
                 }
                 if has_secret {
                     return Err(ClientError::SecretMismatch(

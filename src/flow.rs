@@ -47,8 +47,8 @@ use crate::revocation::Revocation;
 use crate::scope::Scope;
 use crate::secret::SecretHash;
 use crate::token::{
-    self, AssertionVerified, Authenticated, CodeExchange, CodeRedeemed, Grant, RefreshExchange,
-    RefreshRedeemed, TokenError,
+    self, AssertionVerified, Authenticated, CodeExchange, CodeRedeemed, Grant, KeysWanted,
+    RefreshExchange, RefreshRedeemed, TokenError,
 };
 use crate::userinfo;
 
@@ -360,6 +360,12 @@ pub enum TokenNeed<'a> {
     /// The application's decision on an extension grant: run the handler registered for
     /// [`ExtensionRequest::grant_type`] (`unsupported_grant_type` if there is none).
     ExtensionGrant(&'a ExtensionRequest),
+    /// The JWKS document at a `private_key_jwt` client's registered `jwks_uri` (fetched over
+    /// https with a timeout and a size limit, cached at will), or `None`.
+    ClientKeys {
+        /// Where the client's keys are.
+        jwks_uri: &'a str,
+    },
 }
 
 /// The driver's answer to a [`TokenNeed`].
@@ -380,6 +386,8 @@ pub enum TokenAnswer {
     Claims(UserInfo),
     /// Answers [`TokenNeed::ExtensionGrant`]: what to issue, or the error to send.
     ExtensionGrant(Result<GrantDecision, OAuthError>),
+    /// Answers [`TokenNeed::ClientKeys`].
+    ClientKeys(Option<serde_json::Value>),
 }
 
 impl TokenAnswer {
@@ -392,6 +400,7 @@ impl TokenAnswer {
             Self::ResourceServer(_) => "ResourceServer",
             Self::Claims(_) => "Claims",
             Self::ExtensionGrant(_) => "ExtensionGrant",
+            Self::ClientKeys(_) => "ClientKeys",
         }
     }
 }
@@ -416,6 +425,7 @@ pub struct TokenFlow {
 #[derive(Debug)]
 enum TokenState {
     Received(token::Received),
+    FetchKeys(KeysWanted),
     ClaimJti(AssertionVerified),
     Resource(token::ClientAuthenticated),
     Code(CodeExchange),
@@ -444,6 +454,9 @@ impl TokenFlow {
                 client_id: r.client_id(),
             },
             TokenState::ClaimJti(x) => TokenNeed::ClaimAssertion(x.jti()),
+            TokenState::FetchKeys(k) => TokenNeed::ClientKeys {
+                jwks_uri: k.jwks_uri(),
+            },
             TokenState::Resource(a) => TokenNeed::ResourceServer {
                 resource: a.requested_resource().unwrap_or_default(),
             },
@@ -462,6 +475,24 @@ impl TokenFlow {
                 scope: x.scope(),
             },
             TokenState::Extension(x) => TokenNeed::ExtensionGrant(x),
+        }
+    }
+
+    /// Where client authentication led: on, a `jti` to claim, or keys to fetch.
+    fn authenticated(
+        authenticated: Result<Authenticated, TokenError>,
+        provider: &Provider,
+        rng: &mut impl CryptoRng,
+        now: OffsetDateTime,
+    ) -> Result<TokenStep, TokenError> {
+        match authenticated? {
+            Authenticated::Client(a) => Self::after_authentication(Ok(a), provider, rng, now),
+            Authenticated::ClaimJti(x) => Ok(TokenStep::Need(Self {
+                state: TokenState::ClaimJti(x),
+            })),
+            Authenticated::FetchKeys(k) => Ok(TokenStep::Need(Self {
+                state: TokenState::FetchKeys(k),
+            })),
         }
     }
 
@@ -508,6 +539,7 @@ impl TokenFlow {
             TokenNeed::ResourceServer { .. } => "ResourceServer",
             TokenNeed::Claims { .. } => "Claims",
             TokenNeed::ExtensionGrant(_) => "ExtensionGrant",
+            TokenNeed::ClientKeys { .. } => "ClientKeys",
         };
         let misuse = ProtocolMisuse {
             needed,
@@ -515,15 +547,10 @@ impl TokenFlow {
         };
         let result = match (self.state, answer) {
             (TokenState::Received(r), TokenAnswer::Client(client)) => {
-                match r.authenticate(client, provider, now) {
-                    Ok(Authenticated::Client(a)) => {
-                        Self::after_authentication(Ok(a), provider, rng, now)
-                    }
-                    Ok(Authenticated::ClaimJti(x)) => Ok(TokenStep::Need(Self {
-                        state: TokenState::ClaimJti(x),
-                    })),
-                    Err(e) => Err(e),
-                }
+                Self::authenticated(r.authenticate(client, provider, now), provider, rng, now)
+            }
+            (TokenState::FetchKeys(k), TokenAnswer::ClientKeys(jwks)) => {
+                Self::authenticated(k.with_keys(jwks, provider, now), provider, rng, now)
             }
             (TokenState::ClaimJti(x), TokenAnswer::AssertionClaimed(fresh)) => {
                 Self::after_authentication(x.claimed(fresh), provider, rng, now)
@@ -597,6 +624,11 @@ pub enum TokenLookupNeed<'a> {
     /// Claim this client assertion `jti` (`Store::claim_nonce`): `true` if this request
     /// claimed it first.
     ClaimAssertion(&'a NonceRecord),
+    /// The JWKS document at the client's `jwks_uri`, as [`TokenNeed::ClientKeys`].
+    ClientKeys {
+        /// Where the client's keys are.
+        jwks_uri: &'a str,
+    },
 }
 
 impl TokenLookupNeed<'_> {
@@ -606,6 +638,7 @@ impl TokenLookupNeed<'_> {
             Self::RefreshToken(_) => "RefreshToken",
             Self::AccessToken(_) => "AccessToken",
             Self::ClaimAssertion(_) => "AssertionClaimed",
+            Self::ClientKeys { .. } => "ClientKeys",
         }
     }
 }
@@ -622,6 +655,8 @@ pub enum TokenLookupAnswer {
     AccessToken(Option<AccessTokenRecord>),
     /// Answers [`TokenLookupNeed::ClaimAssertion`].
     AssertionClaimed(bool),
+    /// Answers [`TokenLookupNeed::ClientKeys`].
+    ClientKeys(Option<serde_json::Value>),
 }
 
 impl TokenLookupAnswer {
@@ -631,6 +666,7 @@ impl TokenLookupAnswer {
             Self::RefreshToken(_) => "RefreshToken",
             Self::AccessToken(_) => "AccessToken",
             Self::AssertionClaimed(_) => "AssertionClaimed",
+            Self::ClientKeys(_) => "ClientKeys",
         }
     }
 }
@@ -673,6 +709,7 @@ impl LooksUp for Introspection {
 #[derive(Debug)]
 enum LookupState<R> {
     Received(token::Received),
+    FetchKeys(KeysWanted),
     ClaimJti(AssertionVerified),
     Lookup {
         request: R,
@@ -702,6 +739,9 @@ impl<R: LooksUp> LookupState<R> {
                 client_id: r.client_id(),
             },
             Self::ClaimJti(x) => TokenLookupNeed::ClaimAssertion(x.jti()),
+            Self::FetchKeys(k) => TokenLookupNeed::ClientKeys {
+                jwks_uri: k.jwks_uri(),
+            },
             Self::Lookup {
                 request,
                 refresh,
@@ -719,6 +759,26 @@ impl<R: LooksUp> LookupState<R> {
                     TokenLookupNeed::AccessToken(hash)
                 }
             }
+        }
+    }
+
+    /// Where client authentication led: the first lookup, a `jti` to claim, keys to fetch,
+    /// or a refusal.
+    fn on_authenticated(
+        authenticated: Result<Authenticated, TokenError>,
+        start: impl FnOnce(token::ClientAuthenticated) -> Result<R, TokenError>,
+    ) -> Fed<R> {
+        match authenticated.and_then(|a| match a {
+            Authenticated::Client(a) => start(a).map(|request| Self::Lookup {
+                request,
+                refresh: None,
+                access: None,
+            }),
+            Authenticated::ClaimJti(x) => Ok(Self::ClaimJti(x)),
+            Authenticated::FetchKeys(k) => Ok(Self::FetchKeys(k)),
+        }) {
+            Ok(next) => Fed::Need(next),
+            Err(e) => Fed::Refused(e.into_completed()),
         }
     }
 
@@ -746,11 +806,16 @@ impl<R: LooksUp> LookupState<R> {
         }
         let (request, refresh, access) = match (self, answer) {
             (Self::Received(r), TokenLookupAnswer::Client(client)) => {
-                return Ok(match r.authenticate(client, provider, now) {
-                    Ok(Authenticated::Client(a)) => looked_up(start(a)),
-                    Ok(Authenticated::ClaimJti(x)) => Fed::Need(Self::ClaimJti(x)),
-                    Err(e) => Fed::Refused(e.into_completed()),
-                });
+                return Ok(Self::on_authenticated(
+                    r.authenticate(client, provider, now),
+                    start,
+                ));
+            }
+            (Self::FetchKeys(k), TokenLookupAnswer::ClientKeys(jwks)) => {
+                return Ok(Self::on_authenticated(
+                    k.with_keys(jwks, provider, now),
+                    start,
+                ));
             }
             (Self::ClaimJti(x), TokenLookupAnswer::AssertionClaimed(fresh)) => {
                 return Ok(looked_up(x.claimed(fresh).and_then(start)));

@@ -325,6 +325,16 @@ impl Received {
         let Some(client) = client.filter(|c| c.client_id == self.credentials.id()) else {
             return Err(invalid_client("unknown client"));
         };
+        if matches!(self.credentials, Credentials::Assertion { .. })
+            && client.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt
+            && client.jwks.is_none()
+            && client.jwks_uri.is_some()
+        {
+            return Ok(Authenticated::FetchKeys(KeysWanted {
+                received: self,
+                client,
+            }));
+        }
         let registered = client.token_endpoint_auth_method;
         if !self.credentials.fits(registered) {
             return Err(invalid_client(format!(
@@ -370,6 +380,45 @@ pub enum Authenticated {
     Client(ClientAuthenticated),
     /// A client assertion verified; claim its `jti` ([`AssertionVerified::jti`]) next.
     ClaimJti(AssertionVerified),
+    /// A `private_key_jwt` client whose keys are at its `jwks_uri`: fetch the document
+    /// ([`KeysWanted::jwks_uri`]), then [`KeysWanted::with_keys`].
+    FetchKeys(KeysWanted),
+}
+
+/// A client assertion waiting for its client's keys from the registered `jwks_uri`.
+#[must_use = "fetch the client's keys, then call with_keys"]
+#[derive(Debug)]
+pub struct KeysWanted {
+    received: Received,
+    client: Client,
+}
+
+impl KeysWanted {
+    /// Where the client's JWKS is: fetch it over https with a timeout and a size limit (a
+    /// cache is the driver's to keep).
+    pub fn jwks_uri(&self) -> &str {
+        self.client.jwks_uri.as_deref().unwrap_or_default()
+    }
+
+    /// Goes on with the fetched JWKS document (`None` if it could not be fetched or was not
+    /// JSON): the assertion is verified against it as against registered `jwks`.
+    pub fn with_keys(
+        mut self,
+        jwks: Option<serde_json::Value>,
+        provider: &Provider,
+        now: OffsetDateTime,
+    ) -> Result<Authenticated, TokenError> {
+        let Some(jwks) = jwks.filter(|j| j.get("keys").is_some_and(serde_json::Value::is_array))
+        else {
+            return Err(invalid_client(
+                "the client's keys could not be fetched from its jwks_uri",
+            ));
+        };
+        // This request's copy of the registration holds the keys; with them present,
+        // authentication verifies instead of asking again.
+        self.client.jwks = Some(jwks);
+        self.received.authenticate(Some(self.client), provider, now)
+    }
 }
 
 /// A client assertion that verified, waiting for the store's answer to claiming its `jti`

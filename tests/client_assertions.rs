@@ -380,3 +380,66 @@ fn es512_assertions_verify_through_the_cores_own_jws_code() {
     let r = token_with(&mut h, &secret_client, "");
     assert_eq!(error_of(&r), invalid_client(), "{}", r.body);
 }
+
+#[test]
+fn keys_published_at_a_jwks_uri_verify_once_fetched() {
+    let mut h = Harness::default_provider();
+    let uri = "https://client.example/jwks.json";
+    let mut client = h.clients["assert-key"].clone();
+    client.client_id = "assert-uri".to_owned();
+    let keys = client.jwks.take();
+    client.jwks_uri = Some(uri.to_owned());
+    let client = client.validate().unwrap();
+    h.clients.insert(client.client_id.clone(), client);
+    let token_endpoint = format!("{ISSUER}/token");
+    let assertion = |h: &Harness, jti: &str| {
+        es256(
+            "client-es256",
+            &claims(h, "assert-uri", &token_endpoint, 60, jti),
+        )
+    };
+    // Nothing published (the fetch failed): invalid_client, said so.
+    let a = assertion(&h, "u-1");
+    let r = token_with(&mut h, &a, "");
+    assert_eq!(error_of(&r), invalid_client());
+    assert!(r.body.contains("jwks_uri"), "{}", r.body);
+    // Published: the assertion verifies against the fetched document.
+    h.published_jwks.insert(uri.to_owned(), keys.unwrap());
+    let a = assertion(&h, "u-2");
+    let r = token_with(&mut h, &a, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    // At introspection too.
+    let form = format!(
+        "token=x&client_assertion_type={}&client_assertion={}",
+        enc(JWT_BEARER),
+        enc(&assertion(&h, "u-3"))
+    );
+    let r = h.introspect(&form, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A document that is not a JWKS is a failed fetch.
+    h.published_jwks.insert(uri.to_owned(), json!({"nope": 1}));
+    let a = assertion(&h, "u-4");
+    let r = token_with(&mut h, &a, "");
+    assert_eq!(error_of(&r), invalid_client());
+}
+
+#[test]
+fn jwks_uri_registration_rules() {
+    let h = Harness::default_provider();
+    let base = h.clients["assert-key"].clone();
+    for (jwks, uri, ok) in [
+        (true, Some("https://client.example/jwks"), false),
+        (false, Some("https://client.example/jwks"), true),
+        (false, Some("http://127.0.0.1:8080/jwks"), true),
+        (false, Some("http://client.example/jwks"), false),
+        (false, Some("https://client.example/jwks#k"), false),
+        (false, None, false),
+    ] {
+        let mut c = base.clone();
+        if !jwks {
+            c.jwks = None;
+        }
+        c.jwks_uri = uri.map(str::to_owned);
+        assert_eq!(c.validate().is_ok(), ok, "jwks {jwks}, uri {uri:?}");
+    }
+}

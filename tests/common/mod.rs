@@ -276,6 +276,8 @@ pub struct Harness {
     pub parking: oidc_flow::parking::ParkingSecret,
     /// The application's handler of extension grants (`None`: no handler registered).
     pub extension_grant: Option<ExtensionHandler>,
+    /// JWKS documents clients publish, by `jwks_uri` (what a driver would fetch).
+    pub published_jwks: HashMap<String, serde_json::Value>,
 }
 
 /// An application's extension grant handler, as the harness calls it.
@@ -329,6 +331,7 @@ impl Harness {
             now: START,
             parking: oidc_flow::parking::ParkingSecret::from_bytes(&[42; 32]),
             extension_grant: None,
+            published_jwks: HashMap::new(),
         }
     }
 
@@ -544,13 +547,19 @@ impl Harness {
             let received =
                 token::Received::parse(form.as_bytes(), authorization.map(str::as_bytes))?;
             let client = h.clients.get(received.client_id()).cloned();
-            let authenticated = match received.authenticate(client, &h.provider, h.now)? {
+            let mut authenticated = received.authenticate(client, &h.provider, h.now)?;
+            if let token::Authenticated::FetchKeys(k) = authenticated {
+                let jwks = h.published_jwks.get(k.jwks_uri()).cloned();
+                authenticated = k.with_keys(jwks, &h.provider, h.now)?;
+            }
+            let authenticated = match authenticated {
                 token::Authenticated::Client(a) => a,
                 token::Authenticated::ClaimJti(x) => {
                     let jti = x.jti();
                     let fresh = h.nonces.insert((jti.client_id.clone(), jti.nonce.clone()));
                     x.claimed(fresh)?
                 }
+                token::Authenticated::FetchKeys(_) => panic!("keys fetched twice"),
             };
             let authenticated = match authenticated.requested_resource() {
                 Some(resource) => {
@@ -628,6 +637,9 @@ impl Harness {
                     self.nonces
                         .insert((jti.client_id.clone(), jti.nonce.clone())),
                 ),
+                IntrospectionNeed::ClientKeys { jwks_uri } => {
+                    IntrospectionAnswer::ClientKeys(self.published_jwks.get(jwks_uri).cloned())
+                }
                 other => panic!("unknown need {other:?}"),
             };
             step = flow.resume(answer, &self.provider, self.now).unwrap();

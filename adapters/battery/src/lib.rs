@@ -154,6 +154,7 @@ async fn register(store: &MemoryStore) -> String {
         resource: None,
         access_token_format: oidc_flow::AccessTokenFormat::Opaque,
         jwks: None,
+        jwks_uri: None,
         access_token_lifetime: None,
         id_token_lifetime: None,
     }

@@ -269,12 +269,16 @@ enum ClientCommand {
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
         /// client_secret_basic (default), client_secret_post, client_secret_jwt,
-        /// private_key_jwt (needs --jwks) or none.
+        /// private_key_jwt (needs --jwks or --jwks-uri) or none.
         #[arg(long = "token-endpoint-auth-method")]
         token_endpoint_auth_method: Option<String>,
         /// A file holding the client's public keys as a JWKS document (private_key_jwt).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "jwks_uri")]
         jwks: Option<std::path::PathBuf>,
+        /// Where the client publishes its public keys instead (https; http only on a
+        /// loopback host): fetched when an assertion needs them, kept 5 minutes.
+        #[arg(long = "jwks-uri")]
+        jwks_uri: Option<String>,
         /// How long its access tokens live (e.g. 15m; 1m to 24h; the provider's 1h when absent).
         #[arg(long = "access-token-lifetime", value_parser = humantime::parse_duration)]
         access_token_lifetime: Option<std::time::Duration>,
@@ -650,6 +654,7 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
             id_token_signed_response_alg,
             access_token_format,
             jwks,
+            jwks_uri,
             access_token_lifetime,
             id_token_lifetime,
         } => {
@@ -683,6 +688,7 @@ async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), Strin
                         _ => oidc_flow::AccessTokenFormat::Opaque,
                     },
                     jwks,
+                    jwks_uri,
                     access_token_lifetime: access_token_lifetime.map(|d| d.as_secs()),
                     id_token_lifetime: id_token_lifetime.map(|d| d.as_secs()),
                 },

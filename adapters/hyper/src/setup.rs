@@ -214,6 +214,8 @@ pub struct NewClient {
     pub access_token_format: oidc_flow::AccessTokenFormat,
     /// The client's public keys (a JWKS document), for `private_key_jwt`.
     pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its public keys instead, for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
     /// Its access tokens' lifetime in seconds; the provider's when absent.
     pub access_token_lifetime: Option<u64>,
     /// Its ID tokens' lifetime in seconds; the provider's when absent.
@@ -342,6 +344,7 @@ pub async fn add_client<S: Store>(
         resource: new.resource,
         access_token_format: new.access_token_format,
         jwks: new.jwks,
+        jwks_uri: new.jwks_uri,
         access_token_lifetime: new.access_token_lifetime,
         id_token_lifetime: new.id_token_lifetime,
     }

@@ -963,8 +963,21 @@ fn wrong_input_fails_with_an_error_line() {
             "confidential",
         ),
         (
-            &["client", "add", "--grant-type", "password"],
-            "unsupported grant type `password`",
+            &["client", "add", "--grant-type", "magic"],
+            "unsupported grant type `magic`",
+        ),
+        (
+            &[
+                "client",
+                "add",
+                "--grant-type",
+                "client_credentials",
+                "--token-endpoint-auth-method",
+                "private_key_jwt",
+                "--jwks-uri",
+                "http://keys.example.com/jwks",
+            ],
+            "jwks_uri must be an https URL",
         ),
         (
             &["resource", "add", "--uri", "api.example.com"],

@@ -313,6 +313,7 @@ pub async fn register(
         resource: None,
         access_token_format: oidc_flow::AccessTokenFormat::Opaque,
         jwks: None,
+        jwks_uri: None,
         access_token_lifetime: None,
         id_token_lifetime: None,
     }

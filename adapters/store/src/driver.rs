@@ -27,6 +27,7 @@ use rand_core::UnwrapErr;
 use time::OffsetDateTime;
 
 use crate::grants::Grants;
+use crate::jwks_fetch::JwksFetcher;
 use crate::{Store, StoreError};
 
 pub use oidc_flow::authorize::PENDING_LIFETIME;
@@ -237,6 +238,9 @@ pub async fn token<S: Store>(
             TokenNeed::ExtensionGrant(request) => {
                 TokenAnswer::ExtensionGrant(grants.decide(request, now).await)
             }
+            TokenNeed::ClientKeys { jwks_uri } => {
+                TokenAnswer::ClientKeys(JwksFetcher::shared().fetch(jwks_uri).await)
+            }
             _ => {
                 return Err(DriverError::Misuse(ProtocolMisuse {
                     needed: "a need this driver does not know",
@@ -267,6 +271,9 @@ async fn look_up<S: Store>(
         }
         TokenLookupNeed::ClaimAssertion(jti) => {
             TokenLookupAnswer::AssertionClaimed(store.claim_nonce(jti, now).await?)
+        }
+        TokenLookupNeed::ClientKeys { jwks_uri } => {
+            TokenLookupAnswer::ClientKeys(JwksFetcher::shared().fetch(jwks_uri).await)
         }
         _ => {
             return Err(DriverError::Misuse(ProtocolMisuse {

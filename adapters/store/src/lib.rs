@@ -28,6 +28,7 @@ mod datakey;
 pub mod driver;
 pub mod endpoints;
 pub mod grants;
+pub mod jwks_fetch;
 mod memory;
 pub mod purge;
 mod sqlite;
