@@ -25,7 +25,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use oidc_flow::{Authentication, Provider};
 use oidc_flow_store::Store;
 use oidc_flow_store::endpoints::UndeclaredGrant;
-use oidc_flow_store::endpoints::{self, Endpoints, LoginForm, Pages, WebResponse};
+use oidc_flow_store::endpoints::{self, AcceptedToken, Endpoints, LoginForm, Pages, WebResponse};
 use oidc_flow_store::grants::TokenGrant;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -108,6 +108,27 @@ impl<S: Store> App<S> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Guards a resource of a hyper service that serves this provider too (RFC 6750): the
+    /// access token of `headers`' `Authorization`, whose scope covers `required`
+    /// (space-separated; empty for any) and which is meant for one of `audiences` (`aud`
+    /// values or client ids; empty for any). Opaque tokens are looked up in the store, JWT
+    /// access tokens verified locally ([`Endpoints::bearer`]). The refusal is the response
+    /// to send: 400, 401 or 403 with `WWW-Authenticate`, or 500.
+    pub async fn bearer(
+        &self,
+        headers: &hyper::HeaderMap,
+        required: &str,
+        audiences: &[&str],
+    ) -> Result<AcceptedToken, WebResponse> {
+        let authorization = headers
+            .get(hyper::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        self.endpoints
+            .bearer(authorization, required, audiences)
+            .await
+            .map_err(|e| endpoints::json_response(e.response))
     }
 }
 
