@@ -138,19 +138,22 @@ pub(crate) fn usable_key_count(client: &Client) -> usize {
 /// The client's registered P-521 keys, which verify ES512 assertions through the core's
 /// own JWS code (jsonwebtoken has no ES512).
 fn es512_keys(client: &Client) -> Vec<PublicEcKey> {
+    jwks_members(client)
+        .filter_map(serde_json::Value::as_object)
+        .filter_map(|k| PublicEcKey::from_jwk(k).ok())
+        .filter(|k| k.algorithm() == Algorithm::ES512)
+        .collect()
+}
+
+/// The members of the client's registered `jwks` document's `keys` array.
+fn jwks_members(client: &Client) -> impl Iterator<Item = &serde_json::Value> {
     client
         .jwks
         .as_ref()
         .and_then(|j| j.get("keys"))
         .and_then(serde_json::Value::as_array)
-        .map(|keys| {
-            keys.iter()
-                .filter_map(serde_json::Value::as_object)
-                .filter_map(|k| PublicEcKey::from_jwk(k).ok())
-                .filter(|k| k.algorithm() == Algorithm::ES512)
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
 }
 
 /// The `alg` of a compact JWS's header, read without verifying anything.
@@ -224,17 +227,9 @@ fn verify_es512(
 
 /// The client's registered public keys (`jwks`), those jsonwebtoken can read.
 pub(crate) fn registered_keys(client: &Client) -> Vec<Jwk> {
-    client
-        .jwks
-        .as_ref()
-        .and_then(|j| j.get("keys"))
-        .and_then(serde_json::Value::as_array)
-        .map(|keys| {
-            keys.iter()
-                .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    jwks_members(client)
+        .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
+        .collect()
 }
 
 /// Verifies `assertion` for `client` at `now`: the signature with the client's key, `iss`
