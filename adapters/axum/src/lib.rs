@@ -71,11 +71,29 @@ use http_body_util::LengthLimitError;
 use oidc_flow::authorize::{ConsentAnswer, ConsentPage, LoginPage, PendingView};
 use oidc_flow::userinfo::BearerError;
 use oidc_flow::{Authentication, Provider};
+use oidc_flow_store::endpoints::UndeclaredGrant;
 use oidc_flow_store::endpoints::{
     self, Endpoints, MAX_BODY, Pages, Parked, READ_TIMEOUT, Waiting, WebResponse, json_response,
 };
 pub use oidc_flow_store::endpoints::{AcceptedToken, NoScope, RequiredScope, TokenSource};
+use oidc_flow_store::grants::Grants;
 use oidc_flow_store::{AppStore, Store, UserClaims};
+
+/// The shared layer over the app's store and claims, with its login and consent pages.
+fn endpoints<S: Store, C: UserClaims>(
+    provider: Arc<Provider>,
+    store: Arc<S>,
+    claims: C,
+    login_url: &str,
+    consent_url: &str,
+) -> Endpoints {
+    let store = Arc::new(AppStore::new(store, claims, Vec::new()));
+    let pages = Pages::Application {
+        login: login_url.to_owned(),
+        consent: consent_url.to_owned(),
+    };
+    Endpoints::new(provider, store, pages)
+}
 
 /// The provider, as axum state: clone it into the app's state (or use it as the state).
 #[derive(Clone, Debug)]
@@ -92,12 +110,31 @@ impl Oidc {
         login_url: &str,
         consent_url: &str,
     ) -> Self {
-        let store = Arc::new(AppStore::new(store, claims, Vec::new()));
-        let pages = Pages::Application {
-            login: login_url.to_owned(),
-            consent: consent_url.to_owned(),
-        };
-        Self(Arc::new(Endpoints::new(provider, store, pages)))
+        Self(Arc::new(endpoints(
+            provider,
+            store,
+            claims,
+            login_url,
+            consent_url,
+        )))
+    }
+
+    /// As [`Oidc::new`], answering the application's own grants at the token endpoint
+    /// (Authlib's `register_grant`): `Grants::default().with(MyGrant)`. Each must be
+    /// declared by the provider ([`oidc_flow::ProviderBuilder::extension_grant`]).
+    pub fn with_grants<S: Store, C: UserClaims>(
+        provider: Arc<Provider>,
+        store: Arc<S>,
+        claims: C,
+        login_url: &str,
+        consent_url: &str,
+        grants: Grants,
+    ) -> Result<Self, UndeclaredGrant> {
+        if let Some(missing) = grants.undeclared(&provider) {
+            return Err(UndeclaredGrant(missing));
+        }
+        let endpoints = endpoints(provider, store, claims, login_url, consent_url);
+        Ok(Self(Arc::new(endpoints.with_grants(grants))))
     }
 
     /// The issuer URL's path, where [`Oidc::router`] is nested.
