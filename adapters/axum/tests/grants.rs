@@ -1,6 +1,11 @@
 //! An extension grant of the app's own answered at the axum adapter's token endpoint
 //! (`Oidc::with_grants`), and refused at configuration when the provider does not declare it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 #[allow(dead_code)]
 #[path = "../examples/axum_provider.rs"]
