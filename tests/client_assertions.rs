@@ -10,16 +10,12 @@
 
 mod common;
 
-use common::{Harness, ISSUER, secret_of};
+use common::{Harness, ISSUER, PresentedForm, TokenForm, secret_of};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use oidc_flow::response::JsonResponse;
 use serde_json::{Value, json};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
 
 /// The DER inside a fixture PEM file (jsonwebtoken reads PEM only with a feature the core
 /// does not enable).
@@ -61,13 +57,14 @@ fn rs256(kid: &str, claims: &Value) -> String {
 }
 
 /// A client credentials request authenticated by `assertion` (plus `extra` form fields).
-fn token_with(h: &mut Harness, assertion: &str, extra: &str) -> JsonResponse {
-    let form = format!(
-        "grant_type=client_credentials&client_assertion_type={}&client_assertion={}{extra}",
-        enc(JWT_BEARER),
-        enc(assertion)
-    );
-    h.token(&form, None)
+fn token_with(h: &mut Harness, assertion: &str, extra: TokenForm<'_>) -> JsonResponse {
+    let form = TokenForm {
+        grant_type: Some("client_credentials"),
+        client_assertion_type: Some(JWT_BEARER),
+        client_assertion: Some(assertion),
+        ..extra
+    };
+    h.token(&form.encode(), None)
 }
 
 fn error_of(r: &JsonResponse) -> (u16, String) {
@@ -97,7 +94,7 @@ fn client_secret_jwt_and_private_key_jwt_authenticate() {
         rs256("client-rs256", &claims(&h, "assert-key", ISSUER, 300, "j3")),
     ];
     for assertion in cases {
-        let r = token_with(&mut h, &assertion, "");
+        let r = token_with(&mut h, &assertion, TokenForm::default());
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.json()["scope"], "api:read api:write");
     }
@@ -107,7 +104,15 @@ fn client_secret_jwt_and_private_key_jwt_authenticate() {
         &claims(&h, "assert-secret", ISSUER, 60, "j4"),
     );
     assert_eq!(
-        token_with(&mut h, &a, "&client_id=assert-secret").status,
+        token_with(
+            &mut h,
+            &a,
+            TokenForm {
+                client_id: Some("assert-secret"),
+                ..TokenForm::default()
+            }
+        )
+        .status,
         200
     );
     let a = hs256(
@@ -115,7 +120,14 @@ fn client_secret_jwt_and_private_key_jwt_authenticate() {
         &claims(&h, "assert-secret", ISSUER, 60, "j5"),
     );
     assert_eq!(
-        error_of(&token_with(&mut h, &a, "&client_id=service")),
+        error_of(&token_with(
+            &mut h,
+            &a,
+            TokenForm {
+                client_id: Some("service"),
+                ..TokenForm::default()
+            }
+        )),
         invalid_client()
     );
 }
@@ -127,8 +139,8 @@ fn an_assertion_is_single_use() {
         "client-es256",
         &claims(&h, "assert-key", ISSUER, 60, "once"),
     );
-    assert_eq!(token_with(&mut h, &a, "").status, 200);
-    let again = token_with(&mut h, &a, "");
+    assert_eq!(token_with(&mut h, &a, TokenForm::default()).status, 200);
+    let again = token_with(&mut h, &a, TokenForm::default());
     assert_eq!(error_of(&again), invalid_client());
     assert!(
         again.json()["error_description"]
@@ -141,7 +153,7 @@ fn an_assertion_is_single_use() {
         "assert-secret",
         &claims(&h, "assert-secret", ISSUER, 60, "once"),
     );
-    assert_eq!(token_with(&mut h, &b, "").status, 200);
+    assert_eq!(token_with(&mut h, &b, TokenForm::default()).status, 200);
 }
 
 #[test]
@@ -179,7 +191,7 @@ fn claims_and_times_are_checked_against_the_injected_clock() {
         ),
     ];
     for (why, c) in refused {
-        let r = token_with(&mut h, &es256("client-es256", &c), "");
+        let r = token_with(&mut h, &es256("client-es256", &c), TokenForm::default());
         assert_eq!(error_of(&r), invalid_client(), "{why}: {}", r.body);
         assert!(r.header("www-authenticate").is_some(), "{why}");
     }
@@ -194,11 +206,14 @@ fn keys_and_methods_must_be_the_registered_ones() {
     // Signed by a key the client did not register, under its kid.
     let p384 = EncodingKey::from_ec_der(&key_der("p384"));
     let forged = sign(Algorithm::ES384, Some("client-es256"), &p384, &c("k1"));
-    assert_eq!(error_of(&token_with(&mut h, &forged, "")), invalid_client());
+    assert_eq!(
+        error_of(&token_with(&mut h, &forged, TokenForm::default())),
+        invalid_client()
+    );
     let other = EncodingKey::from_ec_der(&key_der("p256"));
     let unknown_kid = sign(Algorithm::ES256, Some("nope"), &other, &c("k2"));
     assert_eq!(
-        error_of(&token_with(&mut h, &unknown_kid, "")),
+        error_of(&token_with(&mut h, &unknown_kid, TokenForm::default())),
         invalid_client()
     );
     // HS256 keyed with anything is not private_key_jwt.
@@ -208,31 +223,44 @@ fn keys_and_methods_must_be_the_registered_ones() {
         &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap(),
         &c("k3"),
     );
-    assert_eq!(error_of(&token_with(&mut h, &hs, "")), invalid_client());
+    assert_eq!(
+        error_of(&token_with(&mut h, &hs, TokenForm::default())),
+        invalid_client()
+    );
     // A client_secret_jwt client cannot use Basic, nor a Basic client an assertion.
     let r = h.token(
-        "grant_type=client_credentials",
+        &TokenForm::grant("client_credentials").encode(),
         Some(&Harness::basic("assert-secret")),
     );
     assert_eq!(error_of(&r), invalid_client());
     let a = hs256("service", &claims(&h, "service", ISSUER, 60, "k4"));
-    assert_eq!(error_of(&token_with(&mut h, &a, "")), invalid_client());
+    assert_eq!(
+        error_of(&token_with(&mut h, &a, TokenForm::default())),
+        invalid_client()
+    );
     // The wrong assertion type; an assertion with a secret too; a type alone.
     let a = hs256(
         "assert-secret",
         &claims(&h, "assert-secret", ISSUER, 60, "k5"),
     );
-    let form = format!(
-        "grant_type=client_credentials&client_assertion_type=urn%3Aother&client_assertion={}",
-        enc(&a)
-    );
+    let form = TokenForm {
+        client_assertion_type: Some("urn:other"),
+        client_assertion: Some(&a),
+        ..TokenForm::grant("client_credentials")
+    }
+    .encode();
     assert_eq!(error_of(&h.token(&form, None)), invalid_client());
-    let r = token_with(&mut h, &a, "&client_secret=x");
+    let with_secret = TokenForm {
+        client_secret: Some("x"),
+        ..TokenForm::default()
+    };
+    let r = token_with(&mut h, &a, with_secret);
     assert_eq!(error_of(&r), (400, "invalid_request".to_owned()));
-    let form = format!(
-        "grant_type=client_credentials&client_assertion_type={}",
-        enc(JWT_BEARER)
-    );
+    let form = TokenForm {
+        client_assertion_type: Some(JWT_BEARER),
+        ..TokenForm::grant("client_credentials")
+    }
+    .encode();
     assert_eq!(error_of(&h.token(&form, None)).0, 400);
     assert!(h.access_tokens.is_empty());
 }
@@ -241,7 +269,7 @@ fn keys_and_methods_must_be_the_registered_ones() {
 fn introspection_and_revocation_take_assertions_too() {
     let mut h = Harness::default_provider();
     let a = rs256("client-rs256", &claims(&h, "assert-key", ISSUER, 60, "t1"));
-    let token = token_with(&mut h, &a, "").json()["access_token"]
+    let token = token_with(&mut h, &a, TokenForm::default()).json()["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -249,12 +277,12 @@ fn introspection_and_revocation_take_assertions_too() {
         "client-es256",
         &claims(&h, "assert-key", &format!("{ISSUER}/introspect"), 60, "t2"),
     );
-    let form = format!(
-        "token={}&client_assertion_type={}&client_assertion={}",
-        enc(&token),
-        enc(JWT_BEARER),
-        enc(&intro)
-    );
+    let form = PresentedForm {
+        client_assertion_type: Some(JWT_BEARER),
+        client_assertion: Some(&intro),
+        ..PresentedForm::token(&token)
+    }
+    .encode();
     let r = h.introspect(&form, None);
     assert_eq!(r.json()["active"], true, "{}", r.body);
     // The same assertion again: refused, even at another endpoint's flow.
@@ -335,10 +363,13 @@ fn es512_assertions_verify_through_the_cores_own_jws_code() {
         Some("client-es512"),
         &claims(&h, "assert-p521", &token_endpoint, 60, "p521-1"),
     );
-    let r = token_with(&mut h, &ok, "");
+    let r = token_with(&mut h, &ok, TokenForm::default());
     assert_eq!(r.status, 200, "{}", r.body);
     // Single use, as every assertion.
-    assert_eq!(error_of(&token_with(&mut h, &ok, "")), invalid_client());
+    assert_eq!(
+        error_of(&token_with(&mut h, &ok, TokenForm::default())),
+        invalid_client()
+    );
     // The same checks as for the others: aud, iss/sub, lifetime, signature, kid.
     let bad_aud = es512(
         Some("client-es512"),
@@ -369,7 +400,7 @@ fn es512_assertions_verify_through_the_cores_own_jws_code() {
         ("kid", unknown_kid),
         ("signature", tampered),
     ] {
-        let r = token_with(&mut h, &assertion, "");
+        let r = token_with(&mut h, &assertion, TokenForm::default());
         assert_eq!(error_of(&r), invalid_client(), "{name}: {}", r.body);
     }
     // A client_secret_jwt client cannot use ES512.
@@ -377,7 +408,7 @@ fn es512_assertions_verify_through_the_cores_own_jws_code() {
         None,
         &claims(&h, "assert-secret", &token_endpoint, 60, "p521-7"),
     );
-    let r = token_with(&mut h, &secret_client, "");
+    let r = token_with(&mut h, &secret_client, TokenForm::default());
     assert_eq!(error_of(&r), invalid_client(), "{}", r.body);
 }
 
@@ -400,26 +431,28 @@ fn keys_published_at_a_jwks_uri_verify_once_fetched() {
     };
     // Nothing published (the fetch failed): invalid_client, said so.
     let a = assertion(&h, "u-1");
-    let r = token_with(&mut h, &a, "");
+    let r = token_with(&mut h, &a, TokenForm::default());
     assert_eq!(error_of(&r), invalid_client());
     assert!(r.body.contains("jwks_uri"), "{}", r.body);
     // Published: the assertion verifies against the fetched document.
     h.published_jwks.insert(uri.to_owned(), keys.unwrap());
     let a = assertion(&h, "u-2");
-    let r = token_with(&mut h, &a, "");
+    let r = token_with(&mut h, &a, TokenForm::default());
     assert_eq!(r.status, 200, "{}", r.body);
     // At introspection too.
-    let form = format!(
-        "token=x&client_assertion_type={}&client_assertion={}",
-        enc(JWT_BEARER),
-        enc(&assertion(&h, "u-3"))
-    );
+    let a = assertion(&h, "u-3");
+    let form = PresentedForm {
+        client_assertion_type: Some(JWT_BEARER),
+        client_assertion: Some(&a),
+        ..PresentedForm::token("x")
+    }
+    .encode();
     let r = h.introspect(&form, None);
     assert_eq!(r.status, 200, "{}", r.body);
     // A document that is not a JWKS is a failed fetch.
     h.published_jwks.insert(uri.to_owned(), json!({"nope": 1}));
     let a = assertion(&h, "u-4");
-    let r = token_with(&mut h, &a, "");
+    let r = token_with(&mut h, &a, TokenForm::default());
     assert_eq!(error_of(&r), invalid_client());
 }
 

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Harness, public_client, secret_of, service_client};
+use common::{Harness, TokenForm, public_client, secret_of, service_client};
 use oidc_flow::Client;
 use oidc_flow::flow::{TokenAnswer, TokenFlow, TokenNeed, TokenStep};
 use oidc_flow::keys::Algorithm;
@@ -22,7 +22,10 @@ fn service_basic() -> String {
 #[test]
 fn a_confidential_client_gets_an_access_token_for_itself_and_nothing_else() {
     let mut h = Harness::default_provider();
-    let r = h.token("grant_type=client_credentials", Some(&service_basic()));
+    let r = h.token(
+        &TokenForm::grant("client_credentials").encode(),
+        Some(&service_basic()),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let body = r.json();
@@ -45,7 +48,10 @@ fn a_confidential_client_gets_an_access_token_for_itself_and_nothing_else() {
 fn each_issue_is_its_own_grant() {
     let mut h = Harness::default_provider();
     for _ in 0..2 {
-        let r = h.token("grant_type=client_credentials", Some(&service_basic()));
+        let r = h.token(
+            &TokenForm::grant("client_credentials").encode(),
+            Some(&service_basic()),
+        );
         assert_eq!(r.status, 200);
     }
     let grants: std::collections::HashSet<_> =
@@ -61,7 +67,11 @@ fn each_issue_is_its_own_grant() {
 fn the_scope_asked_is_granted_when_registered() {
     let mut h = Harness::default_provider();
     let r = h.token(
-        "grant_type=client_credentials&scope=api%3Aread",
+        &TokenForm {
+            scope: Some("api:read"),
+            ..TokenForm::grant("client_credentials")
+        }
+        .encode(),
         Some(&service_basic()),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -71,8 +81,12 @@ fn the_scope_asked_is_granted_when_registered() {
 #[test]
 fn a_scope_not_registered_or_for_an_end_user_is_invalid_scope() {
     let mut h = Harness::default_provider();
-    for scope in ["admin", "api%3Aread%20admin", "openid", "offline_access"] {
-        let form = format!("grant_type=client_credentials&scope={scope}");
+    for scope in ["admin", "api:read admin", "openid", "offline_access"] {
+        let form = TokenForm {
+            scope: Some(scope),
+            ..TokenForm::grant("client_credentials")
+        }
+        .encode();
         let r = h.token(&form, Some(&service_basic()));
         assert_eq!(r.status, 400, "{scope}: {}", r.body);
         assert_eq!(r.json()["error"], "invalid_scope", "{scope}");
@@ -85,7 +99,7 @@ fn a_client_without_the_grant_is_unauthorized_client() {
     let mut h = Harness::default_provider();
     let rs256 = common::client_for(Algorithm::RS256).client_id;
     let r = h.token(
-        "grant_type=client_credentials",
+        &TokenForm::grant("client_credentials").encode(),
         Some(&Harness::basic(&rs256)),
     );
     assert_eq!(r.status, 400, "{}", r.body);
@@ -93,7 +107,11 @@ fn a_client_without_the_grant_is_unauthorized_client() {
     // A public client never holds the grant, and cannot authenticate for it.
     let public = public_client().client_id;
     let r = h.token(
-        &format!("grant_type=client_credentials&client_id={public}"),
+        &TokenForm {
+            client_id: Some(&public),
+            ..TokenForm::grant("client_credentials")
+        }
+        .encode(),
         None,
     );
     assert_eq!(r.json()["error"], "unauthorized_client", "{}", r.body);
@@ -111,7 +129,10 @@ fn a_wrong_secret_is_invalid_client_with_a_challenge() {
             base64::engine::general_purpose::STANDARD.encode(raw)
         )
     };
-    let r = h.token("grant_type=client_credentials", Some(&wrong));
+    let r = h.token(
+        &TokenForm::grant("client_credentials").encode(),
+        Some(&wrong),
+    );
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"], "invalid_client");
     assert!(r.header("www-authenticate").is_some());
@@ -121,7 +142,10 @@ fn a_wrong_secret_is_invalid_client_with_a_challenge() {
 #[test]
 fn the_token_does_not_open_userinfo() {
     let mut h = Harness::default_provider();
-    let r = h.token("grant_type=client_credentials", Some(&service_basic()));
+    let r = h.token(
+        &TokenForm::grant("client_credentials").encode(),
+        Some(&service_basic()),
+    );
     let token = r.json()["access_token"].as_str().unwrap().to_owned();
     let r = h.userinfo(Some(&format!("Bearer {token}")), None);
     assert_eq!(r.status, 403, "{}", r.body);
@@ -136,10 +160,13 @@ fn the_token_does_not_open_userinfo() {
 fn the_erased_flow_issues_after_the_client_alone() {
     let h = Harness::default_provider();
     let mut rng = h.rng.clone();
-    let TokenStep::Need(flow) = TokenFlow::parse(
-        b"grant_type=client_credentials&scope=api%3Awrite",
-        Some(service_basic().as_bytes()),
-    ) else {
+    let form = TokenForm {
+        scope: Some("api:write"),
+        ..TokenForm::grant("client_credentials")
+    }
+    .encode();
+    let TokenStep::Need(flow) = TokenFlow::parse(form.as_bytes(), Some(service_basic().as_bytes()))
+    else {
         panic!("the client is needed first");
     };
     assert_eq!(

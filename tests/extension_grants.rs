@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Harness, ISSUER, secret_of};
+use common::{Harness, ISSUER, PresentedForm, TokenForm, secret_of};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use oidc_flow::extension::{ExtensionRequest, GrantDecision};
@@ -26,8 +26,15 @@ use serde_json::Value;
 const PASSWORD: &str = "password";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+/// A password grant request (RFC 6749 §4.3.2).
+fn password_form(username: &str, password: &str, scope: Option<&str>) -> String {
+    TokenForm {
+        username: Some(username),
+        password: Some(password),
+        scope,
+        ..TokenForm::grant(PASSWORD)
+    }
+    .encode()
 }
 
 /// A client registered for both extension grants (and refresh), in `format`.
@@ -153,7 +160,7 @@ fn verify(h: &Harness, jwt: &str, audience: &str, typ: Option<&str>) -> Value {
 fn the_password_grant_issues_an_id_token_and_a_refresh_token_that_refreshes() {
     let mut h = harness("opaque");
     let r = h.token(
-        "grant_type=password&username=alice&password=wonderland&scope=openid%20offline_access",
+        &password_form("alice", "wonderland", Some("openid offline_access")),
         Some(&app_basic()),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -173,10 +180,7 @@ fn the_password_grant_issues_an_id_token_and_a_refresh_token_that_refreshes() {
     );
     // The refresh token is of the same grant and rotates like any other.
     let refresh = body["refresh_token"].as_str().unwrap();
-    let again = h.token(
-        &format!("grant_type=refresh_token&refresh_token={}", enc(refresh)),
-        Some(&app_basic()),
-    );
+    let again = h.token(&TokenForm::refresh(refresh).encode(), Some(&app_basic()));
     assert_eq!(again.status, 200, "{}", again.body);
     assert!(again.json()["id_token"].is_string());
 }
@@ -184,10 +188,7 @@ fn the_password_grant_issues_an_id_token_and_a_refresh_token_that_refreshes() {
 #[test]
 fn a_wrong_password_is_the_handlers_error_and_nothing_is_issued() {
     let mut h = harness("opaque");
-    let r = h.token(
-        "grant_type=password&username=alice&password=guess",
-        Some(&app_basic()),
-    );
+    let r = h.token(&password_form("alice", "guess", None), Some(&app_basic()));
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["error"], "invalid_grant");
     assert_eq!(
@@ -200,7 +201,11 @@ fn a_wrong_password_is_the_handlers_error_and_nothing_is_issued() {
 #[test]
 fn a_form_the_handler_cannot_read_is_invalid_request() {
     let mut h = harness("opaque");
-    let r = h.token("grant_type=password&username=alice", Some(&app_basic()));
+    let without_password = TokenForm {
+        username: Some("alice"),
+        ..TokenForm::grant(PASSWORD)
+    };
+    let r = h.token(&without_password.encode(), Some(&app_basic()));
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["error"], "invalid_request");
     assert!(
@@ -220,12 +225,16 @@ fn an_undeclared_grant_is_unsupported_and_an_unregistered_one_unauthorized() {
     let app = app_client("opaque");
     h.clients.insert(app.client_id.clone(), app);
     h.extension_grant = Some(Box::new(|_, _| panic!("the handler must not be asked")));
-    let form = format!("grant_type={}&subject_token=x", enc(TOKEN_EXCHANGE));
+    let form = TokenForm {
+        subject_token: Some("x"),
+        ..TokenForm::grant(TOKEN_EXCHANGE)
+    }
+    .encode();
     let r = h.token(&form, Some(&app_basic()));
     assert_eq!(r.json()["error"], "unsupported_grant_type", "{}", r.body);
     // A declared grant the client did not register.
     let r = h.token(
-        "grant_type=password&username=alice&password=wonderland",
+        &password_form("alice", "wonderland", None),
         Some(&Harness::basic("service")),
     );
     assert_eq!(r.json()["error"], "unauthorized_client", "{}", r.body);
@@ -253,9 +262,9 @@ fn the_core_refuses_a_decision_beyond_the_clients_registration() {
         ("alice", "admin", "not registered"),
         ("alice", "openid", "end-user"),
         ("client", "offline_access", "end-user"),
-        (&"u".repeat(300), "api%3Aread", "subject"),
+        (&"u".repeat(300), "api:read", "subject"),
     ] {
-        let form = format!("grant_type=password&username={user}&password=x&scope={scope}");
+        let form = password_form(user, "x", Some(scope));
         let r = h.token(&form, Some(&app_basic()));
         assert!(r.status >= 400, "{user} {scope}: {}", r.body);
         assert!(
@@ -270,7 +279,7 @@ fn the_core_refuses_a_decision_beyond_the_clients_registration() {
     assert!(h.access_tokens.is_empty());
     // Within the registration, a token for the client itself: no ID token, no refresh.
     let r = h.token(
-        "grant_type=password&username=client&password=x&scope=api%3Aread",
+        &password_form("client", "x", Some("api:read")),
         Some(&app_basic()),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -285,12 +294,16 @@ fn a_token_exchange_narrows_a_token_within_its_grant_and_dies_with_it() {
     let mut h = harness("jwt");
     let (subject_token, _) =
         h.offline_tokens(&common::client_id(oidc_flow::keys::Algorithm::RS256));
-    let form = format!(
-        "grant_type={}&subject_token={}&subject_token_type={}&scope=openid",
-        enc(TOKEN_EXCHANGE),
-        enc(&subject_token),
-        enc(oidc_flow::extension::ACCESS_TOKEN_TYPE),
-    );
+    let exchange = |scope| {
+        TokenForm {
+            subject_token: Some(&subject_token),
+            subject_token_type: Some(oidc_flow::extension::ACCESS_TOKEN_TYPE),
+            scope: Some(scope),
+            ..TokenForm::grant(TOKEN_EXCHANGE)
+        }
+        .encode()
+    };
+    let form = exchange("openid");
     // openid speaks for an end-user the exchange did not authenticate.
     let r = h.token(&form, Some(&app_basic()));
     assert_eq!(r.json()["error"], "invalid_scope", "{}", r.body);
@@ -300,7 +313,7 @@ fn a_token_exchange_narrows_a_token_within_its_grant_and_dies_with_it() {
         .get_mut(&SecretHash::of(&subject_token))
         .unwrap()
         .scope = Scope::parse("api:read profile").unwrap();
-    let form = form.replace("scope=openid", "scope=api%3Aread");
+    let form = exchange("api:read");
     let r = h.token(&form, Some(&app_basic()));
     assert_eq!(r.status, 200, "{}", r.body);
     let body = r.json();
@@ -318,7 +331,7 @@ fn a_token_exchange_narrows_a_token_within_its_grant_and_dies_with_it() {
     assert_eq!(claims["scope"], "api:read");
     let record = &h.access_tokens[&SecretHash::of(exchanged)];
     assert_eq!(record.grant, subject.grant, "the exchanged token's grant");
-    let introspect = format!("token={}", enc(exchanged));
+    let introspect = PresentedForm::token(exchanged).encode();
     let active = h.introspect(&introspect, Some(&app_basic()));
     assert_eq!(active.json()["active"], true, "{}", active.body);
     // Revoking the grant (a refresh token replay, a logout) ends the exchanged token too.
@@ -334,7 +347,7 @@ fn the_erased_flow_asks_the_driver_for_the_decision() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
     use rand_chacha::rand_core::SeedableRng;
     let mut step = TokenFlow::parse(
-        b"grant_type=password&username=alice&password=wonderland",
+        password_form("alice", "wonderland", None).as_bytes(),
         Some(app_basic().as_bytes()),
     );
     let mut asked = false;
@@ -363,7 +376,7 @@ fn the_erased_flow_asks_the_driver_for_the_decision() {
     assert_eq!(done.effects.len(), 2);
     // A wrong answer to the need is the driver's bug, said so.
     let TokenStep::Need(flow) = TokenFlow::parse(
-        b"grant_type=password&username=alice&password=wonderland",
+        password_form("alice", "wonderland", None).as_bytes(),
         Some(app_basic().as_bytes()),
     ) else {
         panic!()

@@ -10,22 +10,19 @@
 
 mod common;
 
-use common::{Harness, ISSUER};
+use common::{Harness, ISSUER, PresentedForm, TokenForm};
 use oidc_flow::keys::Algorithm;
 use oidc_flow::secret::SecretHash;
 use serde_json::{Value, json};
 
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 /// Introspects `token` as `caller` (client_secret_basic) and returns the JSON answer,
 /// after checking it is a 200 that must not be cached.
 fn ask(h: &mut Harness, caller: &str, token: &str, hint: Option<&str>) -> Value {
-    let mut form = format!("token={}", enc(token));
-    if let Some(hint) = hint {
-        form.push_str(&format!("&token_type_hint={hint}"));
+    let form = PresentedForm {
+        token_type_hint: hint,
+        ..PresentedForm::token(token)
     }
+    .encode();
     let r = h.introspect(&form, Some(&Harness::basic(caller)));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -69,7 +66,7 @@ fn the_owner_sees_its_refresh_token_until_it_rotates() {
     assert_eq!(answer["sub"], "alice");
     assert!(answer.get("token_type").is_none(), "not an access token");
     let rotated = h.token(
-        &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh)),
+        &TokenForm::refresh(&refresh).encode(),
         Some(&Harness::basic(&client)),
     );
     assert_eq!(rotated.status, 200, "{}", rotated.body);
@@ -128,13 +125,13 @@ fn expired_revoked_and_unknown_tokens_are_inactive() {
     assert_eq!(ask(&mut h, &client, &access, None), inactive(), "expired");
     assert_eq!(ask(&mut h, &client, &refresh, None)["active"], true);
     let revoked = h.token(
-        &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh)),
+        &TokenForm::refresh(&refresh).encode(),
         Some(&Harness::basic(&client)),
     );
     let new_access = revoked.json()["access_token"].as_str().unwrap().to_owned();
     // A replay of the rotated refresh token revokes the family: the new token dies too.
     let replay = h.token(
-        &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh)),
+        &TokenForm::refresh(&refresh).encode(),
         Some(&Harness::basic(&client)),
     );
     assert_eq!(replay.status, 400);
@@ -149,7 +146,7 @@ fn expired_revoked_and_unknown_tokens_are_inactive() {
 fn a_client_credentials_token_names_the_service() {
     let mut h = Harness::default_provider();
     let r = h.token(
-        "grant_type=client_credentials",
+        &TokenForm::grant("client_credentials").encode(),
         Some(&Harness::basic("service")),
     );
     let token = r.json()["access_token"].as_str().unwrap().to_owned();
@@ -173,14 +170,18 @@ fn refusals_are_the_token_endpoints_and_public_clients_cannot_introspect() {
             base64::engine::general_purpose::STANDARD.encode(raw)
         )
     };
-    let r = h.introspect(&format!("token={}", enc(&access)), Some(&wrong));
+    let r = h.introspect(&PresentedForm::token(&access).encode(), Some(&wrong));
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"], "invalid_client");
     assert!(r.header("www-authenticate").is_some());
-    let r = h.introspect(&format!("token={}", enc(&access)), None);
+    let r = h.introspect(&PresentedForm::token(&access).encode(), None);
     assert_eq!(r.status, 401, "{}", r.body);
     let public = common::public_client().client_id;
-    let r = h.introspect(&format!("token={}&client_id={public}", enc(&access)), None);
+    let form = PresentedForm {
+        client_id: Some(&public),
+        ..PresentedForm::token(&access)
+    };
+    let r = h.introspect(&form.encode(), None);
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(r.json()["error"], "invalid_client");
     let r = h.introspect(

@@ -10,14 +10,10 @@
 
 mod common;
 
-use common::{Harness, ISSUER, query, redirect_params};
+use common::{Harness, ISSUER, PresentedForm, TokenForm, query, redirect_params};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use serde_json::Value;
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
 
 /// Verifies `token` as a resource server would: `typ: at+jwt`, the signature against the
 /// provider's JWKS, `iss` and `aud`; `exp` against the harness's clock (jsonwebtoken's own
@@ -59,7 +55,7 @@ fn the_code_flow_gives_a_jwt_access_token_with_every_rfc_9068_claim() {
     assert_eq!(ui.status, 200, "{}", ui.body);
     // A refresh gives another JWT with another jti.
     let again = h.token(
-        &format!("grant_type=refresh_token&refresh_token={}", enc(&refresh)),
+        &TokenForm::refresh(&refresh).encode(),
         Some(&Harness::basic("jwt-rp")),
     );
     let next = again.json()["access_token"].as_str().unwrap().to_owned();
@@ -71,7 +67,11 @@ fn the_code_flow_gives_a_jwt_access_token_with_every_rfc_9068_claim() {
 fn the_client_credentials_grant_gives_a_jwt_whose_subject_is_the_client() {
     let mut h = Harness::default_provider();
     let r = h.token(
-        "grant_type=client_credentials&scope=api%3Aread",
+        &TokenForm {
+            scope: Some("api:read"),
+            ..TokenForm::grant("client_credentials")
+        }
+        .encode(),
         Some(&Harness::basic("jwt-service")),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -91,7 +91,7 @@ fn the_client_credentials_grant_gives_a_jwt_whose_subject_is_the_client() {
 fn a_revoked_jwt_is_inactive_at_introspection_and_refused_at_userinfo() {
     let mut h = Harness::default_provider();
     let (access, _) = h.offline_tokens("jwt-rp");
-    let form = format!("token={}", enc(&access));
+    let form = PresentedForm::token(&access).encode();
     let basic = Harness::basic("jwt-rp");
     let seen = h.introspect(&form, Some(&basic));
     assert_eq!(seen.json()["active"], true, "{}", seen.body);

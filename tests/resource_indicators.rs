@@ -10,34 +10,42 @@
 
 mod common;
 
-use common::{Harness, ISSUER, query, redirect_params};
+use common::{Harness, ISSUER, PresentedForm, TokenForm, query, redirect_params};
 use oidc_flow::Scope;
 use oidc_flow::resource::AccessTokenVerifier;
 use oidc_flow::secret::SecretHash;
 
 const API: &str = "https://api.example.com";
 
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+/// A client credentials request for `resource` (RFC 8707).
+fn cc_for(resource: &str) -> String {
+    TokenForm {
+        resource: Some(resource),
+        ..TokenForm::grant("client_credentials")
+    }
+    .encode()
 }
 
 #[test]
 fn a_registered_resource_is_the_tokens_audience() {
     let mut h = Harness::default_provider();
-    let form = format!("grant_type=client_credentials&resource={}", enc(API));
+    let form = cc_for(API);
     let r = h.token(&form, Some(&Harness::basic("service")));
     assert_eq!(r.status, 200, "{}", r.body);
     let token = r.json()["access_token"].as_str().unwrap().to_owned();
     assert_eq!(h.access_tokens[&SecretHash::of(&token)].audience, [API]);
     // The resource server introspects it and sees itself as the audience.
-    let seen = h.introspect(&format!("token={token}"), Some(&Harness::basic("api-rs")));
+    let seen = h.introspect(
+        &PresentedForm::token(&token).encode(),
+        Some(&Harness::basic("api-rs")),
+    );
     assert_eq!(seen.json()["aud"], API, "{}", seen.body);
 }
 
 #[test]
 fn a_jwt_access_token_carries_the_resource_as_aud() {
     let mut h = Harness::default_provider();
-    let form = format!("grant_type=client_credentials&resource={}", enc(API));
+    let form = cc_for(API);
     let r = h.token(&form, Some(&Harness::basic("jwt-service")));
     let token = r.json()["access_token"].as_str().unwrap().to_owned();
     let api = AccessTokenVerifier::new(ISSUER, &h.provider.jwks(), &[API]).unwrap();
@@ -62,7 +70,11 @@ fn the_code_exchange_takes_a_resource_too() {
         "alice",
     );
     let code = redirect_params(&r)["code"].clone();
-    let t = h.exchange(&client, &code, &format!("&resource={}", enc(API)));
+    let resource = TokenForm {
+        resource: Some(API),
+        ..TokenForm::default()
+    };
+    let t = h.exchange(&client, &code, &format!("&{}", resource.encode()));
     assert_eq!(t.status, 200, "{}", t.body);
     let token = t.json()["access_token"].as_str().unwrap().to_owned();
     assert_eq!(h.access_tokens[&SecretHash::of(&token)].audience, [API]);
@@ -77,7 +89,7 @@ fn unknown_or_malformed_resources_are_invalid_target() {
         "https://api.example.com#frag",
         "https://api.example.com/",
     ] {
-        let form = format!("grant_type=client_credentials&resource={}", enc(resource));
+        let form = cc_for(resource);
         let r = h.token(&form, Some(&Harness::basic("service")));
         assert_eq!(r.status, 400, "{resource}: {}", r.body);
         assert_eq!(r.json()["error"], "invalid_target", "{resource}");
@@ -88,7 +100,7 @@ fn unknown_or_malformed_resources_are_invalid_target() {
 #[test]
 fn a_grant_read_before_its_resource_was_resolved_is_refused() {
     let h = Harness::default_provider();
-    let form = format!("grant_type=client_credentials&resource={}", enc(API));
+    let form = cc_for(API);
     let basic = Harness::basic("service");
     let received =
         oidc_flow::token::Received::parse(form.as_bytes(), Some(basic.as_bytes())).unwrap();

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::Harness;
+use common::{Harness, PresentedForm};
 use oidc_flow::flow::{RevocationAnswer, RevocationFlow, RevocationNeed, RevocationStep};
 use oidc_flow::keys::Algorithm;
 use oidc_flow::response::JsonResponse;
@@ -54,17 +54,17 @@ fn tokens(h: &mut Harness, client: &str) -> (String, String) {
     h.offline_tokens(client)
 }
 
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 #[test]
 fn a_refresh_token_revokes_its_whole_grant() {
     let mut h = Harness::default_provider();
     let client = common::client_id(Algorithm::RS256);
     let (access, refresh) = tokens(&mut h, &client);
     let basic = Harness::basic(&client);
-    let form = format!("token={}&token_type_hint=refresh_token", enc(&refresh));
+    let form = PresentedForm {
+        token_type_hint: Some("refresh_token"),
+        ..PresentedForm::token(&refresh)
+    }
+    .encode();
     let (r, asked) = revoke(&mut h, &form, Some(&basic));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -88,7 +88,7 @@ fn an_access_token_without_a_hint_revokes_its_grant() {
     let mut h = Harness::default_provider();
     let client = common::client_id(Algorithm::ES256);
     let (access, _) = tokens(&mut h, &client);
-    let form = format!("token={}", enc(&access));
+    let form = PresentedForm::token(&access).encode();
     let (r, asked) = revoke(&mut h, &form, Some(&Harness::basic(&client)));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(asked, ["access"]);
@@ -104,7 +104,7 @@ fn another_clients_expired_or_unknown_token_is_left_alone() {
     for token in [&access, &refresh] {
         let (r, _) = revoke(
             &mut h,
-            &format!("token={}", enc(token)),
+            &PresentedForm::token(token).encode(),
             Some(&Harness::basic(&other)),
         );
         assert_eq!(
@@ -121,7 +121,7 @@ fn another_clients_expired_or_unknown_token_is_left_alone() {
     h.advance(time::Duration::days(400));
     let (r, _) = revoke(
         &mut h,
-        &format!("token={}", enc(&refresh)),
+        &PresentedForm::token(&refresh).encode(),
         Some(&Harness::basic(&owner)),
     );
     assert_eq!(r.status, 200);
@@ -152,7 +152,8 @@ fn refusals_are_the_token_endpoints() {
             base64::engine::general_purpose::STANDARD.encode(raw)
         )
     };
-    let (r, asked) = revoke(&mut h, &format!("token={}", enc(&refresh)), Some(&wrong));
+    let form = PresentedForm::token(&refresh).encode();
+    let (r, asked) = revoke(&mut h, &form, Some(&wrong));
     assert_eq!(
         (r.status, r.json()["error"].as_str()),
         (401, Some("invalid_client"))
@@ -163,7 +164,7 @@ fn refusals_are_the_token_endpoints() {
         "no lookup before the client is authenticated"
     );
     // No client at all.
-    let (r, _) = revoke(&mut h, &format!("token={}", enc(&refresh)), None);
+    let (r, _) = revoke(&mut h, &PresentedForm::token(&refresh).encode(), None);
     assert_eq!(r.status, 401);
     assert!(h.revoked.is_empty());
 }

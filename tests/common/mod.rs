@@ -702,3 +702,91 @@ pub fn redirect_params(r: &Redirect) -> HashMap<String, String> {
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect()
 }
+
+/// A request to the token endpoint, form-encoded from its typed fields by serde_urlencoded
+/// (as the core writes its own forms): only the fields set are sent. Malformed requests
+/// (repeated or broken parameters) stay raw strings in the tests that send them.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct TokenForm<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_token_type: Option<&'a str>,
+}
+
+impl<'a> TokenForm<'a> {
+    /// A request of `grant_type`.
+    pub fn grant(grant_type: &'a str) -> Self {
+        Self {
+            grant_type: Some(grant_type),
+            ..Self::default()
+        }
+    }
+
+    /// The `refresh_token` grant with `token`.
+    pub fn refresh(token: &'a str) -> Self {
+        Self {
+            refresh_token: Some(token),
+            ..Self::grant("refresh_token")
+        }
+    }
+
+    /// The form body.
+    pub fn encode(&self) -> String {
+        serde_urlencoded::to_string(self).unwrap()
+    }
+}
+
+/// A token presented to the revocation or introspection endpoint (RFC 7009, RFC 7662),
+/// form-encoded by serde_urlencoded.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct PresentedForm<'a> {
+    pub token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type_hint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_assertion: Option<&'a str>,
+}
+
+impl<'a> PresentedForm<'a> {
+    /// `token`, with no hint.
+    pub fn token(token: &'a str) -> Self {
+        Self {
+            token,
+            ..Self::default()
+        }
+    }
+
+    /// The form body.
+    pub fn encode(&self) -> String {
+        serde_urlencoded::to_string(self).unwrap()
+    }
+}
