@@ -156,15 +156,27 @@ fn jwks_members(client: &Client) -> impl Iterator<Item = &serde_json::Value> {
         .flatten()
 }
 
-/// The `alg` of a compact JWS's header, read without verifying anything.
-fn header_alg(token: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Header {
-        alg: String,
-    }
+/// The `alg` and `kid` of a compact JWS's header, read without verifying anything.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+fn header(token: &str) -> Option<Header> {
     let header = token.split('.').next()?;
     let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
-    serde_json::from_slice::<Header>(&bytes).ok().map(|h| h.alg)
+    serde_json::from_slice::<Header>(&bytes).ok()
+}
+
+fn header_alg(token: &str) -> Option<String> {
+    header(token).map(|h| h.alg)
+}
+
+/// The `kid` of an assertion's header, unverified (to tell whether cached keys are stale).
+pub(crate) fn header_kid(token: &str) -> Option<String> {
+    header(token).and_then(|h| h.kid)
 }
 
 /// The claims of an ES512 assertion, verified with the core's JWS code against the client's

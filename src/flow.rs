@@ -365,6 +365,9 @@ pub enum TokenNeed<'a> {
     ClientKeys {
         /// Where the client's keys are.
         jwks_uri: &'a str,
+        /// The key the assertion names (unverified): a cached document without it is
+        /// stale, fetch again.
+        kid: Option<&'a str>,
     },
 }
 
@@ -456,6 +459,7 @@ impl TokenFlow {
             TokenState::ClaimJti(x) => TokenNeed::ClaimAssertion(x.jti()),
             TokenState::FetchKeys(k) => TokenNeed::ClientKeys {
                 jwks_uri: k.jwks_uri(),
+                kid: k.kid(),
             },
             TokenState::Resource(a) => TokenNeed::ResourceServer {
                 resource: a.requested_resource().unwrap_or_default(),
@@ -628,6 +632,8 @@ pub enum TokenLookupNeed<'a> {
     ClientKeys {
         /// Where the client's keys are.
         jwks_uri: &'a str,
+        /// The key the assertion names (unverified).
+        kid: Option<&'a str>,
     },
 }
 
@@ -741,6 +747,7 @@ impl<R: LooksUp> LookupState<R> {
             Self::ClaimJti(x) => TokenLookupNeed::ClaimAssertion(x.jti()),
             Self::FetchKeys(k) => TokenLookupNeed::ClientKeys {
                 jwks_uri: k.jwks_uri(),
+                kid: k.kid(),
             },
             Self::Lookup {
                 request,

@@ -330,9 +330,14 @@ impl Received {
             && client.jwks.is_none()
             && client.jwks_uri.is_some()
         {
+            let kid = match &self.credentials {
+                Credentials::Assertion { assertion, .. } => assertion::header_kid(assertion),
+                _ => None,
+            };
             return Ok(Authenticated::FetchKeys(KeysWanted {
                 received: self,
                 client,
+                kid,
             }));
         }
         let registered = client.token_endpoint_auth_method;
@@ -391,6 +396,7 @@ pub enum Authenticated {
 pub struct KeysWanted {
     received: Received,
     client: Client,
+    kid: Option<String>,
 }
 
 impl KeysWanted {
@@ -398,6 +404,12 @@ impl KeysWanted {
     /// cache is the driver's to keep).
     pub fn jwks_uri(&self) -> &str {
         self.client.jwks_uri.as_deref().unwrap_or_default()
+    }
+
+    /// The `kid` the assertion's header names, unverified: a cached document without it is
+    /// stale (the client rotated its keys), so the driver fetches again.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
     }
 
     /// Goes on with the fetched JWKS document (`None` if it could not be fetched or was not

@@ -637,7 +637,7 @@ impl Harness {
                     self.nonces
                         .insert((jti.client_id.clone(), jti.nonce.clone())),
                 ),
-                IntrospectionNeed::ClientKeys { jwks_uri } => {
+                IntrospectionNeed::ClientKeys { jwks_uri, .. } => {
                     IntrospectionAnswer::ClientKeys(self.published_jwks.get(jwks_uri).cloned())
                 }
                 other => panic!("unknown need {other:?}"),

@@ -49,6 +49,11 @@ async fn key_server() -> (String, Arc<AtomicUsize>) {
                     counted.fetch_add(1, Ordering::SeqCst);
                     ("200 OK", jwks.clone())
                 }
+                // The same key under the kid the counter says: k1 before a rotation, k2 after.
+                "/rotating" => {
+                    let n = counted.load(Ordering::SeqCst);
+                    ("200 OK", jwks.replace("\"k1\"", &format!("\"k{n}\"")))
+                }
                 "/huge" => (
                     "200 OK",
                     format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(70_000)),
@@ -154,4 +159,38 @@ async fn keys_that_cannot_be_fetched_refuse_the_client() {
         assert_eq!(r.json()["error"], "invalid_client");
         assert!(r.body.contains("jwks_uri"), "{path}: {}", r.body);
     }
+}
+
+#[tokio::test]
+async fn a_kid_the_kept_document_lacks_fetches_again_but_not_at_once() {
+    use oidc_flow_store::jwks_fetch::JwksFetcher;
+    let (base, hits) = key_server().await;
+    let uri = format!("{base}/rotating");
+    let kid_of = |doc: &Value| doc["keys"][0]["kid"].as_str().unwrap().to_owned();
+    // `hits` picks the kid the server publishes: k1 now.
+    hits.store(1, Ordering::SeqCst);
+    let eager = JwksFetcher::with_refresh_interval(std::time::Duration::ZERO);
+    let doc = eager.fetch(&uri, Some("k1")).await.unwrap();
+    assert_eq!(kid_of(&doc), "k1");
+    // The client rotates to k2: an assertion naming k2 fetches again and finds it.
+    hits.store(2, Ordering::SeqCst);
+    assert_eq!(
+        kid_of(&eager.fetch(&uri, Some("k1")).await.unwrap()),
+        "k1",
+        "k1 is kept"
+    );
+    assert_eq!(kid_of(&eager.fetch(&uri, Some("k2")).await.unwrap()), "k2");
+    // With the default interval, a kid the document lacks does not fetch again at once
+    // (made-up kids cannot make the provider hammer the client's server).
+    let careful = JwksFetcher::new();
+    hits.store(1, Ordering::SeqCst);
+    assert_eq!(
+        kid_of(&careful.fetch(&uri, Some("k1")).await.unwrap()),
+        "k1"
+    );
+    hits.store(3, Ordering::SeqCst);
+    assert_eq!(
+        kid_of(&careful.fetch(&uri, Some("k3")).await.unwrap()),
+        "k1"
+    );
 }

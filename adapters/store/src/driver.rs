@@ -238,8 +238,8 @@ pub async fn token<S: Store>(
             TokenNeed::ExtensionGrant(request) => {
                 TokenAnswer::ExtensionGrant(grants.decide(request, now).await)
             }
-            TokenNeed::ClientKeys { jwks_uri } => {
-                TokenAnswer::ClientKeys(JwksFetcher::shared().fetch(jwks_uri).await)
+            TokenNeed::ClientKeys { jwks_uri, kid } => {
+                TokenAnswer::ClientKeys(JwksFetcher::shared().fetch(jwks_uri, kid).await)
             }
             _ => {
                 return Err(DriverError::Misuse(ProtocolMisuse {
@@ -272,8 +272,8 @@ async fn look_up<S: Store>(
         TokenLookupNeed::ClaimAssertion(jti) => {
             TokenLookupAnswer::AssertionClaimed(store.claim_nonce(jti, now).await?)
         }
-        TokenLookupNeed::ClientKeys { jwks_uri } => {
-            TokenLookupAnswer::ClientKeys(JwksFetcher::shared().fetch(jwks_uri).await)
+        TokenLookupNeed::ClientKeys { jwks_uri, kid } => {
+            TokenLookupAnswer::ClientKeys(JwksFetcher::shared().fetch(jwks_uri, kid).await)
         }
         _ => {
             return Err(DriverError::Misuse(ProtocolMisuse {

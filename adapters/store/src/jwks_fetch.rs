@@ -5,7 +5,9 @@
 //! https (http only on a loopback host, as registration does). A document that parsed as a
 //! JWKS is kept for [`CACHE_TTL`], so a client's assertions cost one fetch per key lifetime
 //! rather than one per request; a failure is not kept, so a client that fixes its endpoint
-//! is heard at once.
+//! is heard at once. An assertion naming a `kid` the kept document lacks (the client rotated
+//! its keys) fetches again, at most once per [`REFRESH_INTERVAL`] per URI, so assertions
+//! with made-up kids cannot make the provider hammer a client's server.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -17,6 +19,8 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 /// How long a fetched document is used before it is fetched again.
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
+/// How soon a kept document lacking an assertion's `kid` may be fetched again.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// Most documents kept; beyond, the cache is emptied (clients with a `jwks_uri` are few).
 const CACHE_CAPACITY: usize = 1024;
 
@@ -26,6 +30,7 @@ pub struct JwksFetcher {
     /// `None` if the HTTP client could not be built (no TLS roots): every fetch fails.
     http: Option<reqwest::Client>,
     cache: Mutex<HashMap<String, (Instant, serde_json::Value)>>,
+    refresh_interval: Duration,
 }
 
 static SHARED: LazyLock<JwksFetcher> = LazyLock::new(JwksFetcher::new);
@@ -33,6 +38,12 @@ static SHARED: LazyLock<JwksFetcher> = LazyLock::new(JwksFetcher::new);
 impl JwksFetcher {
     /// A fetcher with the module's timeout, size limit and cache.
     pub fn new() -> Self {
+        Self::with_refresh_interval(REFRESH_INTERVAL)
+    }
+
+    /// As [`JwksFetcher::new`], refetching a document that lacks a `kid` after `interval`
+    /// instead of [`REFRESH_INTERVAL`] (tests).
+    pub fn with_refresh_interval(interval: Duration) -> Self {
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
@@ -44,6 +55,7 @@ impl JwksFetcher {
         Self {
             http,
             cache: Mutex::new(HashMap::new()),
+            refresh_interval: interval,
         }
     }
 
@@ -52,11 +64,22 @@ impl JwksFetcher {
         &SHARED
     }
 
-    /// The JWKS document at `uri`, from the cache while fresh; `None` (logged) when it
-    /// cannot be fetched, is too large, or is not a JSON object with a `keys` array.
-    pub async fn fetch(&self, uri: &str) -> Option<serde_json::Value> {
-        if let Some(doc) = self.cached(uri) {
-            return Some(doc);
+    /// The JWKS document at `uri` for an assertion naming `kid`: from the cache while fresh
+    /// and holding that key; `None` (logged) when it cannot be fetched, is too large, or is
+    /// not a JSON object with a `keys` array.
+    pub async fn fetch(&self, uri: &str, kid: Option<&str>) -> Option<serde_json::Value> {
+        if let Some((age, doc)) = self.cached(uri) {
+            let has_kid = kid.is_none_or(|kid| {
+                doc.get("keys")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(|keys| {
+                        keys.iter()
+                            .any(|k| k.get("kid").and_then(serde_json::Value::as_str) == Some(kid))
+                    })
+            });
+            if has_kid || age < self.refresh_interval {
+                return Some(doc);
+            }
         }
         match self.fetch_uncached(uri).await {
             Ok(doc) => {
@@ -75,10 +98,12 @@ impl JwksFetcher {
         }
     }
 
-    fn cached(&self, uri: &str) -> Option<serde_json::Value> {
+    /// A kept document still fresh, with its age.
+    fn cached(&self, uri: &str) -> Option<(Duration, serde_json::Value)> {
         let cache = self.cache.lock().ok()?;
         let (at, doc) = cache.get(uri)?;
-        (at.elapsed() < CACHE_TTL).then(|| doc.clone())
+        let age = at.elapsed();
+        (age < CACHE_TTL).then(|| (age, doc.clone()))
     }
 
     async fn fetch_uncached(&self, uri: &str) -> Result<serde_json::Value, String> {
