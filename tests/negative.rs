@@ -992,6 +992,49 @@ fn rows() -> Vec<Row> {
                 )
             },
         ),
+        Row {
+            name: "token_extension_grant_not_registered",
+            config: |b| b.extension_grant("password"),
+            // A declared extension grant the client did not register (RFC 6749 §5.2).
+            setup: |_| {
+                tok(
+                    "grant_type=password&username=alice&password=pw".to_owned(),
+                    basic(RP),
+                )
+            },
+            code: "unauthorized_client",
+            disp: Disp::Json(400),
+        },
+        row(
+            "token_assertion_keys_unreachable",
+            "invalid_client",
+            Disp::Json(401),
+            |h| {
+                // A private_key_jwt client whose jwks_uri the driver could not fetch.
+                let mut client = h.clients["assert-key"].clone();
+                client.client_id = "assert-far".to_owned();
+                client.jwks = None;
+                client.jwks_uri = Some("https://keys.example/jwks".to_owned());
+                h.clients.insert(client.client_id.clone(), client);
+                use base64::Engine as _;
+                let b64 = |v: serde_json::Value| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+                };
+                let assertion = format!(
+                    "{}.{}.c2ln",
+                    b64(serde_json::json!({"alg": "ES256", "kid": "k"})),
+                    b64(serde_json::json!({"iss": "assert-far", "sub": "assert-far"}))
+                );
+                let form = TokenForm {
+                    client_assertion_type: Some(
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    client_assertion: Some(&assertion),
+                    ..TokenForm::grant("client_credentials")
+                };
+                tok(form.encode(), None)
+            },
+        ),
         row(
             "token_missing_grant_type",
             "invalid_request",
