@@ -301,7 +301,8 @@ enum ClientCommand {
     },
     /// Show a client's registration (never its secret).
     Show {
-        /// The client id.
+        /// The client id (it may start with `-`: ids are base64url).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         /// Print JSON.
         #[arg(long)]
@@ -309,12 +310,14 @@ enum ClientCommand {
     },
     /// Remove a client (and the consents given to it).
     Remove {
-        /// The client id.
+        /// The client id (it may start with `-`: ids are base64url).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
     /// Change a client: each URI flag given replaces that whole list.
     Update {
-        /// The client id.
+        /// The client id (it may start with `-`: ids are base64url).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         /// A redirect URI (repeat for several; replaces them all).
         #[arg(long = "redirect-uri")]
@@ -343,8 +346,12 @@ enum KeysCommand {
     },
     /// Remove a rotated key from the JWKS (tokens it signed stop verifying).
     Retire {
-        /// The key id.
-        #[arg(required_unless_present = "rotated", conflicts_with = "rotated")]
+        /// The key id (it may start with `-`: kids are base64url thumbprints).
+        #[arg(
+            required_unless_present = "rotated",
+            conflicts_with = "rotated",
+            allow_hyphen_values = true
+        )]
         kid: Option<String>,
         /// Retire every rotated key.
         #[arg(long)]

@@ -239,11 +239,18 @@ pub async fn add_client<S: Store>(
 ) -> Result<serde_json::Value, SetupError> {
     let invalid = |m: String| SetupError::Invalid(m);
     let mut rng = system_rng();
-    let client_id = MintedSecret::generate(&mut rng)
-        .as_str()
-        .chars()
-        .take(22)
-        .collect::<String>();
+    // 22 base64url characters (132 bits), never starting with `-`: an id typed after a
+    // command (`client show ID`) must not read as a flag.
+    let client_id = loop {
+        let id = MintedSecret::generate(&mut rng)
+            .as_str()
+            .chars()
+            .take(22)
+            .collect::<String>();
+        if !id.starts_with('-') {
+            break id;
+        }
+    };
     // Grants that never send an end-user to the authorization endpoint: the client
     // credentials grant and extension grants (password, token exchange, ...).
     let grants_without_redirects = !new.grant_types.is_empty()

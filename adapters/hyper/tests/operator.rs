@@ -936,6 +936,12 @@ fn wrong_input_fails_with_an_error_line() {
             "no user `nobody`",
         ),
         (&["client", "show", "nope"], "no client `nope`"),
+        // Ids are base64url and may start with `-`: read as the id, not as a flag.
+        (&["client", "show", "-B-nope"], "no client `-B-nope`"),
+        (
+            &["keys", "retire", "-k-nope"],
+            "no signing key with kid `-k-nope`",
+        ),
         (&["client", "remove", "nope"], "no client `nope`"),
         (
             &["client", "update", "nope", "--rotate-secret"],
