@@ -1337,7 +1337,7 @@ impl Authorized {
             })
             .transpose()
             .map_err(|e| ctx.target.error(e))?;
-        if let Some((_, record)) = access.as_ref() {
+        if let Some((_, Some(record))) = access.as_ref() {
             effects.push(Effect::StoreAccessToken(record.clone()));
         }
         let id_token = if rt.id_token {

@@ -399,7 +399,7 @@ pub fn is_jwks_uri(uri: &str) -> bool {
 /// Shortest token lifetime a client may register (seconds).
 pub const MIN_TOKEN_LIFETIME: u64 = 60;
 /// Longest token lifetime a client may register (seconds): one day.
-pub const MAX_TOKEN_LIFETIME: u64 = 86_400;
+pub const MAX_TOKEN_LIFETIME: u64 = crate::effect::MAX_ACCESS_TOKEN_SECONDS.unsigned_abs();
 
 fn default_response_types() -> Vec<ResponseType> {
     vec![ResponseType::CODE]

@@ -1,7 +1,7 @@
 //! Storage effects a flow asks the caller to apply, and the records they carry.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use crate::scope::Scope;
 use crate::secret::{GrantId, SecretHash};
@@ -75,7 +75,17 @@ pub struct CodeRecord {
     pub expires_at: OffsetDateTime,
 }
 
-/// An access token, stored under its hash.
+/// The longest an access token may live, in seconds (the provider's and every client's
+/// access token lifetime are at most this).
+pub const MAX_ACCESS_TOKEN_SECONDS: i64 = 86_400;
+
+/// How long a store remembers a revoked grant ([`Effect::RevokeGrant`]): past the expiry
+/// of every access token the grant can have, since JWT access tokens are not stored and
+/// their revocation is this entry alone; a few minutes more for clock skew between nodes.
+pub const REVOKED_GRANT_MEMORY: Duration = Duration::seconds(MAX_ACCESS_TOKEN_SECONDS + 600);
+
+/// An access token, stored under its hash (opaque tokens; a JWT access token carries its
+/// record and is not stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenRecord {
     /// SHA-256 of the token.

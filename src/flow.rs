@@ -45,7 +45,7 @@ use crate::provider::Provider;
 use crate::response::{ErrorPage, JsonResponse, Redirect};
 use crate::revocation::Revocation;
 use crate::scope::Scope;
-use crate::secret::SecretHash;
+use crate::secret::{GrantId, SecretHash};
 use crate::token::{
     self, AssertionVerified, Authenticated, CodeExchange, CodeRedeemed, Grant, KeysWanted,
     RefreshExchange, RefreshRedeemed, TokenError,
@@ -625,6 +625,10 @@ pub enum TokenLookupNeed<'a> {
     RefreshToken(&'a SecretHash),
     /// The access token stored under this hash, or `None`.
     AccessToken(&'a SecretHash),
+    /// Whether this grant was revoked (`Store::grant_revoked`): asked instead of the two
+    /// lookups when the token is one of the provider's own JWT access tokens, which carry
+    /// their record and are not stored.
+    GrantRevoked(&'a GrantId),
     /// Claim this client assertion `jti` (`Store::claim_nonce`): `true` if this request
     /// claimed it first.
     ClaimAssertion(&'a NonceRecord),
@@ -643,6 +647,7 @@ impl TokenLookupNeed<'_> {
             Self::Client { .. } => "Client",
             Self::RefreshToken(_) => "RefreshToken",
             Self::AccessToken(_) => "AccessToken",
+            Self::GrantRevoked(_) => "GrantRevoked",
             Self::ClaimAssertion(_) => "AssertionClaimed",
             Self::ClientKeys { .. } => "ClientKeys",
         }
@@ -659,6 +664,8 @@ pub enum TokenLookupAnswer {
     RefreshToken(Option<RefreshTokenRecord>),
     /// Answers [`TokenLookupNeed::AccessToken`].
     AccessToken(Option<AccessTokenRecord>),
+    /// Answers [`TokenLookupNeed::GrantRevoked`]: `true` if the grant was revoked.
+    GrantRevoked(bool),
     /// Answers [`TokenLookupNeed::ClaimAssertion`].
     AssertionClaimed(bool),
     /// Answers [`TokenLookupNeed::ClientKeys`].
@@ -671,6 +678,7 @@ impl TokenLookupAnswer {
             Self::Client(_) => "Client",
             Self::RefreshToken(_) => "RefreshToken",
             Self::AccessToken(_) => "AccessToken",
+            Self::GrantRevoked(_) => "GrantRevoked",
             Self::AssertionClaimed(_) => "AssertionClaimed",
             Self::ClientKeys(_) => "ClientKeys",
         }
@@ -690,6 +698,7 @@ pub type IntrospectionAnswer = TokenLookupAnswer;
 trait LooksUp {
     fn token_hash(&self) -> &SecretHash;
     fn first(&self) -> TokenKind;
+    fn own_jwt_access_token(&self) -> Option<&AccessTokenRecord>;
 }
 
 impl LooksUp for Revocation {
@@ -699,6 +708,9 @@ impl LooksUp for Revocation {
     fn first(&self) -> TokenKind {
         Revocation::first(self)
     }
+    fn own_jwt_access_token(&self) -> Option<&AccessTokenRecord> {
+        Revocation::own_jwt_access_token(self)
+    }
 }
 
 impl LooksUp for Introspection {
@@ -707,6 +719,9 @@ impl LooksUp for Introspection {
     }
     fn first(&self) -> TokenKind {
         Introspection::first(self)
+    }
+    fn own_jwt_access_token(&self) -> Option<&AccessTokenRecord> {
+        Introspection::own_jwt_access_token(self)
     }
 }
 
@@ -754,6 +769,9 @@ impl<R: LooksUp> LookupState<R> {
                 refresh,
                 access,
             } => {
+                if let Some(own) = request.own_jwt_access_token() {
+                    return TokenLookupNeed::GrantRevoked(&own.grant);
+                }
                 let hash = request.token_hash();
                 // The hinted kind first (access tokens without a hint), then the other.
                 let refresh_next = match request.first() {
@@ -839,6 +857,14 @@ impl<R: LooksUp> LookupState<R> {
                 },
                 TokenLookupAnswer::AccessToken(found),
             ) => (request, refresh, Some(found)),
+            (Self::Lookup { request, .. }, TokenLookupAnswer::GrantRevoked(revoked)) => {
+                let access = request.own_jwt_access_token().filter(|_| !revoked).cloned();
+                return Ok(Fed::Found {
+                    request,
+                    refresh: None,
+                    access,
+                });
+            }
             (state, answer) => {
                 return Err(ProtocolMisuse {
                     needed: state.need().name(),
@@ -903,12 +929,10 @@ impl RevocationFlow {
         now: OffsetDateTime,
     ) -> Result<RevocationStep, ProtocolMisuse> {
         Ok(
-            match self.state.feed(
-                answer,
-                provider,
-                now,
-                token::ClientAuthenticated::revocation,
-            )? {
+            match self
+                .state
+                .feed(answer, provider, now, |a| a.revocation(provider))?
+            {
                 Fed::Need(state) => RevocationStep::Need(Self { state }),
                 Fed::Found {
                     request,
@@ -962,12 +986,10 @@ impl IntrospectionFlow {
         now: OffsetDateTime,
     ) -> Result<IntrospectionStep, ProtocolMisuse> {
         Ok(
-            match self.state.feed(
-                answer,
-                provider,
-                now,
-                token::ClientAuthenticated::introspection,
-            )? {
+            match self
+                .state
+                .feed(answer, provider, now, |a| a.introspection(provider))?
+            {
                 Fed::Need(state) => IntrospectionStep::Need(Self { state }),
                 Fed::Found {
                     request,
@@ -988,6 +1010,9 @@ impl IntrospectionFlow {
 pub enum UserinfoNeed<'a> {
     /// The access token record stored under this hash, or `None`.
     AccessToken(&'a SecretHash),
+    /// Whether this grant was revoked (`Store::grant_revoked`): asked instead of the lookup
+    /// when the token is one of the provider's own JWT access tokens, which are not stored.
+    GrantRevoked(&'a GrantId),
     /// The claims of `subject`, for a token of `scope` (the app may tailor what it reads to
     /// the scope, as Authlib's `generate_user_info(user, scope)`; the core releases only
     /// what the scope covers either way).
@@ -1005,6 +1030,8 @@ pub enum UserinfoNeed<'a> {
 pub enum UserinfoAnswer {
     /// Answers [`UserinfoNeed::AccessToken`].
     AccessToken(Option<AccessTokenRecord>),
+    /// Answers [`UserinfoNeed::GrantRevoked`]: `true` if the grant was revoked.
+    GrantRevoked(bool),
     /// Answers [`UserinfoNeed::Claims`].
     Claims(UserInfo),
 }
@@ -1050,7 +1077,10 @@ impl UserinfoFlow {
     /// What the flow needs to go on.
     pub fn need(&self) -> UserinfoNeed<'_> {
         match &self.state {
-            UserinfoState::Received(r) => UserinfoNeed::AccessToken(r.token_hash()),
+            UserinfoState::Received(r) => match r.own_jwt_access_token() {
+                Some(own) => UserinfoNeed::GrantRevoked(&own.grant),
+                None => UserinfoNeed::AccessToken(r.token_hash()),
+            },
             UserinfoState::Authorized(a) => UserinfoNeed::Claims {
                 subject: a.subject(),
                 scope: a.scope(),
@@ -1065,8 +1095,22 @@ impl UserinfoFlow {
         provider: &Provider,
         now: OffsetDateTime,
     ) -> Result<UserinfoStep, ProtocolMisuse> {
+        let needed = self.need_name();
         match (self.state, answer) {
-            (UserinfoState::Received(r), UserinfoAnswer::AccessToken(record)) => {
+            (UserinfoState::Received(r), answer @ UserinfoAnswer::AccessToken(_))
+            | (UserinfoState::Received(r), answer @ UserinfoAnswer::GrantRevoked(_)) => {
+                let record = match (answer, r.own_jwt_access_token()) {
+                    (UserinfoAnswer::AccessToken(record), None) => record,
+                    (UserinfoAnswer::GrantRevoked(revoked), Some(own)) => {
+                        (!revoked).then(|| own.clone())
+                    }
+                    (other, _) => {
+                        return Err(ProtocolMisuse {
+                            needed,
+                            answered: userinfo_answer_name(&other),
+                        });
+                    }
+                };
                 Ok(match r.authorize(record, now) {
                     Ok(a) => UserinfoStep::Need(Self {
                         state: UserinfoState::Authorized(a),
@@ -1077,14 +1121,18 @@ impl UserinfoFlow {
             (UserinfoState::Authorized(a), UserinfoAnswer::Claims(claims)) => {
                 Ok(UserinfoStep::Done(a.respond(&claims, provider)))
             }
-            (UserinfoState::Received(_), other) => Err(ProtocolMisuse {
-                needed: "AccessToken",
+            (_, other) => Err(ProtocolMisuse {
+                needed,
                 answered: userinfo_answer_name(&other),
             }),
-            (UserinfoState::Authorized(_), other) => Err(ProtocolMisuse {
-                needed: "Claims",
-                answered: userinfo_answer_name(&other),
-            }),
+        }
+    }
+
+    fn need_name(&self) -> &'static str {
+        match self.need() {
+            UserinfoNeed::AccessToken(_) => "AccessToken",
+            UserinfoNeed::GrantRevoked(_) => "GrantRevoked",
+            UserinfoNeed::Claims { .. } => "Claims",
         }
     }
 }
@@ -1092,6 +1140,7 @@ impl UserinfoFlow {
 fn userinfo_answer_name(a: &UserinfoAnswer) -> &'static str {
     match a {
         UserinfoAnswer::AccessToken(_) => "AccessToken",
+        UserinfoAnswer::GrantRevoked(_) => "GrantRevoked",
         UserinfoAnswer::Claims(_) => "Claims",
     }
 }

@@ -36,6 +36,7 @@ pub struct Introspection {
     caller: Client,
     token: SecretHash,
     first: TokenKind,
+    own_jwt: Option<AccessTokenRecord>,
 }
 
 impl std::fmt::Debug for Introspection {
@@ -85,18 +86,23 @@ struct Live<'a> {
 impl Introspection {
     /// Reads `token` and `token_type_hint` from the form of an authenticated caller; a
     /// public client is refused (`invalid_client`: it has no credentials to authenticate).
-    pub(crate) fn from_form(caller: Client, params: Params) -> Result<Self, TokenError> {
+    pub(crate) fn from_form(
+        caller: Client,
+        params: Params,
+        provider: &Provider,
+    ) -> Result<Self, TokenError> {
         if caller.is_public() {
             return Err(TokenError::new(
                 ErrorCode::InvalidClient,
                 "introspection needs a confidential client or a resource server's credential",
             ));
         }
-        let presented = Presented::from_params(&params)?;
+        let presented = Presented::from_params(&params, provider)?;
         Ok(Self {
             caller,
             token: presented.hash,
             first: presented.first,
+            own_jwt: presented.own_jwt,
         })
     }
 
@@ -108,6 +114,12 @@ impl Introspection {
     /// The kind to look up first (the hint's, else access tokens).
     pub fn first(&self) -> TokenKind {
         self.first
+    }
+
+    /// The record the token carries when it is one of the provider's own JWT access
+    /// tokens (not stored: only its grant's revocation is looked up).
+    pub fn own_jwt_access_token(&self) -> Option<&AccessTokenRecord> {
+        self.own_jwt.as_ref()
     }
 
     /// The authenticated caller.

@@ -1,13 +1,16 @@
 //! A token presented to the revocation (RFC 7009) or introspection (RFC 7662) endpoint:
 //! both read the same form (`token`, `token_type_hint`) and ask the store the same two
-//! lookups, the hinted kind first.
+//! lookups, the hinted kind first — or, for one of the provider's own JWT access tokens,
+//! which carry their record and are not stored, only whether their grant was revoked.
 
 use serde::Deserialize;
 
+use crate::effect::AccessTokenRecord;
 use crate::error::ErrorCode;
 use crate::params::Params;
+use crate::provider::Provider;
 use crate::secret::SecretHash;
-use crate::token::TokenError;
+use crate::token::{TokenError, own_jwt_access_token};
 
 /// Longest `token` accepted (ours are 43 characters; others are unknown anyway).
 const MAX_TOKEN: usize = 1024;
@@ -31,16 +34,18 @@ struct PresentedForm {
     token_type_hint: Option<String>,
 }
 
-/// The presented token, reduced to what the lookups need: its hash and which kind first.
+/// The presented token, reduced to what the lookups need: its hash and which kind first,
+/// or the record it carries when it is one of the provider's own JWT access tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Presented {
     pub(crate) hash: SecretHash,
     pub(crate) first: TokenKind,
+    pub(crate) own_jwt: Option<AccessTokenRecord>,
 }
 
 impl Presented {
     /// Reads `token` and `token_type_hint` from the form of an authenticated client.
-    pub(crate) fn from_params(params: &Params) -> Result<Self, TokenError> {
+    pub(crate) fn from_params(params: &Params, provider: &Provider) -> Result<Self, TokenError> {
         let bad = |why: String| TokenError::new(ErrorCode::InvalidRequest, why);
         let form: PresentedForm = params.deserialize().map_err(|e| bad(e.to_string()))?;
         if form.token.len() > MAX_TOKEN {
@@ -60,6 +65,7 @@ impl Presented {
         Ok(Self {
             hash: SecretHash::of(&form.token),
             first,
+            own_jwt: own_jwt_access_token(provider, &form.token),
         })
     }
 }

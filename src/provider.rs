@@ -370,6 +370,13 @@ impl ProviderBuilder {
         {
             return Err(ConfigError::BadLifetime("every lifetime must be positive"));
         }
+        // JWT access tokens are not stored: a revoked grant is remembered for as long as
+        // one of its access tokens can live (`effect::REVOKED_GRANT_MEMORY`).
+        if p.access_token_lifetime > Duration::seconds(crate::effect::MAX_ACCESS_TOKEN_SECONDS) {
+            return Err(ConfigError::BadLifetime(
+                "access tokens may live at most 24 hours",
+            ));
+        }
         if p.code_lifetime > MAX_CODE_LIFETIME {
             return Err(ConfigError::BadLifetime(
                 "codes may live at most 10 minutes (RFC 6749 section 4.1.2)",

@@ -22,6 +22,7 @@ use crate::client::Client;
 use crate::effect::{AccessTokenRecord, Completed, Effect, RefreshTokenRecord};
 use crate::lookup::Presented;
 use crate::params::Params;
+use crate::provider::Provider;
 use crate::response::JsonResponse;
 use crate::secret::SecretHash;
 use crate::token::TokenError;
@@ -34,6 +35,7 @@ pub struct Revocation {
     client: Client,
     token: SecretHash,
     first: TokenKind,
+    own_jwt: Option<AccessTokenRecord>,
 }
 
 impl std::fmt::Debug for Revocation {
@@ -47,12 +49,17 @@ impl std::fmt::Debug for Revocation {
 
 impl Revocation {
     /// Reads `token` and `token_type_hint` from the form of an authenticated client.
-    pub(crate) fn from_form(client: Client, params: Params) -> Result<Self, TokenError> {
-        let presented = Presented::from_params(&params)?;
+    pub(crate) fn from_form(
+        client: Client,
+        params: Params,
+        provider: &Provider,
+    ) -> Result<Self, TokenError> {
+        let presented = Presented::from_params(&params, provider)?;
         Ok(Self {
             client,
             token: presented.hash,
             first: presented.first,
+            own_jwt: presented.own_jwt,
         })
     }
 
@@ -64,6 +71,12 @@ impl Revocation {
     /// The kind to look up first (the hint's, else access tokens).
     pub fn first(&self) -> TokenKind {
         self.first
+    }
+
+    /// The record the token carries when it is one of the provider's own JWT access
+    /// tokens (not stored: only its grant's revocation is looked up).
+    pub fn own_jwt_access_token(&self) -> Option<&AccessTokenRecord> {
+        self.own_jwt.as_ref()
     }
 
     /// The authenticated client.

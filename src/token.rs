@@ -30,7 +30,7 @@ use crate::effect::{
 use crate::error::{ErrorCode, OAuthError};
 use crate::extension::ExtensionRequest;
 use crate::idtoken::{self, IdTokenInput};
-use crate::jws;
+use crate::jws::{self, Signer};
 use crate::params::Params;
 use crate::pkce;
 use crate::provider::Provider;
@@ -498,14 +498,22 @@ impl ClientAuthenticated {
 
     /// Reads the form as a revocation request (RFC 7009): the client authenticated as at
     /// the token endpoint, then `token` and `token_type_hint`.
-    pub fn revocation(self) -> Result<crate::revocation::Revocation, TokenError> {
-        crate::revocation::Revocation::from_form(self.client, self.params)
+    /// `provider` recognises its own JWT access tokens, which are not stored.
+    pub fn revocation(
+        self,
+        provider: &Provider,
+    ) -> Result<crate::revocation::Revocation, TokenError> {
+        crate::revocation::Revocation::from_form(self.client, self.params, provider)
     }
 
     /// Reads the form as an introspection request (RFC 7662): the caller authenticated as
     /// at the token endpoint and is confidential, then `token` and `token_type_hint`.
-    pub fn introspection(self) -> Result<crate::introspection::Introspection, TokenError> {
-        crate::introspection::Introspection::from_form(self.client, self.params)
+    /// `provider` recognises its own JWT access tokens, which are not stored.
+    pub fn introspection(
+        self,
+        provider: &Provider,
+    ) -> Result<crate::introspection::Introspection, TokenError> {
+        crate::introspection::Introspection::from_form(self.client, self.params, provider)
     }
 
     /// The resource indicator (RFC 8707 §2) the request names, if any: find the resource
@@ -1106,7 +1114,7 @@ pub(crate) fn issue_access_only(
         .map_err(|e| TokenError::new(ErrorCode::ServerError, e.to_string()))?;
     Ok(Completed {
         response: JsonResponse::no_store(body),
-        effects: vec![Effect::StoreAccessToken(record)],
+        effects: record.map(Effect::StoreAccessToken).into_iter().collect(),
     })
 }
 
@@ -1136,23 +1144,46 @@ struct JwtAccessTokenClaims<'a> {
     scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_time: Option<i64>,
+    /// The grant the token belongs to ([`GRANT_CLAIM`]).
+    grant_id: &'a str,
 }
 
-/// A new access token and the record to store under its hash: the one place access tokens
-/// are minted (token endpoint and authorization endpoint alike), in the client's format.
+/// The private claim naming the grant of a JWT access token: what makes it one of this
+/// provider's own (ID tokens and anything else signed with its keys lack it), and what a
+/// revocation of that grant is checked against, since the token itself is not stored.
+pub const GRANT_CLAIM: &str = "grant_id";
+
+/// A new access token and, for an opaque one, the record to store under its hash: the one
+/// place access tokens are minted (token endpoint and authorization endpoint alike), in the
+/// client's format.
 ///
 /// A JWT access token is signed with the provider's default algorithm (`typ: at+jwt`), its
-/// `aud` the resource the request named, else the client itself; it is stored like an opaque one, so
-/// revocation, introspection and UserInfo see it.
+/// `aud` the resource the request named, else the client itself. It is not stored: it
+/// carries its record (and its grant, [`GRANT_CLAIM`]), so revocation, introspection and
+/// UserInfo read it from the token ([`own_jwt_access_token`]) and ask the store only
+/// whether its grant was revoked. Issuing one writes nothing.
 pub(crate) fn mint_access_token(
     provider: &Provider,
     token: AccessTokenFor<'_>,
     rng: &mut impl CryptoRng,
     now: OffsetDateTime,
-) -> Result<(String, AccessTokenRecord), OAuthError> {
+) -> Result<(String, Option<AccessTokenRecord>), OAuthError> {
     let lifetime = provider.access_token_lifetime_for(token.client);
-    let value = match token.client.access_token_format {
-        AccessTokenFormat::Opaque => MintedSecret::generate(rng).into_string(),
+    match token.client.access_token_format {
+        AccessTokenFormat::Opaque => {
+            let value = MintedSecret::generate(rng).into_string();
+            let record = AccessTokenRecord {
+                hash: SecretHash::of(&value),
+                grant: token.grant.clone(),
+                client_id: token.client.client_id.clone(),
+                subject: token.subject.to_owned(),
+                scope: token.scope.clone(),
+                audience: token.audience.map(str::to_owned).into_iter().collect(),
+                issued_at: Some(now),
+                expires_at: now + lifetime,
+            };
+            Ok((value, Some(record)))
+        }
         AccessTokenFormat::Jwt => {
             let alg = provider.default_alg();
             let signer = provider.signer_for_alg(alg).ok_or_else(|| {
@@ -1172,23 +1203,68 @@ pub(crate) fn mint_access_token(
                 jti: jti.as_str(),
                 scope: token.scope.to_string(),
                 auth_time: token.auth_time.map(OffsetDateTime::unix_timestamp),
+                grant_id: token.grant.as_str(),
             };
-            jws::encode_with_typ(&claims, &signer, "at+jwt").map_err(|e| {
+            let value = jws::encode_with_typ(&claims, &signer, "at+jwt").map_err(|e| {
                 OAuthError::new(ErrorCode::ServerError, format!("signing failed: {e}"))
-            })?
+            })?;
+            Ok((value, None))
         }
+    }
+}
+
+/// The record a JWT access token of this provider carries, when `token` is one: signed by
+/// one of the provider's keys (signing or only published), `iss` this provider, and the
+/// claims [`mint_access_token`] writes, [`GRANT_CLAIM`] included. Expiry is not checked here
+/// (each endpoint decides what an expired token means); `None` for anything else, which
+/// the caller then looks up by hash like an opaque token.
+pub(crate) fn own_jwt_access_token(provider: &Provider, token: &str) -> Option<AccessTokenRecord> {
+    // Cheap shape check first: opaque tokens have no dots.
+    if token.bytes().filter(|b| *b == b'.').count() != 2 {
+        return None;
+    }
+    let verified = jws::decode_verify(token, |alg, kid| {
+        // Only the provider's own asymmetric keys sign access tokens.
+        if alg.is_symmetric() {
+            return None;
+        }
+        match kid {
+            Some(kid) => provider.keys.get(kid),
+            None => provider.keys.for_algorithm(alg),
+        }
+        .filter(|k| k.algorithm() == alg)
+        .map(Signer::Key)
+    })
+    .ok()?;
+    let claims = &verified.claims;
+    let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+    let time = |name: &str| {
+        claims
+            .get(name)
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
     };
-    let record = AccessTokenRecord {
-        hash: SecretHash::of(&value),
-        grant: token.grant.clone(),
-        client_id: token.client.client_id.clone(),
-        subject: token.subject.to_owned(),
-        scope: token.scope.clone(),
-        audience: token.audience.map(str::to_owned).into_iter().collect(),
-        issued_at: Some(now),
-        expires_at: now + lifetime,
+    if text("iss") != Some(provider.issuer()) {
+        return None;
+    }
+    let client_id = text("client_id")?;
+    // One audience, as minted: the client itself means "no resource named".
+    let aud = text("aud")?;
+    let audience = if aud == client_id {
+        Vec::new()
+    } else {
+        vec![aud.to_owned()]
     };
-    Ok((value, record))
+    Some(AccessTokenRecord {
+        hash: SecretHash::of(token),
+        grant: GrantId::from_stored(text(GRANT_CLAIM)?),
+        client_id: client_id.to_owned(),
+        subject: text("sub")?.to_owned(),
+        scope: Scope::parse(text("scope")?).ok()?,
+        audience,
+        issued_at: Some(time("iat")?),
+        expires_at: time("exp")?,
+    })
 }
 
 /// Whether the token endpoint's ID token for `scope` carries the end-user's claims.
@@ -1258,7 +1334,7 @@ pub(crate) fn issue_tokens(
     )
     .map_err(|e| TokenError::new(e.code, e.description))?;
     let mut effects = Vec::with_capacity(2);
-    effects.push(Effect::StoreAccessToken(record));
+    effects.extend(record.map(Effect::StoreAccessToken));
     let refresh = issue.refresh.then(|| MintedSecret::generate(rng));
     if let Some(refresh) = &refresh {
         effects.push(Effect::StoreRefreshToken(RefreshTokenRecord {

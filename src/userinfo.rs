@@ -158,6 +158,7 @@ pub fn extract_bearer(
 pub struct Received {
     hash: SecretHash,
     realm: String,
+    own_jwt: Option<AccessTokenRecord>,
 }
 
 impl std::fmt::Debug for Received {
@@ -180,12 +181,21 @@ impl Received {
         Ok(Self {
             hash: SecretHash::of(&token),
             realm: provider.issuer.clone(),
+            own_jwt: crate::token::own_jwt_access_token(provider, &token),
         })
     }
 
     /// The hash of the presented token, to look up.
     pub fn token_hash(&self) -> &SecretHash {
         &self.hash
+    }
+
+    /// The record the token carries when it is one of the provider's own JWT access
+    /// tokens: such a token is not stored, so instead of the lookup by hash only its
+    /// grant's revocation is asked, and the record is passed to [`Received::authorize`]
+    /// unless the grant was revoked.
+    pub fn own_jwt_access_token(&self) -> Option<&AccessTokenRecord> {
+        self.own_jwt.as_ref()
     }
 
     /// Checks the stored record for the UserInfo endpoint: present, unexpired, and with

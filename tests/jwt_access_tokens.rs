@@ -96,7 +96,8 @@ fn a_revoked_jwt_is_inactive_at_introspection_and_refused_at_userinfo() {
     let seen = h.introspect(&form, Some(&basic));
     assert_eq!(seen.json()["active"], true, "{}", seen.body);
     assert_eq!(seen.json()["sub"], "alice");
-    // Revoke it (RFC 7009): the record goes, and with it the token's standing.
+    // Revoke it (RFC 7009): its grant is revoked, which is all a JWT access token (not
+    // stored) is checked against.
     let effects = {
         use oidc_flow::flow::{RevocationAnswer, RevocationFlow, RevocationNeed, RevocationStep};
         let mut step = RevocationFlow::parse(form.as_bytes(), Some(basic.as_bytes()));
@@ -110,8 +111,11 @@ fn a_revoked_jwt_is_inactive_at_introspection_and_refused_at_userinfo() {
                     RevocationAnswer::Client(h.clients.get(client_id).cloned())
                 }
                 RevocationNeed::RefreshToken(_) => RevocationAnswer::RefreshToken(None),
-                RevocationNeed::AccessToken(hash) => {
-                    RevocationAnswer::AccessToken(h.access_tokens.get(hash).cloned())
+                RevocationNeed::AccessToken(_) => {
+                    panic!("a JWT access token is not stored: nothing to look up by hash")
+                }
+                RevocationNeed::GrantRevoked(grant) => {
+                    RevocationAnswer::GrantRevoked(h.revoked.contains(grant))
                 }
                 other => panic!("unknown need {other:?}"),
             };
@@ -163,4 +167,64 @@ fn opaque_stays_the_default() {
     let (access, _) = h.offline_tokens(&client);
     assert!(!access.contains('.'), "an opaque token is no JWT: {access}");
     assert_eq!(access.len(), 43);
+}
+
+#[test]
+fn a_jwt_access_token_is_not_stored_and_only_the_providers_own_are_taken() {
+    let mut h = Harness::default_provider();
+    let r = h.token(
+        &TokenForm {
+            scope: Some("api:read"),
+            ..TokenForm::grant("client_credentials")
+        }
+        .encode(),
+        Some(&Harness::basic("jwt-service")),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    // Issuing it wrote nothing: the token carries its record.
+    assert!(h.access_tokens.is_empty(), "a JWT access token was stored");
+    let basic = Harness::basic("jwt-service");
+    let seen = h
+        .introspect(&PresentedForm::token(&token).encode(), Some(&basic))
+        .json();
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["client_id"], "jwt-service");
+    assert_eq!(seen["scope"], "api:read");
+    assert_eq!(seen["exp"], h.now.unix_timestamp() + 3600);
+    // An edited payload does not verify, so it is nobody's token.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut payload = common::jwt_payload(&token);
+    payload["scope"] = "api:read api:write".into();
+    parts[1] = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        serde_json::to_vec(&payload).unwrap(),
+    );
+    let forged = parts.join(".");
+    let seen = h.introspect(&PresentedForm::token(&forged).encode(), Some(&basic));
+    assert_eq!(seen.body, r#"{"active":false}"#);
+    // An ID token is signed by the same keys but is no access token: it names no grant.
+    let (_, _) = h.offline_tokens("jwt-rp");
+    let r = h.authorize_as(
+        &query(
+            "jwt-rp",
+            "code",
+            "&scope=openid&state=s&nonce=n3&prompt=consent",
+        ),
+        "alice",
+    );
+    let code = redirect_params(&r)["code"].clone();
+    let t = h.exchange("jwt-rp", &code, "").json();
+    let id_token = t["id_token"].as_str().unwrap();
+    let seen = h.introspect(
+        &PresentedForm::token(id_token).encode(),
+        Some(&Harness::basic("jwt-rp")),
+    );
+    assert_eq!(seen.body, r#"{"active":false}"#);
+    let ui = h.userinfo(Some(&format!("Bearer {id_token}")), None);
+    assert_eq!(ui.status, 401, "{}", ui.body);
+    // After its lifetime it is inactive, though nothing was ever stored to expire.
+    h.advance(time::Duration::seconds(3601));
+    let seen = h.introspect(&PresentedForm::token(&token).encode(), Some(&basic));
+    assert_eq!(seen.body, r#"{"active":false}"#);
 }

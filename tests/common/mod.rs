@@ -633,6 +633,9 @@ impl Harness {
                 IntrospectionNeed::AccessToken(hash) => {
                     IntrospectionAnswer::AccessToken(self.access_tokens.get(hash).cloned())
                 }
+                IntrospectionNeed::GrantRevoked(grant) => {
+                    IntrospectionAnswer::GrantRevoked(self.revoked.contains(grant))
+                }
                 IntrospectionNeed::ClaimAssertion(jti) => IntrospectionAnswer::AssertionClaimed(
                     self.nonces
                         .insert((jti.client_id.clone(), jti.nonce.clone())),
@@ -678,7 +681,12 @@ impl Harness {
             Ok(r) => r,
             Err(e) => return e.response,
         };
-        let record = self.access_tokens.get(received.token_hash()).cloned();
+        // One of the provider's own JWT access tokens carries its record (it is not
+        // stored); only its grant's revocation is looked up.
+        let record = match received.own_jwt_access_token() {
+            Some(own) => (!self.revoked.contains(&own.grant)).then(|| own.clone()),
+            None => self.access_tokens.get(received.token_hash()).cloned(),
+        };
         match received.authorize(record, self.now) {
             Ok(a) => {
                 let claims = self.users.get(a.subject()).cloned().unwrap_or_default();

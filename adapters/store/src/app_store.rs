@@ -7,8 +7,8 @@ use crate::{Store, StoreResult, StoredKey, UserRecord};
 use oidc_flow::authorize::ParkedMark;
 use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
-    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, NonceRecord, RefreshTokenRecord,
-    Scope, SecretHash, Taken, UserInfo,
+    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, NonceRecord,
+    RefreshTokenRecord, Scope, SecretHash, Taken, UserInfo,
 };
 use time::OffsetDateTime;
 
@@ -140,6 +140,10 @@ impl<S: Store, C: UserClaims> Store for AppStore<S, C> {
         hash: &SecretHash,
     ) -> impl Future<Output = StoreResult<Option<AccessTokenRecord>>> + Send {
         self.store.access_token(hash)
+    }
+
+    fn grant_revoked(&self, grant: &GrantId) -> impl Future<Output = StoreResult<bool>> + Send {
+        self.store.grant_revoked(grant)
     }
 
     fn claim_nonce(

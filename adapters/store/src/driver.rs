@@ -269,6 +269,9 @@ async fn look_up<S: Store>(
         TokenLookupNeed::AccessToken(hash) => {
             TokenLookupAnswer::AccessToken(store.access_token(hash).await?)
         }
+        TokenLookupNeed::GrantRevoked(grant) => {
+            TokenLookupAnswer::GrantRevoked(store.grant_revoked(grant).await?)
+        }
         TokenLookupNeed::ClaimAssertion(jti) => {
             TokenLookupAnswer::AssertionClaimed(store.claim_nonce(jti, now).await?)
         }
@@ -348,6 +351,9 @@ pub async fn userinfo<S: Store>(
         let answer = match flow.need() {
             UserinfoNeed::AccessToken(hash) => {
                 UserinfoAnswer::AccessToken(store.access_token(hash).await?)
+            }
+            UserinfoNeed::GrantRevoked(grant) => {
+                UserinfoAnswer::GrantRevoked(store.grant_revoked(grant).await?)
             }
             UserinfoNeed::Claims { subject, scope } => UserinfoAnswer::Claims(
                 store

@@ -15,8 +15,8 @@ use oidc_flow::authorize::ParkedMark;
 use oidc_flow::keys::Algorithm;
 use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
-    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, NonceRecord, RefreshTokenRecord,
-    Scope, SecretHash, Taken, UserInfo,
+    AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, NonceRecord,
+    RefreshTokenRecord, Scope, SecretHash, Taken, UserInfo,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -204,6 +204,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         hash: &SecretHash,
     ) -> impl Future<Output = StoreResult<Option<AccessTokenRecord>>> + Send;
+    /// Whether `grant` was revoked ([`Effect::RevokeGrant`], remembered for
+    /// [`oidc_flow::effect::REVOKED_GRANT_MEMORY`]): what a JWT access token, which is not
+    /// stored, is checked against.
+    fn grant_revoked(&self, grant: &GrantId) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Claims a nonce for the replay check in one atomic insert-if-absent: `true` when this
     /// call stored it, `false` when an unexpired record of the same client and nonce exists
     /// (of two concurrent claims exactly one gets `true`).

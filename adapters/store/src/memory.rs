@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use oidc_flow::authorize::ParkedMark;
+use oidc_flow::effect::REVOKED_GRANT_MEMORY;
 use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
     AccessTokenRecord, Authentication, Client, CodeRecord, Effect, GrantId, NonceRecord,
@@ -171,6 +172,10 @@ impl Store for MemoryStore {
         Ok(self.lock().access_tokens.get(hash).cloned())
     }
 
+    async fn grant_revoked(&self, grant: &GrantId) -> StoreResult<bool> {
+        Ok(self.lock().revoked.contains_key(grant))
+    }
+
     async fn claim_nonce(&self, nonce: &NonceRecord, now: OffsetDateTime) -> StoreResult<bool> {
         let mut g = self.lock();
         let key = (nonce.client_id.clone(), nonce.nonce.clone());
@@ -227,8 +232,8 @@ impl Store for MemoryStore {
                     g.refresh_tokens.retain(|_, (r, _)| r.grant != *grant);
                     // Keep taken codes (a later replay must still see AlreadyTaken).
                     g.codes.retain(|_, (r, taken)| *taken || r.grant != *grant);
-                    // Remembered as long as anything of the grant could still be presented.
-                    let until = OffsetDateTime::now_utc() + time::Duration::days(31);
+                    // Remembered as long as an access token of the grant can live.
+                    let until = OffsetDateTime::now_utc() + REVOKED_GRANT_MEMORY;
                     g.revoked.insert(grant.clone(), until);
                 }
                 Effect::JoinSession { sid, client_id } => {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use oidc_flow::authorize::ParkedMark;
+use oidc_flow::effect::REVOKED_GRANT_MEMORY;
 use oidc_flow::keys::Algorithm;
 use oidc_flow::parking::ParkingSecret;
 use oidc_flow::{
@@ -31,8 +32,6 @@ use crate::{
     StoredKey, TAKEN_CODE_GRACE, UserRecord, scope_covers, scope_union, session_alive,
 };
 
-/// How long a revoked grant is remembered, so tokens racing the revocation are refused.
-const REVOCATION_MEMORY: time::Duration = time::Duration::hours(1);
 /// The member under which a client's clear secret is stored, encrypted with the data key.
 const SEALED_SECRET: &str = "client_secret_sealed";
 /// Most read-only connections beside the writer (file databases only).
@@ -683,6 +682,15 @@ impl Store for SqliteStore {
         data.map(|d| from_json(&d)).transpose()
     }
 
+    async fn grant_revoked(&self, grant: &GrantId) -> StoreResult<bool> {
+        let found: Option<i64> = self
+            .reader()
+            .prepare_cached("SELECT 1 FROM revoked_grants WHERE grant_id = ?1")?
+            .query_row(params![grant.as_str()], |r| r.get(0))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
     async fn claim_nonce(&self, nonce: &NonceRecord, now: OffsetDateTime) -> StoreResult<bool> {
         // One statement under the writer's lock: an expired record is replaced, a live one
         // is left alone and nothing changes.
@@ -983,7 +991,9 @@ fn apply_one(tx: &Transaction<'_>, e: &Effect) -> StoreResult<()> {
                 .execute(params![g])?;
             tx.prepare_cached("DELETE FROM codes WHERE grant_id = ?1 AND taken = 0")?
                 .execute(params![g])?;
-            let until = OffsetDateTime::now_utc() + REVOCATION_MEMORY;
+            // Remembered as long as an access token of the grant can live (JWT access tokens
+            // are not stored: this row is their revocation), and so tokens racing it are refused.
+            let until = OffsetDateTime::now_utc() + REVOKED_GRANT_MEMORY;
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO revoked_grants (grant_id, expires_at) VALUES (?1, ?2)",
             )?

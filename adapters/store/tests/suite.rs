@@ -270,7 +270,13 @@ async fn revocation<S: Store>(s: &S) {
             .unwrap()
             .is_none()
     );
+    assert!(!s.grant_revoked(&g).await.unwrap());
     s.apply(&[Effect::RevokeGrant(g.clone())]).await.unwrap();
+    assert!(
+        s.grant_revoked(&g).await.unwrap(),
+        "what a JWT access token is checked against"
+    );
+    assert!(!s.grant_revoked(&grant("g-other")).await.unwrap());
     assert!(
         s.refresh_token(&SecretHash::of("rt-1"))
             .await
@@ -913,6 +919,74 @@ async fn driver_code_flow<S: Store>(s: &S) {
     assert_eq!(ui.status, 401);
 }
 
+/// A JWT access token through the drivers: issued without a write, active at
+/// introspection, then revoked (RFC 7009) and inactive there and at UserInfo, with the
+/// store holding nothing but the revoked grant.
+async fn driver_jwt_access_tokens<S: Admin>(s: &S) {
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/keys/p256.pem"
+    ))
+    .unwrap();
+    let mut keys = KeySet::new();
+    keys.add(SigningKey::from_pem(&pem, Algorithm::ES256, None).unwrap())
+        .unwrap();
+    let provider = Provider::builder("https://op.example", keys)
+        .default_alg(Algorithm::ES256)
+        .build()
+        .unwrap();
+    let service = serde_json::from_value::<Client>(serde_json::json!({
+        "client_id": "svc-jwt",
+        "client_secret_sha256": SecretHash::of("svc-jwt-s3cret").to_hex(),
+        "redirect_uris": [],
+        "response_types": [],
+        "grant_types": ["client_credentials"],
+        "scope": "openid api:read",
+        "access_token_format": "jwt",
+    }))
+    .unwrap()
+    .validate()
+    .unwrap();
+    s.add_client(&service).await.unwrap();
+    // "svc-jwt:svc-jwt-s3cret"
+    let basic = b"Basic c3ZjLWp3dDpzdmMtand0LXMzY3JldA==";
+    let resp = driver::token(
+        s,
+        &provider,
+        &Default::default(),
+        b"grant_type=client_credentials&scope=api%3Aread",
+        Some(basic),
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let at = resp.json()["access_token"].as_str().unwrap().to_owned();
+    assert!(
+        s.access_token(&SecretHash::of(&at))
+            .await
+            .unwrap()
+            .is_none(),
+        "a JWT access token is not stored"
+    );
+    let form = format!("token={at}");
+    let seen = driver::introspect(&provider, s, form.as_bytes(), Some(basic), NOW)
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["client_id"], "svc-jwt");
+    assert_eq!(seen["scope"], "api:read");
+    let revoked = driver::revoke(&provider, s, form.as_bytes(), Some(basic), NOW)
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, 200);
+    let seen = driver::introspect(&provider, s, form.as_bytes(), Some(basic), NOW)
+        .await
+        .unwrap();
+    assert_eq!(seen.body, r#"{"active":false}"#);
+}
+
 async fn suite<S: Admin>(s: Arc<S>) {
     clients_and_users(&*s).await;
     resource_servers(&*s).await;
@@ -922,6 +996,7 @@ async fn suite<S: Admin>(s: Arc<S>) {
     revocation(&*s).await;
     nonces_consents_pending_sessions_keys(&*s).await;
     driver_code_flow(&*s).await;
+    driver_jwt_access_tokens(&*s).await;
     sessions(&*s).await;
     admin(&*s).await;
     purge(&*s).await;
