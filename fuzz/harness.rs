@@ -291,7 +291,7 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         let hash = SecretHash::of(code);
         let record = CodeRecord {
             hash,
-            grant: GrantId::generate(&mut rng),
+            grant: GrantId::generate(&mut rng, START),
             client_id: client_id.to_owned(),
             redirect_uri: redirect_uri.to_owned(),
             redirect_uri_in_request: true,
@@ -310,7 +310,7 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         (
             RefreshTokenRecord {
                 hash,
-                grant: GrantId::generate(&mut rng),
+                grant: GrantId::generate(&mut rng, START),
                 client_id: RFC_CLIENT.to_owned(),
                 scope: scope("openid profile offline_access"),
                 authentication: alice(START - Duration::minutes(1)),
@@ -326,7 +326,7 @@ pub static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         hash,
         AccessTokenRecord {
             hash,
-            grant: GrantId::generate(&mut rng),
+            grant: GrantId::generate(&mut rng, START),
             client_id: RFC_CLIENT.to_owned(),
             subject: "alice".to_owned(),
             scope: scope("openid profile email"),

@@ -1299,7 +1299,7 @@ impl Authorized {
     ) -> Result<Completed<Redirect>, ErrorRedirect> {
         let ctx = &self.ctx;
         let rt = ctx.response_type;
-        let grant = GrantId::generate(rng);
+        let grant = GrantId::generate(rng, now);
         let mut effects = Vec::with_capacity(4);
 
         let code = rt.code.then(|| MintedSecret::generate(rng));

@@ -267,7 +267,10 @@ impl ExtensionGranted {
         now: OffsetDateTime,
     ) -> Result<Completed<JsonResponse>, TokenError> {
         let d = &self.decision;
-        let grant = d.grant.clone().unwrap_or_else(|| GrantId::generate(rng));
+        let grant = d
+            .grant
+            .clone()
+            .unwrap_or_else(|| GrantId::generate(rng, now));
         let issued_token_type = d.issued_token_type.then_some(ACCESS_TOKEN_TYPE);
         match &d.subject {
             DecidedSubject::EndUser(authentication) => token::issue_tokens(

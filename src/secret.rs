@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
 
 /// Random bytes in every minted secret: 256 bits, as the conformance suite's entropy check expects.
 pub const SECRET_BYTES: usize = 32;
@@ -107,10 +108,16 @@ impl fmt::Debug for SecretHash {
 pub struct GrantId(String);
 
 impl GrantId {
-    /// A new random grant id (128 bits is plenty: it is an identifier, not a credential).
-    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+    /// A new grant id minted at `now`: 48 bits of milliseconds, then 80 random bits (it is
+    /// an identifier, not a credential). The time first makes consecutive ids neighbours in
+    /// a store's grant index, so a new token row dirties the index page the last one did
+    /// instead of a random one (fewer pages written per commit).
+    pub fn generate(rng: &mut impl CryptoRng, now: OffsetDateTime) -> Self {
         let mut bytes = [0u8; 16];
-        rng.fill_bytes(&mut bytes);
+        let millis = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default();
+        let (time, random) = bytes.split_at_mut(6);
+        time.copy_from_slice(millis.to_be_bytes().get(2..).unwrap_or_default());
+        rng.fill_bytes(random);
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
 

@@ -1049,7 +1049,7 @@ impl ClientCredentials {
         rng: &mut impl CryptoRng,
         now: OffsetDateTime,
     ) -> Completed<JsonResponse> {
-        let grant = GrantId::generate(rng);
+        let grant = GrantId::generate(rng, now);
         issue_access_only(
             provider,
             &self.client,
@@ -1192,7 +1192,7 @@ pub(crate) fn mint_access_token(
                     format!("no key signs {alg} access tokens"),
                 )
             })?;
-            let jti = GrantId::generate(rng);
+            let jti = GrantId::generate(rng, now);
             let claims = JwtAccessTokenClaims {
                 iss: provider.issuer(),
                 exp: (now + lifetime).unix_timestamp(),

@@ -37,7 +37,10 @@ async fn a_hyper_service_guards_its_routes_with_the_apps_bearer_check() {
     store
         .apply(&[Effect::StoreAccessToken(AccessTokenRecord {
             hash: token.hash(),
-            grant: GrantId::generate(&mut oidc_flow_store::driver::system_rng()),
+            grant: GrantId::generate(
+                &mut oidc_flow_store::driver::system_rng(),
+                time::OffsetDateTime::now_utc(),
+            ),
             client_id: "backend".into(),
             subject: "alice".into(),
             scope: Scope::parse("api:read").unwrap(),

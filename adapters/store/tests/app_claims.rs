@@ -56,7 +56,7 @@ async fn userinfo_asks_the_app_with_the_tokens_scope_and_releases_only_that() {
     store
         .apply(&[Effect::StoreAccessToken(AccessTokenRecord {
             hash: token.hash(),
-            grant: GrantId::generate(&mut driver::system_rng()),
+            grant: GrantId::generate(&mut driver::system_rng(), time::OffsetDateTime::now_utc()),
             client_id: "rp".into(),
             subject: "alice".into(),
             scope: Scope::parse("openid email").unwrap(),
