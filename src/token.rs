@@ -1218,7 +1218,7 @@ pub(crate) fn mint_access_token(
 /// claims [`mint_access_token`] writes, [`GRANT_CLAIM`] included. Expiry is not checked here
 /// (each endpoint decides what an expired token means); `None` for anything else, which
 /// the caller then looks up by hash like an opaque token.
-pub(crate) fn own_jwt_access_token(provider: &Provider, token: &str) -> Option<AccessTokenRecord> {
+pub fn own_jwt_access_token(provider: &Provider, token: &str) -> Option<AccessTokenRecord> {
     // Cheap shape check first: opaque tokens have no dots.
     if token.bytes().filter(|b| *b == b'.').count() != 2 {
         return None;

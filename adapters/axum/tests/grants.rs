@@ -39,6 +39,7 @@ impl TokenGrant for ServiceAccount {
         &self,
         _client: &Client,
         form: Form,
+        _provider: &oidc_flow::Provider,
         _now: time::OffsetDateTime,
     ) -> Result<GrantDecision, OAuthError> {
         let scope = Scope::parse(&form.scope)

@@ -37,6 +37,8 @@ const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 struct Running {
     issuer: String,
     client: Registered,
+    /// The same registration, with JWT access tokens (RFC 9068).
+    jwt_client: Registered,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -86,6 +88,19 @@ async fn start() -> Running {
         .await
         .unwrap(),
     );
+    let jwt_client = Registered::from(
+        setup::add_client(
+            &*store,
+            NewClient {
+                grant_types: vec!["password".into(), TOKEN_EXCHANGE.into()],
+                scope: Some("openid profile".into()),
+                access_token_format: oidc_flow::AccessTokenFormat::Jwt,
+                ..NewClient::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
     let server = tokio::spawn(async move {
         oidc_flow_hyper::serve(listener, Arc::new(app), std::future::pending())
             .await
@@ -94,6 +109,7 @@ async fn start() -> Running {
     Running {
         issuer,
         client,
+        jwt_client,
         _dir: dir,
         _server: server,
     }
@@ -282,6 +298,55 @@ async fn token_exchange_over_http() {
         .await;
     assert_eq!(r.json()["error"], "invalid_request", "{}", r.body);
     assert!(r.body.contains("subject_token"), "{}", r.body);
+}
+
+/// A JWT access token is not stored: the handler finds it through
+/// `driver::access_token` (the provider's keys and the grant's revocation), and a
+/// revocation of it ends what it can be exchanged for.
+#[tokio::test]
+async fn token_exchange_of_a_jwt_access_token_until_it_is_revoked() {
+    let s = start().await;
+    let mut b = Browser::new();
+    let basic = s.jwt_client.basic();
+    let token = format!("{}/token", s.issuer);
+    let first = b
+        .post_form(
+            &token,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "wonderland"),
+                ("scope", "openid profile"),
+            ],
+            &[("authorization", &basic)],
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let subject_token = first.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(subject_token.split('.').count(), 3, "a JWT");
+    let exchange = [
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject_token.as_str()),
+        ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ("scope", "profile"),
+    ];
+    let r = b
+        .post_form(&token, &exchange, &[("authorization", &basic)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["scope"], "profile");
+    let revoked = b
+        .post_form(
+            &format!("{}/revoke", s.issuer),
+            &[("token", subject_token.as_str())],
+            &[("authorization", &basic)],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    let r = b
+        .post_form(&token, &exchange, &[("authorization", &basic)])
+        .await;
+    assert_eq!(r.json()["error"], "invalid_grant", "{}", r.body);
 }
 
 #[tokio::test]

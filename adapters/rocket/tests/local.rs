@@ -601,6 +601,7 @@ impl oidc_flow_rocket::TokenGrant for ServiceAccount {
         &self,
         client: &oidc_flow::Client,
         form: ServiceAccountForm,
+        _provider: &oidc_flow::Provider,
         _now: time::OffsetDateTime,
     ) -> Result<oidc_flow::extension::GrantDecision, oidc_flow::OAuthError> {
         if form.account != format!("{}-robot", client.client_id) {

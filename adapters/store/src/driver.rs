@@ -21,14 +21,15 @@ use oidc_flow::flow::{
 use oidc_flow::logout::{AwaitingConfirmation, LoggedOut};
 use oidc_flow::token::TokenError;
 use oidc_flow::{
-    Authentication, ErrorCode, ErrorPage, JsonResponse, OAuthError, Provider, Redirect,
+    AccessTokenRecord, Authentication, ErrorCode, ErrorPage, JsonResponse, OAuthError, Provider,
+    Redirect, SecretHash,
 };
 use rand_core::UnwrapErr;
 use time::OffsetDateTime;
 
 use crate::grants::Grants;
 use crate::jwks_fetch::JwksFetcher;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, StoreResult};
 
 pub use oidc_flow::authorize::PENDING_LIFETIME;
 
@@ -236,7 +237,7 @@ pub async fn token<S: Store>(
                     .unwrap_or_default(),
             ),
             TokenNeed::ExtensionGrant(request) => {
-                TokenAnswer::ExtensionGrant(grants.decide(request, now).await)
+                TokenAnswer::ExtensionGrant(grants.decide(request, provider, now).await)
             }
             TokenNeed::ClientKeys { jwks_uri, kid } => {
                 TokenAnswer::ClientKeys(JwksFetcher::shared().fetch(jwks_uri, kid).await)
@@ -249,6 +250,20 @@ pub async fn token<S: Store>(
             }
         };
         step = flow.resume(answer, provider, &mut rng, now)?;
+    }
+}
+
+/// The record of a presented access token (the Bearer value, or RFC 8693's
+/// `subject_token`): one of `provider`'s own JWT access tokens, verified and its grant not
+/// revoked, or an opaque token stored under its hash. Expiry is the caller's to check.
+pub async fn access_token<S: Store>(
+    store: &S,
+    provider: &Provider,
+    token: &str,
+) -> StoreResult<Option<AccessTokenRecord>> {
+    match oidc_flow::token::own_jwt_access_token(provider, token) {
+        Some(own) => Ok((!store.grant_revoked(&own.grant).await?).then_some(own)),
+        None => store.access_token(&SecretHash::of(token)).await,
     }
 }
 

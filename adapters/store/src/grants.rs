@@ -7,7 +7,8 @@
 //! impl TokenGrant for Password {
 //!     const GRANT_TYPE: &'static str = "password";
 //!     type Form = PasswordForm; // #[derive(Deserialize)] { username, password, scope }
-//!     async fn decide(&self, client: &Client, form: PasswordForm, now: OffsetDateTime)
+//!     async fn decide(&self, client: &Client, form: PasswordForm, provider: &Provider,
+//!         now: OffsetDateTime)
 //!         -> Result<GrantDecision, OAuthError> { ... }
 //! }
 //! let provider = Provider::builder(issuer, keys).extension_grant(Password::GRANT_TYPE).build()?;
@@ -39,11 +40,14 @@ pub trait TokenGrant: Send + Sync + 'static {
     type Form: DeserializeOwned + Send;
 
     /// Decides what to issue for `client` at `now`, or the OAuth error to answer
-    /// (`invalid_grant` for credentials that do not hold, say).
+    /// (`invalid_grant` for credentials that do not hold, say). `provider` is the one
+    /// serving this request (its keys recognise its own JWT access tokens:
+    /// [`crate::driver::access_token`]).
     fn decide(
         &self,
         client: &Client,
         form: Self::Form,
+        provider: &Provider,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<GrantDecision, OAuthError>> + Send;
 }
@@ -54,6 +58,7 @@ trait ErasedGrant: Send + Sync {
     fn decide<'a>(
         &'a self,
         request: &'a ExtensionRequest,
+        provider: &'a Provider,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<GrantDecision, OAuthError>>;
 }
@@ -66,11 +71,12 @@ impl<G: TokenGrant> ErasedGrant for G {
     fn decide<'a>(
         &'a self,
         request: &'a ExtensionRequest,
+        provider: &'a Provider,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<GrantDecision, OAuthError>> {
         Box::pin(async move {
             let form = request.form::<G::Form>()?;
-            TokenGrant::decide(self, request.client(), form, now).await
+            TokenGrant::decide(self, request.client(), form, provider, now).await
         })
     }
 }
@@ -118,6 +124,7 @@ impl Grants {
     pub async fn decide(
         &self,
         request: &ExtensionRequest,
+        provider: &Provider,
         now: OffsetDateTime,
     ) -> Result<GrantDecision, OAuthError> {
         match self
@@ -125,7 +132,7 @@ impl Grants {
             .iter()
             .find(|g| g.grant_type() == request.grant_type())
         {
-            Some(grant) => grant.decide(request, now).await,
+            Some(grant) => grant.decide(request, provider, now).await,
             None => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "no handler answers this grant type here",

@@ -59,6 +59,7 @@ impl<S: Store> TokenGrant for PasswordGrant<S> {
         &self,
         client: &Client,
         form: PasswordForm,
+        _provider: &oidc_flow::Provider,
         now: OffsetDateTime,
     ) -> Result<GrantDecision, OAuthError> {
         let locked = |r: oidc_flow_hyper::throttle::Refusal| {

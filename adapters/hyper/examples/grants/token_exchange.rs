@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use oidc_flow::extension::{ACCESS_TOKEN_TYPE, GrantDecision};
-use oidc_flow::{Client, ErrorCode, OAuthError, Scope, SecretHash};
+use oidc_flow::{Client, ErrorCode, OAuthError, Scope};
 use oidc_flow_store::Store;
 use oidc_flow_store::grants::TokenGrant;
 use serde::Deserialize;
@@ -49,6 +49,7 @@ impl<S: Store> TokenGrant for TokenExchange<S> {
         &self,
         _client: &Client,
         form: ExchangeForm,
+        provider: &oidc_flow::Provider,
         now: OffsetDateTime,
     ) -> Result<GrantDecision, OAuthError> {
         if form.actor_token.is_some() {
@@ -78,16 +79,16 @@ impl<S: Store> TokenGrant for TokenExchange<S> {
                 "only {ACCESS_TOKEN_TYPE} is issued"
             )));
         }
-        // The store answers only tokens whose grant is not revoked; expiry is ours to check.
-        let subject = self
-            .store
-            .access_token(&SecretHash::of(&form.subject_token))
-            .await
-            .map_err(|e| OAuthError::new(ErrorCode::ServerError, e.to_string()))?
-            .filter(|t| t.expires_at > now)
-            .ok_or_else(|| {
-                OAuthError::new(ErrorCode::InvalidGrant, "the subject_token is not active")
-            })?;
+        // An opaque token from the store, or one of the provider's own JWT access tokens
+        // (not stored), either only while its grant is not revoked; expiry is ours to check.
+        let subject =
+            oidc_flow_store::driver::access_token(&*self.store, provider, &form.subject_token)
+                .await
+                .map_err(|e| OAuthError::new(ErrorCode::ServerError, e.to_string()))?
+                .filter(|t| t.expires_at > now)
+                .ok_or_else(|| {
+                    OAuthError::new(ErrorCode::InvalidGrant, "the subject_token is not active")
+                })?;
         let scope = match form.scope {
             Some(s) => Scope::parse(&s)
                 .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?,
