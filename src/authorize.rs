@@ -1059,7 +1059,7 @@ fn seal_parked(
     now: OffsetDateTime,
 ) -> SealedAuthorization {
     let parked = Parked {
-        id: MintedSecret::generate(rng).into_string(),
+        id: MintedSecret::generate_keyed(rng, now).into_string(),
         expires_at: now + PENDING_LIFETIME,
         stage,
         ctx,
@@ -1302,7 +1302,7 @@ impl Authorized {
         let grant = GrantId::generate(rng, now);
         let mut effects = Vec::with_capacity(4);
 
-        let code = rt.code.then(|| MintedSecret::generate(rng));
+        let code = rt.code.then(|| MintedSecret::generate_keyed(rng, now));
         if let Some(code) = &code {
             effects.push(Effect::StoreCode(CodeRecord {
                 hash: code.hash(),

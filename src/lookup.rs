@@ -12,8 +12,9 @@ use crate::provider::Provider;
 use crate::secret::SecretHash;
 use crate::token::{TokenError, own_jwt_access_token};
 
-/// Longest `token` accepted (ours are 43 characters; others are unknown anyway).
-const MAX_TOKEN: usize = 1024;
+/// Longest `token` accepted: our opaque tokens are 51 characters and a JWT access token
+/// about 800 (it grows with its scope and audience); 4 KiB leaves room for long scopes.
+const MAX_TOKEN: usize = 4096;
 /// Longest `token_type_hint` accepted.
 const MAX_HINT: usize = 64;
 

@@ -12,6 +12,14 @@ use time::OffsetDateTime;
 /// Random bytes in every minted secret: 256 bits, as the conformance suite's entropy check expects.
 pub const SECRET_BYTES: usize = 32;
 
+/// Bytes of the time in front of a time-keyed secret ([`MintedSecret::generate_keyed`]):
+/// milliseconds since the epoch, big-endian, 48 bits.
+const TIME_KEY_BYTES: usize = 6;
+/// Characters of that time in the wire form (base64url: 4 per 3 bytes).
+const TIME_KEY_CHARS: usize = 8;
+/// Wire length of a time-keyed secret: base64url of 6 + 32 bytes.
+pub const TIME_KEYED_LEN: usize = 51;
+
 /// A freshly minted secret in its wire form (base64url of 32 random bytes).
 ///
 /// It leaves the core only inside a response; storage sees its [`SecretHash`].
@@ -23,6 +31,22 @@ impl MintedSecret {
     pub fn generate(rng: &mut impl CryptoRng) -> Self {
         let mut bytes = [0u8; SECRET_BYTES];
         rng.fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// A secret the store keeps a row for (a code, an opaque access token, a refresh
+    /// token): 48 bits of `now`'s milliseconds, then 256 random bits
+    /// ([`TIME_KEYED_LEN`] characters). Its [`SecretHash`] starts with that time, so the
+    /// rows of consecutive secrets are neighbours in the store's digest index and a commit
+    /// writes one index page for them rather than one random page each (opaque client
+    /// credentials tokens: 17,000 → 23,000/s). The time is no secret: `iat` and
+    /// `expires_in` say as much.
+    pub fn generate_keyed(rng: &mut impl CryptoRng, now: OffsetDateTime) -> Self {
+        let mut bytes = [0u8; TIME_KEY_BYTES + SECRET_BYTES];
+        let millis = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default();
+        let (time, random) = bytes.split_at_mut(TIME_KEY_BYTES);
+        time.copy_from_slice(millis.to_be_bytes().get(2..).unwrap_or_default());
+        rng.fill_bytes(random);
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
 
@@ -59,17 +83,34 @@ impl fmt::Debug for MintedSecret {
     }
 }
 
-/// SHA-256 of a code or token: the only form in which storage keeps it.
+/// The digest of a code or token: the only form in which storage keeps it.
+///
+/// SHA-256 of the value; for a time-keyed secret ([`MintedSecret::generate_keyed`], the
+/// [`TIME_KEYED_LEN`] characters of base64url), its 6 leading bytes of time followed by
+/// the first 26 bytes of the SHA-256 (208 bits). The rule reads only the value, so the
+/// digest of a presented value is the one stored for it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SecretHash(#[serde(with = "hex32")] [u8; 32]);
 
 impl SecretHash {
-    /// The digest of a presented code or token.
+    /// The digest of a presented code, token or secret.
     pub fn of(secret: &str) -> Self {
         let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
         let mut out = [0u8; 32];
         out.copy_from_slice(d.as_ref());
+        if secret.len() == TIME_KEYED_LEN {
+            let mut time = [0u8; TIME_KEY_BYTES];
+            let decoded = secret
+                .get(..TIME_KEY_CHARS)
+                .and_then(|t| URL_SAFE_NO_PAD.decode_slice(t, &mut time).ok());
+            if decoded == Some(TIME_KEY_BYTES) {
+                out.copy_within(..32 - TIME_KEY_BYTES, TIME_KEY_BYTES);
+                if let Some(head) = out.get_mut(..TIME_KEY_BYTES) {
+                    head.copy_from_slice(&time);
+                }
+            }
+        }
         Self(out)
     }
 
@@ -185,5 +226,35 @@ mod tests {
         let json = serde_json::to_string(&a.hash()).unwrap();
         let back: SecretHash = serde_json::from_str(&json).unwrap();
         assert_eq!(back, a.hash());
+    }
+
+    #[test]
+    fn time_keyed_secrets_digest_in_time_order() {
+        let mut rng = ChaCha20Rng::seed_from_u64(8);
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let a = MintedSecret::generate_keyed(&mut rng, t0);
+        let b = MintedSecret::generate_keyed(&mut rng, t0 + time::Duration::milliseconds(1));
+        assert_eq!(a.as_str().len(), TIME_KEYED_LEN);
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(a.as_str()).unwrap().len(),
+            TIME_KEY_BYTES + SECRET_BYTES,
+            "256 random bits after the time"
+        );
+        // The digest: the time, then SHA-256 (truncated); later secrets sort after.
+        let millis = 1_800_000_000_000u64.to_be_bytes();
+        assert_eq!(a.hash().as_bytes()[..6], millis[2..]);
+        let sha = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, a.as_str().as_bytes());
+        assert_eq!(a.hash().as_bytes()[6..], sha.as_ref()[..26]);
+        assert!(a.hash() < b.hash());
+        assert!(a.hash().ct_eq(&SecretHash::of(a.as_str())));
+        // Anything else is plain SHA-256: other lengths, and 51 characters that are not
+        // base64url.
+        for other in [
+            MintedSecret::generate(&mut rng).into_string(),
+            "~".repeat(TIME_KEYED_LEN),
+        ] {
+            let sha = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, other.as_bytes());
+            assert_eq!(SecretHash::of(&other).as_bytes()[..], sha.as_ref()[..]);
+        }
     }
 }

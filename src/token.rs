@@ -1171,7 +1171,7 @@ pub(crate) fn mint_access_token(
     let lifetime = provider.access_token_lifetime_for(token.client);
     match token.client.access_token_format {
         AccessTokenFormat::Opaque => {
-            let value = MintedSecret::generate(rng).into_string();
+            let value = MintedSecret::generate_keyed(rng, now).into_string();
             let record = AccessTokenRecord {
                 hash: SecretHash::of(&value),
                 grant: token.grant.clone(),
@@ -1335,7 +1335,9 @@ pub(crate) fn issue_tokens(
     .map_err(|e| TokenError::new(e.code, e.description))?;
     let mut effects = Vec::with_capacity(2);
     effects.extend(record.map(Effect::StoreAccessToken));
-    let refresh = issue.refresh.then(|| MintedSecret::generate(rng));
+    let refresh = issue
+        .refresh
+        .then(|| MintedSecret::generate_keyed(rng, now));
     if let Some(refresh) = &refresh {
         effects.push(Effect::StoreRefreshToken(RefreshTokenRecord {
             hash: refresh.hash(),

@@ -190,7 +190,7 @@ fn refusals_are_the_token_endpoints_and_public_clients_cannot_introspect() {
     );
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.json()["error"], "invalid_request");
-    let long = "x".repeat(2000);
+    let long = "x".repeat(5000);
     let r = h.introspect(&format!("token={long}"), Some(&Harness::basic(&client)));
     assert_eq!(r.json()["error"], "invalid_request");
     let r = h.introspect("token=a&token=b", Some(&Harness::basic(&client)));
