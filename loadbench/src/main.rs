@@ -270,7 +270,8 @@ fn add_service(server: &PathBuf, db: &str, jwt: bool) -> Result<Rp, String> {
 }
 
 /// One client credentials request: the access token, after checking the answer's shape
-/// (a JWT for `jwt`, with `typ: at+jwt`; an opaque 43-character token otherwise).
+/// (a JWT for `jwt`, with `typ: at+jwt`; otherwise an opaque token of 51 base64url
+/// characters: 48 bits of time and 256 random bits).
 async fn client_credentials(s: &Setup, rp: &Rp, jwt: bool) -> Result<String, String> {
     let body = b"grant_type=client_credentials&scope=api%3Aread".to_vec();
     let v = token_request(s, rp, body, "client_credentials").await?;
@@ -289,7 +290,7 @@ async fn client_credentials(s: &Setup, rp: &Rp, jwt: bool) -> Result<String, Str
                 .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
                 .is_some_and(|h| h["typ"] == "at+jwt" && h["alg"] == "RS256")
     } else {
-        token.len() == 43 && !token.contains('.')
+        token.len() == 51 && URL_SAFE_NO_PAD.decode(token).is_ok_and(|b| b.len() == 38)
     };
     if !shape_ok {
         return Err(format!(
