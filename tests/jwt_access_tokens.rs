@@ -66,14 +66,7 @@ fn the_code_flow_gives_a_jwt_access_token_with_every_rfc_9068_claim() {
 #[test]
 fn the_client_credentials_grant_gives_a_jwt_whose_subject_is_the_client() {
     let mut h = Harness::default_provider();
-    let r = h.token(
-        &TokenForm {
-            scope: Some("api:read"),
-            ..TokenForm::grant("client_credentials")
-        }
-        .encode(),
-        Some(&Harness::basic("jwt-service")),
-    );
+    let r = h.client_credentials("jwt-service", "api:read");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["token_type"], "Bearer");
     let token = r.json()["access_token"].as_str().unwrap().to_owned();
@@ -172,14 +165,7 @@ fn opaque_stays_the_default() {
 #[test]
 fn a_jwt_access_token_is_not_stored_and_only_the_providers_own_are_taken() {
     let mut h = Harness::default_provider();
-    let r = h.token(
-        &TokenForm {
-            scope: Some("api:read"),
-            ..TokenForm::grant("client_credentials")
-        }
-        .encode(),
-        Some(&Harness::basic("jwt-service")),
-    );
+    let r = h.client_credentials("jwt-service", "api:read");
     assert_eq!(r.status, 200, "{}", r.body);
     let token = r.json()["access_token"].as_str().unwrap().to_owned();
     // Issuing it wrote nothing: the token carries its record.

@@ -663,6 +663,16 @@ impl Harness {
         (access, refresh)
     }
 
+    /// A client credentials request of `client_id` (client_secret_basic) for `scope`.
+    pub fn client_credentials(&mut self, client_id: &str, scope: &str) -> JsonResponse {
+        let form = TokenForm {
+            scope: Some(scope),
+            ..TokenForm::grant("client_credentials")
+        }
+        .encode();
+        self.token(&form, Some(&Self::basic(client_id)))
+    }
+
     /// Exchanges `code` with client_secret_basic for `client_id`.
     pub fn exchange(&mut self, client_id: &str, code: &str, extra: &str) -> JsonResponse {
         let form =

@@ -230,26 +230,31 @@ async fn the_password_grant_backs_off_an_account_under_guessing() {
     assert_eq!(r.json()["error"], "invalid_grant", "{}", r.body);
 }
 
-#[tokio::test]
-async fn token_exchange_over_http() {
-    let s = start().await;
-    let mut b = Browser::new();
-    let basic = s.client.basic();
-    let token = format!("{}/token", s.issuer);
+/// An access token for alice (`openid profile`) from the password grant.
+async fn alices_access_token(b: &mut Browser, token_endpoint: &str, basic: &str) -> String {
     let first = b
         .post_form(
-            &token,
+            token_endpoint,
             &[
                 ("grant_type", "password"),
                 ("username", "alice"),
                 ("password", "wonderland"),
                 ("scope", "openid profile"),
             ],
-            &[("authorization", &basic)],
+            &[("authorization", basic)],
         )
         .await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    let subject_token = first.json()["access_token"].as_str().unwrap().to_owned();
+    first.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn token_exchange_over_http() {
+    let s = start().await;
+    let mut b = Browser::new();
+    let basic = s.client.basic();
+    let token = format!("{}/token", s.issuer);
+    let subject_token = alices_access_token(&mut b, &token, &basic).await;
     let exchange = |scope: &'static str, subject_token: String| {
         let mut pairs = vec![
             ("grant_type", TOKEN_EXCHANGE.to_owned()),
@@ -309,20 +314,7 @@ async fn token_exchange_of_a_jwt_access_token_until_it_is_revoked() {
     let mut b = Browser::new();
     let basic = s.jwt_client.basic();
     let token = format!("{}/token", s.issuer);
-    let first = b
-        .post_form(
-            &token,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "wonderland"),
-                ("scope", "openid profile"),
-            ],
-            &[("authorization", &basic)],
-        )
-        .await;
-    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    let subject_token = first.json()["access_token"].as_str().unwrap().to_owned();
+    let subject_token = alices_access_token(&mut b, &token, &basic).await;
     assert_eq!(subject_token.split('.').count(), 3, "a JWT");
     let exchange = [
         ("grant_type", TOKEN_EXCHANGE),

@@ -764,8 +764,8 @@ async fn purge<S: Store>(s: &S) {
     );
 }
 
-/// A whole code flow through the driver: login page, consent page, redirect, token, userinfo.
-async fn driver_code_flow<S: Store>(s: &S) {
+/// A provider signing with the fixture P-256 key (ES256).
+fn es256_provider() -> Provider {
     let pem = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/keys/p256.pem"
@@ -774,10 +774,15 @@ async fn driver_code_flow<S: Store>(s: &S) {
     let mut keys = KeySet::new();
     keys.add(SigningKey::from_pem(&pem, Algorithm::ES256, None).unwrap())
         .unwrap();
-    let provider = Provider::builder("https://op.example", keys)
+    Provider::builder("https://op.example", keys)
         .default_alg(Algorithm::ES256)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A whole code flow through the driver: login page, consent page, redirect, token, userinfo.
+async fn driver_code_flow<S: Store>(s: &S) {
+    let provider = es256_provider();
     let q = b"response_type=code&client_id=rp&redirect_uri=https%3A%2F%2Frp.example%2Fcb&scope=openid+email&state=st";
     let AuthorizeResult::Login { sealed, .. } = driver::authorize(
         s,
@@ -920,21 +925,10 @@ async fn driver_code_flow<S: Store>(s: &S) {
 }
 
 /// A JWT access token through the drivers: issued without a write, active at
-/// introspection, then revoked (RFC 7009) and inactive there and at UserInfo, with the
-/// store holding nothing but the revoked grant.
+/// introspection, then revoked (RFC 7009) and inactive there: the store's revoked grant is
+/// all that changed.
 async fn driver_jwt_access_tokens<S: Admin>(s: &S) {
-    let pem = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/keys/p256.pem"
-    ))
-    .unwrap();
-    let mut keys = KeySet::new();
-    keys.add(SigningKey::from_pem(&pem, Algorithm::ES256, None).unwrap())
-        .unwrap();
-    let provider = Provider::builder("https://op.example", keys)
-        .default_alg(Algorithm::ES256)
-        .build()
-        .unwrap();
+    let provider = es256_provider();
     let service = serde_json::from_value::<Client>(serde_json::json!({
         "client_id": "svc-jwt",
         "client_secret_sha256": SecretHash::of("svc-jwt-s3cret").to_hex(),
