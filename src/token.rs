@@ -1215,7 +1215,7 @@ pub(crate) fn mint_access_token(
 
 /// The record a JWT access token of this provider carries, when `token` is one: signed by
 /// one of the provider's keys (signing or only published), `iss` this provider, and the
-/// claims [`mint_access_token`] writes, [`GRANT_CLAIM`] included. Expiry is not checked here
+/// claims the token endpoint writes, [`GRANT_CLAIM`] included. Expiry is not checked here
 /// (each endpoint decides what an expired token means); `None` for anything else, which
 /// the caller then looks up by hash like an opaque token.
 pub fn own_jwt_access_token(provider: &Provider, token: &str) -> Option<AccessTokenRecord> {
