@@ -3,7 +3,7 @@
 //! ```text
 //! token::Received::parse(form, Authorization header)        the token endpoint's client syntax
 //!   └─ authenticate(Option<Client>) ─► ClientAuthenticated   the token endpoint's client check
-//!        └─ introspection() ─► Introspection                 a confidential caller; `token`,
+//!        └─ introspection(provider) ─► Introspection         a confidential caller; `token`,
 //!             │                                              `token_type_hint`
 //!             └─ answer(refresh, access, provider, now) ─► Completed   200 `{"active": …}`
 //! ```
@@ -14,6 +14,10 @@
 //! rotated, unknown or not visible to the caller is `{"active": false}` and nothing more
 //! (§2.2), so the endpoint tells a caller nothing about tokens that are not its business.
 //! Public clients cannot authenticate, so they cannot introspect (§2.1 requires it).
+//!
+//! The store looks an opaque token or a refresh token up by its hash; one of the
+//! provider's own JWT access tokens is read from the token itself, and the store says only
+//! whether its grant was revoked ([`crate::flow::TokenLookupNeed::GrantRevoked`]).
 
 use serde::Serialize;
 use time::OffsetDateTime;

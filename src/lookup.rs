@@ -12,9 +12,8 @@ use crate::provider::Provider;
 use crate::secret::SecretHash;
 use crate::token::{TokenError, own_jwt_access_token};
 
-/// Longest `token` accepted: our opaque tokens are 51 characters and a JWT access token
-/// about 800 (it grows with its scope and audience); 4 KiB leaves room for long scopes.
-const MAX_TOKEN: usize = 4096;
+/// Longest `token` accepted: the longest access token UserInfo takes.
+const MAX_TOKEN: usize = crate::userinfo::MAX_TOKEN_BYTES;
 /// Longest `token_type_hint` accepted.
 const MAX_HINT: usize = 64;
 

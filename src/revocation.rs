@@ -3,14 +3,15 @@
 //! ```text
 //! token::Received::parse(form, Authorization header)        the token endpoint's client syntax
 //!   └─ authenticate(Option<Client>) ─► ClientAuthenticated   the token endpoint's client check
-//!        └─ revocation() ─► Revocation                       `token`, `token_type_hint`
+//!        └─ revocation(provider) ─► Revocation               `token`, `token_type_hint`
 //!             └─ revoke(refresh, access, now) ─► Completed   200, the grant revoked if the
 //!                                                            token is this client's and live
 //! ```
 //!
 //! The client authenticates exactly as at the token endpoint. The store answers two
 //! lookups (the refresh token and the access token stored under the token's hash, the
-//! hinted one first); the core decides. A token of another client, an unknown, expired or
+//! hinted one first) — or, for one of the provider's own JWT access tokens, which carry
+//! their record and are not stored, only whether its grant was revoked; the core decides. A token of another client, an unknown, expired or
 //! already rotated one all answer 200 and change nothing (RFC 7009 §2.2), so the endpoint
 //! tells a caller nothing about tokens that are not its own. Revoking either kind revokes
 //! its whole grant: the refresh tokens and every access token of it (§2.1 asks this for a

@@ -17,8 +17,10 @@ use crate::secret::SecretHash;
 
 /// Largest form body accepted at the UserInfo endpoint.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
-/// Largest access token accepted.
-pub const MAX_TOKEN_BYTES: usize = 1024;
+/// Largest access token accepted: our opaque tokens are 51 characters; a JWT access token
+/// is about 800 with an RSA-2048 key, more with RSA-4096 (a 683-character signature) or a
+/// long scope and audience.
+pub const MAX_TOKEN_BYTES: usize = 4096;
 
 /// A refusal of a protected resource (RFC 6750 §3): status, and `WWW-Authenticate: Bearer ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +127,7 @@ pub fn extract_bearer(
                 return Err(BearerError::missing(realm));
             }
             let token = token.trim();
-            if !is_b64token(token) {
+            if token.len() > MAX_TOKEN_BYTES || !is_b64token(token) {
                 return Err(bad("the bearer token is malformed"));
             }
             Some(token.to_owned())

@@ -214,3 +214,28 @@ fn a_jwt_access_token_is_not_stored_and_only_the_providers_own_are_taken() {
     let seen = h.introspect(&PresentedForm::token(&token).encode(), Some(&basic));
     assert_eq!(seen.body, r#"{"active":false}"#);
 }
+
+#[test]
+fn long_jwt_access_tokens_are_read_at_userinfo_and_introspection() {
+    // An RSA-4096 signature alone is 683 characters: JWT access tokens pass 1 KiB.
+    let mut h = Harness::default_provider();
+    let long = format!("eyJ{}", "a".repeat(3000));
+    let ui = h.userinfo(Some(&format!("Bearer {long}")), None);
+    assert_eq!(ui.status, 401, "{}", ui.body);
+    assert!(
+        ui.headers
+            .iter()
+            .any(|(k, v)| *k == "www-authenticate" && v.contains("invalid_token")),
+        "unknown, not malformed: {:?}",
+        ui.headers
+    );
+    let seen = h.introspect(
+        &PresentedForm::token(&long).encode(),
+        Some(&Harness::basic("jwt-rp")),
+    );
+    assert_eq!(seen.body, r#"{"active":false}"#);
+    // Beyond the limit it is malformed.
+    let too_long = "a".repeat(oidc_flow::userinfo::MAX_TOKEN_BYTES + 1);
+    let ui = h.userinfo(Some(&format!("Bearer {too_long}")), None);
+    assert_eq!(ui.status, 400, "{}", ui.body);
+}
