@@ -1097,8 +1097,7 @@ impl UserinfoFlow {
     ) -> Result<UserinfoStep, ProtocolMisuse> {
         let needed = self.need_name();
         match (self.state, answer) {
-            (UserinfoState::Received(r), answer @ UserinfoAnswer::AccessToken(_))
-            | (UserinfoState::Received(r), answer @ UserinfoAnswer::GrantRevoked(_)) => {
+            (UserinfoState::Received(r), answer) => {
                 let record = match (answer, r.own_jwt_access_token()) {
                     (UserinfoAnswer::AccessToken(record), None) => record,
                     (UserinfoAnswer::GrantRevoked(revoked), Some(own)) => {
