@@ -10,6 +10,13 @@ use oidc_flow::parking::ParkingSecret;
 use rand_core::Rng as _;
 
 use crate::StoreError;
+use oidc_flow::Client;
+
+/// The member under which a client's clear secret is stored, encrypted with the data key.
+pub(crate) const SEALED_SECRET: &str = "client_secret_sealed";
+/// The context a signing key's PEM is sealed under (with its kid appended), so a sealed
+/// key cannot be moved to another row nor taken for a client secret.
+const KEY_CONTEXT: &str = "signing-key:";
 
 /// Environment variable holding the data key (base64url of 32 bytes); it wins over the key file.
 pub const DATA_KEY_ENV: &str = "OIDC_FLOW_DATA_KEY";
@@ -117,6 +124,73 @@ impl DataKey {
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
             .map_err(|_| bad("a sealed secret does not open with this data key"))?;
         String::from_utf8(plain.to_vec()).map_err(|_| bad("a sealed secret is not UTF-8"))
+    }
+}
+
+/// How the persistent backends keep what must stay retrievable: a client's JSON with its
+/// clear secret sealed, and signing keys' PEM sealed under their kid.
+impl DataKey {
+    /// A client as stored: its JSON, with `client_secret` (if any) replaced by its sealed
+    /// form under [`SEALED_SECRET`].
+    pub(crate) fn seal_client(&self, client: &Client) -> Result<String, StoreError> {
+        let mut value = serde_json::to_value(client)?;
+        if let Some(obj) = value.as_object_mut()
+            && let Some(secret) = obj.remove("client_secret")
+        {
+            let sealed = self.seal(&client.client_id, secret.as_str().unwrap_or_default())?;
+            obj.insert(SEALED_SECRET.to_owned(), sealed.into());
+        }
+        Ok(value.to_string())
+    }
+
+    /// The client [`DataKey::seal_client`] stored as `data`.
+    pub(crate) fn open_client(&self, client_id: &str, data: &str) -> Result<Client, StoreError> {
+        let mut value: serde_json::Value = serde_json::from_str(data)?;
+        if let Some(obj) = value.as_object_mut()
+            && let Some(sealed) = obj.remove(SEALED_SECRET)
+        {
+            let sealed = sealed.as_str().unwrap_or_default();
+            let secret = self.open(client_id, sealed)?;
+            obj.insert("client_secret".to_owned(), secret.into());
+        }
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// The sealed form of signing key `kid`'s PEM.
+    pub(crate) fn seal_signing_key(&self, kid: &str, pem: &str) -> Result<String, StoreError> {
+        self.seal(&format!("{KEY_CONTEXT}{kid}"), pem)
+    }
+
+    /// The PEM of signing key `kid` from its sealed form.
+    pub(crate) fn open_signing_key(&self, kid: &str, sealed: &str) -> Result<String, StoreError> {
+        self.open(&format!("{KEY_CONTEXT}{kid}"), sealed)
+    }
+
+    /// Fails unless this key opens a sample of what a database already holds sealed (a
+    /// signing key's `(kid, sealed PEM)` and a client's `(client_id, data)`): a wrong key is
+    /// refused when the store opens, before it seals anything new under it, not at the
+    /// first request that needs the secret.
+    pub(crate) fn check_opens(
+        &self,
+        signing_key: Option<(String, String)>,
+        client: Option<(String, String)>,
+    ) -> Result<(), StoreError> {
+        let wrong = || {
+            bad(format!(
+                "the data key does not open this database's sealed keys and secrets: it is not \
+                 the key the database was made with (check {DATA_KEY_ENV} or the key file)"
+            ))
+        };
+        if let Some((kid, sealed)) = signing_key {
+            self.open_signing_key(&kid, &sealed).map_err(|_| wrong())?;
+        }
+        if let Some((client_id, data)) = client {
+            let value: serde_json::Value = serde_json::from_str(&data)?;
+            if let Some(sealed) = value.get(SEALED_SECRET).and_then(|v| v.as_str()) {
+                self.open(&client_id, sealed).map_err(|_| wrong())?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 mod app_store;
 pub mod backchannel;
 mod backend;
+mod client_cache;
 mod datakey;
 pub mod driver;
 pub mod endpoints;

@@ -9,11 +9,10 @@
 //! microseconds; a driver that ships every statement to a connection thread (sqlx's SQLite
 //! driver) spent half the server's CPU on those hand-offs (see the README's profile).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use oidc_flow::authorize::ParkedMark;
 use oidc_flow::effect::REVOKED_GRANT_MEMORY;
@@ -26,14 +25,13 @@ use oidc_flow::{
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use time::OffsetDateTime;
 
-use crate::datakey::DATA_KEY_ENV;
+use crate::client_cache::ClientCache;
+use crate::datakey::{DATA_KEY_ENV, SEALED_SECRET};
 use crate::{
     Admin, DataKey, EndedSession, KeyState, SESSION_TOUCH_INTERVAL, Store, StoreError, StoreResult,
     StoredKey, TAKEN_CODE_GRACE, UserRecord, scope_covers, scope_union, session_alive,
 };
 
-/// The member under which a client's clear secret is stored, encrypted with the data key.
-const SEALED_SECRET: &str = "client_secret_sealed";
 /// Most read-only connections beside the writer (file databases only).
 const MAX_READERS: usize = 2;
 
@@ -43,13 +41,6 @@ const MIGRATIONS: [&str; 3] = [
     include_str!("../migrations/0002_sessions_keys.sql"),
     include_str!("../migrations/0003_sealed_parking.sql"),
 ];
-/// How often the client cache asks the database whether clients changed (one read of a
-/// counter that triggers bump): a client removed or changed by the command line is seen
-/// by a running server within this time.
-const CLIENT_CACHE_CHECK: Duration = Duration::from_secs(1);
-/// The context a signing key's PEM is sealed under (with its kid appended), so a sealed
-/// key cannot be moved to another row nor taken for a client secret.
-const KEY_CONTEXT: &str = "signing-key:";
 
 struct Inner {
     writer: Mutex<Connection>,
@@ -60,12 +51,7 @@ struct Inner {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     data_key: DataKey,
-    clients: RwLock<HashMap<String, Client>>,
-    /// The `clients` change counter the cache was filled under.
-    clients_version: AtomicI64,
-    /// When the counter was last read, in milliseconds since `opened`.
-    clients_checked_ms: AtomicU64,
-    opened: Instant,
+    clients: ClientCache,
 }
 
 /// A store in one SQLite file.
@@ -229,10 +215,7 @@ impl SqliteStore {
             readers,
             next_reader: AtomicUsize::new(0),
             data_key,
-            clients: RwLock::default(),
-            clients_version: AtomicI64::new(clients_version),
-            clients_checked_ms: AtomicU64::new(0),
-            opened: Instant::now(),
+            clients: ClientCache::new(clients_version),
         });
         if let Some(p) = &path {
             checkpointer(p, Arc::downgrade(&inner))?;
@@ -277,59 +260,24 @@ impl SqliteStore {
     /// Empties the client cache if the clients changed since it was filled (checked at most
     /// once per [`CLIENT_CACHE_CHECK`]).
     fn refresh_client_cache(&self) -> StoreResult<()> {
-        let inner = &self.inner;
-        let now_ms = u64::try_from(inner.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let last = inner.clients_checked_ms.load(Ordering::Relaxed);
-        let due = now_ms.saturating_sub(last)
-            >= u64::try_from(CLIENT_CACHE_CHECK.as_millis()).unwrap_or(u64::MAX);
-        // One task checks; the others keep serving from the cache meanwhile.
-        if !due
-            || inner
-                .clients_checked_ms
-                .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return Ok(());
-        }
-        let version = changes(&self.reader(), "clients")?;
-        if inner.clients_version.swap(version, Ordering::AcqRel) != version
-            && let Ok(mut cache) = inner.clients.write()
-        {
-            cache.clear();
+        if self.inner.clients.check_due() {
+            self.inner
+                .clients
+                .observe(changes(&self.reader(), "clients")?);
         }
         Ok(())
     }
 
     fn forget_clients(&self) {
-        if let Ok(mut cache) = self.inner.clients.write() {
-            cache.clear();
-        }
+        self.inner.clients.clear();
     }
 
     fn seal_client(&self, client: &Client) -> StoreResult<String> {
-        let mut value = serde_json::to_value(client)?;
-        if let Some(obj) = value.as_object_mut()
-            && let Some(secret) = obj.remove("client_secret")
-        {
-            let sealed = self
-                .inner
-                .data_key
-                .seal(&client.client_id, secret.as_str().unwrap_or_default())?;
-            obj.insert(SEALED_SECRET.to_owned(), sealed.into());
-        }
-        Ok(value.to_string())
+        self.inner.data_key.seal_client(client)
     }
 
     fn open_client(&self, client_id: &str, data: &str) -> StoreResult<Client> {
-        let mut value: serde_json::Value = from_json(data)?;
-        if let Some(obj) = value.as_object_mut()
-            && let Some(sealed) = obj.remove(SEALED_SECRET)
-        {
-            let sealed = sealed.as_str().unwrap_or_default();
-            let secret = self.inner.data_key.open(client_id, sealed)?;
-            obj.insert("client_secret".to_owned(), secret.into());
-        }
-        Ok(serde_json::from_value(value)?)
+        self.inner.data_key.open_client(client_id, data)
     }
 
     fn load_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
@@ -385,12 +333,6 @@ fn private_file(_path: &Path) -> std::io::Result<()> {
 /// the store opens, before it seals anything new under the wrong key, not at the first
 /// request that needs the secret.
 fn check_data_key(conn: &Connection, key: &DataKey) -> StoreResult<()> {
-    let wrong = || {
-        StoreError::DataKey(format!(
-            "the data key does not open this database's sealed keys and secrets: it is not \
-             the key the database was made with (check {DATA_KEY_ENV} or the key file)"
-        ))
-    };
     let signing: Option<(String, String)> = conn
         .query_row(
             "SELECT kid, sealed_pem FROM signing_keys WHERE sealed_pem IS NOT NULL LIMIT 1",
@@ -398,10 +340,6 @@ fn check_data_key(conn: &Connection, key: &DataKey) -> StoreResult<()> {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    if let Some((kid, sealed)) = signing {
-        key.open(&format!("{KEY_CONTEXT}{kid}"), &sealed)
-            .map_err(|_| wrong())?;
-    }
     let pattern = format!("%\"{SEALED_SECRET}\"%");
     let client: Option<(String, String)> = conn
         .query_row(
@@ -410,13 +348,7 @@ fn check_data_key(conn: &Connection, key: &DataKey) -> StoreResult<()> {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    if let Some((client_id, data)) = client {
-        let value: serde_json::Value = from_json(&data)?;
-        if let Some(sealed) = value.get(SEALED_SECRET).and_then(|v| v.as_str()) {
-            key.open(&client_id, sealed).map_err(|_| wrong())?;
-        }
-    }
-    Ok(())
+    key.check_opens(signing, client)
 }
 
 /// Seals the clear PEM of signing keys stored before keys were sealed, overwriting the
@@ -433,7 +365,7 @@ fn seal_clear_keys(conn: &mut Connection, key: &DataKey) -> StoreResult<()> {
     conn.pragma_update(None, "secure_delete", "ON")?;
     let tx = conn.transaction()?;
     for (kid, pem) in &clear {
-        let sealed = key.seal(&format!("{KEY_CONTEXT}{kid}"), pem)?;
+        let sealed = key.seal_signing_key(kid, pem)?;
         tx.execute(
             "UPDATE signing_keys SET sealed_pem = ?2, pem = '' WHERE kid = ?1",
             params![kid, sealed],
@@ -558,18 +490,12 @@ fn take<R: serde::de::DeserializeOwned>(
 impl Store for SqliteStore {
     async fn client(&self, client_id: &str) -> StoreResult<Option<Client>> {
         self.refresh_client_cache()?;
-        if let Some(c) = self
-            .inner
-            .clients
-            .read()
-            .ok()
-            .and_then(|m| m.get(client_id).cloned())
-        {
+        if let Some(c) = self.inner.clients.get(client_id) {
             return Ok(Some(c));
         }
         let client = self.load_client(client_id)?;
-        if let (Some(c), Ok(mut cache)) = (&client, self.inner.clients.write()) {
-            cache.insert(client_id.to_owned(), c.clone());
+        if let Some(c) = &client {
+            self.inner.clients.insert(c);
         }
         Ok(client)
     }
@@ -869,10 +795,7 @@ impl Store for SqliteStore {
             let sealed = sealed.ok_or_else(|| {
                 StoreError::Corrupt(serde::de::Error::custom(format!("key {kid} has no PEM")))
             })?;
-            let pem = self
-                .inner
-                .data_key
-                .open(&format!("{KEY_CONTEXT}{kid}"), &sealed)?;
+            let pem = self.inner.data_key.open_signing_key(&kid, &sealed)?;
             out.push(StoredKey {
                 kid,
                 alg,
@@ -888,10 +811,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
-        let sealed = self
-            .inner
-            .data_key
-            .seal(&format!("{KEY_CONTEXT}{}", key.kid), &key.pem)?;
+        let sealed = self.inner.data_key.seal_signing_key(&key.kid, &key.pem)?;
         self.writer()
             .prepare_cached(
                 "INSERT INTO signing_keys (kid, alg, pem, sealed_pem, created_at, rotated_at) \
