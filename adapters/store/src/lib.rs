@@ -31,13 +31,19 @@ pub mod endpoints;
 pub mod grants;
 pub mod jwks_fetch;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 pub mod purge;
 mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod testing;
 pub mod web;
 
 pub use app_store::{AppStore, UserClaims};
 pub use datakey::{DATA_KEY_ENV, DataKey};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{POOL_SIZE_ENV, PostgresStore, is_postgres_url};
 pub use sqlite::SqliteStore;
 
 /// Why the store could not do what was asked.
@@ -47,6 +53,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed.
+    #[cfg(feature = "postgres")]
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     /// A stored record could not be read back.
     #[error("a stored record is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),

@@ -1079,3 +1079,123 @@ async fn sqlite_keeps_clear_client_secrets_encrypted_at_rest() {
         Err(StoreError::DataKey(_))
     ));
 }
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use oidc_flow_store::PostgresStore;
+    use oidc_flow_store::testing::{fresh_postgres_database, test_data_key};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_backend_and_reopen() {
+        let Some(url) = fresh_postgres_database("postgres_backend_and_reopen").await else {
+            return;
+        };
+        let store = PostgresStore::open_with_key(&url, test_data_key())
+            .await
+            .unwrap();
+        suite(Arc::new(store.clone())).await;
+        // What was written is there for another store on the same database (another node),
+        // and a second open applies no migration twice.
+        let g = grant("g-persist");
+        let secret = MintedSecret::generate(&mut driver::system_rng());
+        store
+            .apply(&[Effect::StoreRefreshToken(refresh_record(
+                secret.as_str(),
+                &g,
+            ))])
+            .await
+            .unwrap();
+        let other = PostgresStore::open_with_key(&url, test_data_key())
+            .await
+            .unwrap();
+        assert!(matches!(
+            other.take_refresh_token(&secret.hash()).await.unwrap(),
+            Taken::Fresh(_)
+        ));
+        assert!(matches!(
+            store.take_refresh_token(&secret.hash()).await.unwrap(),
+            Taken::AlreadyTaken(_)
+        ));
+        assert_eq!(other.signing_keys().await.unwrap().len(), 2);
+        assert!(other.client("rp").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn postgres_keeps_clear_client_secrets_sealed_and_refuses_another_key() {
+        let Some(url) = fresh_postgres_database("postgres_sealed").await else {
+            return;
+        };
+        let store = PostgresStore::open_with_key(&url, test_data_key())
+            .await
+            .unwrap();
+        let mut hs = client();
+        hs.client_id = "hs-rp".into();
+        hs.client_secret_sha256 = None;
+        hs.client_secret = Some("hmac-key-that-must-stay-secret-32bytes+".into());
+        hs.id_token_signed_response_alg = Some(Algorithm::HS256);
+        let hs = hs.validate().unwrap();
+        store.add_client(&hs).await.unwrap();
+        let (raw_client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let raw: String = raw_client
+            .query_one("SELECT data FROM clients WHERE client_id = 'hs-rp'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            !raw.contains("hmac-key-that-must-stay-secret-32bytes+"),
+            "stored in clear: {raw}"
+        );
+        assert_eq!(store.client("hs-rp").await.unwrap(), Some(hs));
+        // A node with another data key is refused when it opens the store.
+        let other = oidc_flow_store::DataKey::from_bytes(&[9; 32]).unwrap();
+        assert!(matches!(
+            PostgresStore::open_with_key(&url, other).await,
+            Err(StoreError::DataKey(_))
+        ));
+    }
+
+    /// Two stores on one database (two nodes): 32 takes of one code spread over both give
+    /// exactly one fresh take.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_two_nodes_take_a_code_once() {
+        let Some(url) = fresh_postgres_database("postgres_two_nodes").await else {
+            return;
+        };
+        let a = Arc::new(
+            PostgresStore::open_with_key(&url, test_data_key())
+                .await
+                .unwrap(),
+        );
+        let b = Arc::new(
+            PostgresStore::open_with_key(&url, test_data_key())
+                .await
+                .unwrap(),
+        );
+        for round in 0..5 {
+            let secret = MintedSecret::generate(&mut driver::system_rng());
+            let g = grant(&format!("g-two-{round}"));
+            a.apply(&[Effect::StoreCode(code_record(secret.as_str(), &g))])
+                .await
+                .unwrap();
+            let mut tasks = Vec::new();
+            for i in 0..32 {
+                let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let hash = secret.hash();
+                tasks.push(tokio::spawn(async move { node.take_code(&hash).await }));
+            }
+            let mut fresh = 0;
+            for t in tasks {
+                match t.await.unwrap().unwrap() {
+                    Taken::Fresh(_) => fresh += 1,
+                    Taken::AlreadyTaken(got) => assert_eq!(got, g),
+                    Taken::Unknown => panic!("the code vanished"),
+                }
+            }
+            assert_eq!(fresh, 1, "round {round}");
+        }
+    }
+}
