@@ -1,6 +1,8 @@
 //! Support for tests that run on PostgreSQL: a fresh database per test on the server named
 //! by `OIDC_FLOW_TEST_POSTGRES` (`scripts/with-postgres` starts a throw-away one and sets
 //! it; `.ci/run` does so for the whole test run).
+// Test support: a server that cannot be reached must fail the test that asked, loudly.
+#![allow(clippy::panic)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
