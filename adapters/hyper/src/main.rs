@@ -11,7 +11,7 @@ use oidc_flow::Client;
 use oidc_flow::keys::Algorithm;
 use oidc_flow_hyper::App;
 use oidc_flow_hyper::setup::{self, ClientUpdate, GENERATED_ALGS, NewClient};
-use oidc_flow_store::{Admin, KeyState, SqliteStore, Store, StoredKey};
+use oidc_flow_store::{Admin, DatabaseStore, KeyState, Store, StoredKey};
 use serde_json::{Value, json};
 
 /// The database when neither `--database` nor `OIDC_FLOW_DATABASE` says otherwise.
@@ -407,10 +407,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn open(database: &str) -> Result<SqliteStore, String> {
-    SqliteStore::open(database)
+async fn open(database: &str) -> Result<DatabaseStore, String> {
+    DatabaseStore::open(database)
         .await
-        .map_err(|e| format!("cannot open {database}: {e}"))
+        .map_err(|e| format!("cannot open {}: {e}", DatabaseStore::display_url(database)))
 }
 
 async fn run(database: &str, command: Command) -> Result<(), String> {
@@ -495,7 +495,7 @@ fn read_password(args: PasswordArgs) -> Result<String, String> {
     Ok(first)
 }
 
-async fn user(store: &SqliteStore, command: UserCommand) -> Result<(), String> {
+async fn user(store: &DatabaseStore, command: UserCommand) -> Result<(), String> {
     match command {
         UserCommand::Add {
             username,
@@ -631,7 +631,7 @@ enum ResourceCommand {
     },
 }
 
-async fn resource(store: &SqliteStore, command: ResourceCommand) -> Result<(), String> {
+async fn resource(store: &DatabaseStore, command: ResourceCommand) -> Result<(), String> {
     match command {
         ResourceCommand::Add { uri, name } => {
             let registration = setup::add_client(
@@ -650,7 +650,7 @@ async fn resource(store: &SqliteStore, command: ResourceCommand) -> Result<(), S
     Ok(())
 }
 
-async fn client(store: &SqliteStore, command: ClientCommand) -> Result<(), String> {
+async fn client(store: &DatabaseStore, command: ClientCommand) -> Result<(), String> {
     match command {
         ClientCommand::Add {
             redirect_uris,
@@ -796,7 +796,7 @@ fn key_json(k: &StoredKey) -> Value {
     })
 }
 
-async fn keys(store: &SqliteStore, command: KeysCommand) -> Result<(), String> {
+async fn keys(store: &DatabaseStore, command: KeysCommand) -> Result<(), String> {
     match command {
         KeysCommand::List { json } => {
             let keys = store.signing_keys().await.map_err(|e| e.to_string())?;
@@ -855,7 +855,7 @@ async fn keys(store: &SqliteStore, command: KeysCommand) -> Result<(), String> {
     Ok(())
 }
 
-async fn session(store: &SqliteStore, command: SessionCommand) -> Result<(), String> {
+async fn session(store: &DatabaseStore, command: SessionCommand) -> Result<(), String> {
     match command {
         SessionCommand::Revoke { user, json } => {
             let ended = setup::revoke_sessions(store, &user)
@@ -904,7 +904,7 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let store = Arc::new(store);
     let purger = tokio::spawn(purge_loop(store.clone()));
-    tracing::info!(listen = %args.listen, issuer = %args.issuer, database = %database, "serving");
+    tracing::info!(listen = %args.listen, issuer = %args.issuer, database = %DatabaseStore::display_url(database), "serving");
     let app = Arc::new(
         App::new(provider, store.clone())
             .with_session_policy(args.session_lifetime, args.session_idle_timeout)
@@ -935,8 +935,8 @@ fn fingerprint(keys: &[StoredKey]) -> Vec<(String, KeyState)> {
 /// another process): a rotated key stops signing and a retired one leaves the JWKS within
 /// [`KEY_POLL`].
 async fn reload_keys(
-    app: Arc<App<SqliteStore>>,
-    store: Arc<SqliteStore>,
+    app: Arc<App<DatabaseStore>>,
+    store: Arc<DatabaseStore>,
     issuer: String,
     mut seen: Vec<(String, KeyState)>,
 ) {
@@ -968,7 +968,7 @@ async fn reload_keys(
 }
 
 /// Deletes expired codes, tokens, sessions and the like every minute.
-async fn purge_loop(store: Arc<SqliteStore>) {
+async fn purge_loop(store: Arc<DatabaseStore>) {
     oidc_flow_store::purge::purge_every(
         oidc_flow_store::purge::PURGE_INTERVAL,
         |now| store.purge_expired(now),

@@ -571,8 +571,7 @@ async fn form_post_mode_returns_the_page() {
 /// byte-for-byte the same.
 #[tokio::test]
 async fn restart_keeps_keys_and_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("oidc.sqlite").display());
+    let (database, dir) = common::fresh_database().await;
     let mut server = TestServer::start_on(&database, None).await;
     let (_client, rp) = register(&server, NewClient::default()).await;
     server.add_user(USER, PASSWORD, "{}").await;
@@ -630,11 +629,16 @@ async fn restart_keeps_keys_and_tokens() {
 // ------------------------------------------------------------------ command line
 
 fn cli(args: &[&str]) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oidc-flow"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_oidc-flow"));
+    command.args(args).env("RUST_LOG", "warn");
+    // A PostgreSQL database has no key file beside it: the test servers' key, by variable.
+    if oidc_flow_store::testing::http_tests_on_postgres() {
+        command.env(
+            oidc_flow_store::DATA_KEY_ENV,
+            oidc_flow_store::testing::TEST_DATA_KEY,
+        );
+    }
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "oidc-flow {args:?} failed: {}",
@@ -648,8 +652,7 @@ fn cli(args: &[&str]) -> serde_json::Value {
 /// an ES256 ID token and the phone scope at UserInfo.
 #[tokio::test]
 async fn cli_registered_client_and_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("x.sqlite").display());
+    let (database, dir) = common::fresh_database().await;
     let (reg, user) = tokio::task::spawn_blocking({
         let database = database.clone();
         move || {

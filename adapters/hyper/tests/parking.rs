@@ -46,7 +46,10 @@ fn data_version(conn: &rusqlite::Connection) -> i64 {
 
 #[tokio::test]
 async fn unauthenticated_authorization_requests_write_nothing() {
-    let (server, client) = start().await;
+    // It watches SQLite's data_version, so it runs on a SQLite file whatever the backend.
+    let server = TestServer::start_sqlite().await;
+    let client = server.code_client().await;
+    server.add_user(USER, PASSWORD, r#"{"name":"Alice"}"#).await;
     let db = watcher(&server);
     let mut b = Browser::new();
     let first = b.get(&authorize_url(&server, &client, "warm-up")).await;

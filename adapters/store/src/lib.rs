@@ -25,6 +25,7 @@ mod app_store;
 pub mod backchannel;
 mod backend;
 mod client_cache;
+mod database;
 mod datakey;
 pub mod driver;
 pub mod endpoints;
@@ -40,6 +41,7 @@ pub mod testing;
 pub mod web;
 
 pub use app_store::{AppStore, UserClaims};
+pub use database::DatabaseStore;
 pub use datakey::{DATA_KEY_ENV, DataKey};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
@@ -55,7 +57,7 @@ pub enum StoreError {
     Database(#[from] rusqlite::Error),
     /// The PostgreSQL database failed.
     #[cfg(feature = "postgres")]
-    #[error("database error: {0}")]
+    #[error("database error: {}", postgres::describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// A stored record could not be read back.
     #[error("a stored record is corrupt: {0}")]

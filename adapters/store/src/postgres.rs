@@ -67,6 +67,15 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
+/// A driver error with its cause: tokio-postgres says "db error" or "error connecting to
+/// server" and keeps the server's message or the socket's error as the source.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
@@ -281,8 +290,14 @@ async fn migrate(pool: &Pool) -> StoreResult<()> {
     let tx = conn.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS oidc_flow_schema (version INTEGER NOT NULL)")
-        .await?;
+    let fresh = tx
+        .query_one("SELECT to_regclass('oidc_flow_schema') IS NULL", &[])
+        .await?
+        .try_get::<_, bool>(0)?;
+    if fresh {
+        tx.batch_execute("CREATE TABLE oidc_flow_schema (version INTEGER NOT NULL)")
+            .await?;
+    }
     let applied: i32 = tx
         .query_one(
             "SELECT COALESCE(MAX(version), 0) FROM oidc_flow_schema",

@@ -12,10 +12,34 @@ pub const TEST_POSTGRES_ENV: &str = "OIDC_FLOW_TEST_POSTGRES";
 /// [`TEST_POSTGRES_ENV`] instead of being skipped.
 pub const REQUIRE_POSTGRES_ENV: &str = "OIDC_FLOW_REQUIRE_POSTGRES";
 
-/// A data key for test databases (every test process uses the same one, so a test can open
-/// a database another store of it made).
+/// The variable that runs the HTTP tests' servers on PostgreSQL (`postgres`) instead of
+/// SQLite files.
+pub const TEST_BACKEND_ENV: &str = "OIDC_FLOW_TEST_BACKEND";
+
+/// The data key of test databases, as `OIDC_FLOW_DATA_KEY` takes it (every test uses the
+/// same one, so a command line run by a test opens the database the test made).
+pub const TEST_DATA_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+
+/// [`TEST_DATA_KEY`] as a key.
 pub fn test_data_key() -> crate::DataKey {
-    crate::DataKey::from_bytes(&[7; 32]).unwrap_or_else(|e| panic!("test data key: {e}"))
+    crate::DataKey::from_text(TEST_DATA_KEY).unwrap_or_else(|e| panic!("test data key: {e}"))
+}
+
+/// Whether the HTTP tests are to run their servers on PostgreSQL ([`TEST_BACKEND_ENV`]).
+pub fn http_tests_on_postgres() -> bool {
+    std::env::var(TEST_BACKEND_ENV).is_ok_and(|b| b == "postgres")
+}
+
+/// Opens the database at `url` as the test servers do: PostgreSQL with [`test_data_key`],
+/// anything else by [`crate::DatabaseStore::open`].
+pub async fn open_test_store(url: &str) -> crate::StoreResult<crate::DatabaseStore> {
+    if crate::is_postgres_url(url) {
+        Ok(crate::DatabaseStore::Postgres(
+            crate::PostgresStore::open_with_key(url, test_data_key()).await?,
+        ))
+    } else {
+        crate::DatabaseStore::open(url).await
+    }
 }
 
 /// The URL of a new, empty database for one test, or `None` (after saying so on stderr)

@@ -1,5 +1,6 @@
 //! Shared fixtures of the HTTP tests: a server on a loopback port over a temporary SQLite
-//! file, and a small cookie-keeping browser that can fill in our login and consent forms.
+//! file (or, with `OIDC_FLOW_TEST_BACKEND=postgres`, a fresh PostgreSQL database), and a
+//! small cookie-keeping browser that can fill in our login and consent forms.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -14,7 +15,8 @@ use std::sync::Arc;
 use hyper::StatusCode;
 use oidc_flow_hyper::App;
 use oidc_flow_hyper::setup::{self, NewClient};
-use oidc_flow_store::SqliteStore;
+use oidc_flow_store::DatabaseStore;
+use oidc_flow_store::testing;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -25,7 +27,7 @@ pub struct TestServer {
     /// The listening address.
     pub addr: SocketAddr,
     /// The store the server uses (for setup and inspection).
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<DatabaseStore>,
     /// The database URL (to restart on the same file).
     pub database: String,
     shutdown: Option<oneshot::Sender<()>>,
@@ -36,6 +38,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on a fresh temporary database.
     pub async fn start() -> Self {
+        let (database, dir) = fresh_database().await;
+        let mut s = Self::start_on(&database, None).await;
+        s._dir = dir;
+        s
+    }
+
+    /// Starts a server on a fresh SQLite file whatever the test backend (for tests that
+    /// look into the file).
+    pub async fn start_sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database = format!("sqlite://{}", dir.path().join("oidc.sqlite").display());
         let mut s = Self::start_on(&database, None).await;
@@ -51,7 +62,7 @@ impl TestServer {
                 .unwrap();
         let addr = listener.local_addr().unwrap();
         let issuer = format!("http://{addr}");
-        let store = Arc::new(SqliteStore::open(database).await.unwrap());
+        let store = Arc::new(testing::open_test_store(database).await.unwrap());
         let provider = setup::provider(&*store, &issuer).await.unwrap();
         let app = Arc::new(App::new(provider, store.clone()));
         let (tx, rx) = oneshot::channel::<()>();
@@ -111,6 +122,21 @@ impl TestServer {
             .await
             .unwrap()
             .subject
+    }
+}
+
+/// The URL of a new, empty database: a SQLite file in a temporary directory (returned too,
+/// to keep it alive), or a PostgreSQL database when `OIDC_FLOW_TEST_BACKEND=postgres`.
+pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+    if testing::http_tests_on_postgres() {
+        let url = testing::fresh_postgres_database("http")
+            .await
+            .expect("OIDC_FLOW_TEST_BACKEND=postgres needs OIDC_FLOW_TEST_POSTGRES");
+        (url, None)
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("oidc.sqlite").display());
+        (url, Some(dir))
     }
 }
 
