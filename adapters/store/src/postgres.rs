@@ -42,7 +42,12 @@ pub const POOL_SIZE_ENV: &str = "OIDC_FLOW_DATABASE_POOL";
 
 /// The schema migrations, applied in order; the table `oidc_flow_schema` counts those
 /// applied.
-const MIGRATIONS: [&str; 1] = [include_str!("../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_refuse_revoked.sql"),
+];
+/// The SQLSTATE `oidc_flow_refuse_revoked` raises.
+const GRANT_REVOKED_STATE: &str = "OF001";
 
 /// Advisory lock (one 64-bit key) held while migrations run.
 const MIGRATION_LOCK: i64 = 0x6f69_6463_666c_0001;
@@ -606,54 +611,74 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let (stored, touched) = grants_of(effects);
-        let mut conn = self.conn().await?;
-        let tx = conn.transaction().await?;
+        let conn = self.conn().await?;
+        if let ([(sql, params)], true) = (statements.as_slice(), touched.is_empty()) {
+            // One statement is a transaction of its own.
+            let stmt = conn.prepare_cached(sql).await?;
+            conn.execute_raw(
+                &stmt,
+                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)),
+            )
+            .await?;
+            return Ok(());
+        }
         let mut prepared = Vec::with_capacity(statements.len());
         for (sql, params) in &statements {
-            prepared.push((tx.prepare_cached(sql).await?, params));
+            prepared.push((conn.prepare_cached(sql).await?, params));
         }
-        let lock = tx
+        let lock = conn
             .prepare_cached(
                 "SELECT pg_advisory_xact_lock($1, key) FROM (SELECT DISTINCT hashtext(g) AS key \
                  FROM unnest($2::text[]) AS g ORDER BY key) AS grants",
             )
             .await?;
-        let check = tx
-            .prepare_cached("SELECT grant_id FROM revoked_grants WHERE grant_id = ANY($1) LIMIT 1")
+        let refuse = conn
+            .prepare_cached("SELECT oidc_flow_refuse_revoked($1)")
             .await?;
-        // One round trip: the grant locks (in one order on every node, so two requests
-        // cannot deadlock), the check that no grant whose tokens this stores was revoked
-        // (made after the locks, so it sees a revocation committed by another node), and
-        // the writes. A refused request rolls back whatever it wrote.
+        // The whole transaction in one round trip, each request sent when first polled, in
+        // this order: BEGIN; the grant locks (in one order on every node, so two requests
+        // cannot deadlock); the refusal if a grant whose tokens this stores was revoked
+        // (after the locks, so it sees a revocation another node committed); the writes;
+        // COMMIT. A failed statement aborts the transaction and the COMMIT rolls it back.
+        // Every request is queued on the connection by the first poll, so a caller that
+        // goes away midway cannot leave the connection inside a transaction.
+        let begin = conn.batch_execute("BEGIN");
         let lock_grants = async {
-            if touched.is_empty() {
-                Ok(0)
-            } else {
-                tx.execute(&lock, &[&GRANT_LOCK_CLASS, &touched]).await
+            if !touched.is_empty() {
+                conn.execute(&lock, &[&GRANT_LOCK_CLASS, &touched]).await?;
             }
+            Ok::<_, tokio_postgres::Error>(())
         };
-        let find_revoked = async {
-            if stored.is_empty() {
-                Ok(None)
-            } else {
-                tx.query_opt(&check, &[&stored]).await
+        let refuse_revoked = async {
+            if !stored.is_empty() {
+                conn.execute(&refuse, &[&stored]).await?;
             }
+            Ok::<_, tokio_postgres::Error>(())
         };
-        let writes = futures_util::future::try_join_all(prepared.iter().map(|(stmt, params)| {
-            tx.execute_raw(
+        let writes = futures_util::future::join_all(prepared.iter().map(|(stmt, params)| {
+            conn.execute_raw(
                 stmt,
                 params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)),
             )
         }));
-        // Polled in this order, so sent in this order.
-        let (_, revoked, _) =
-            futures_util::future::try_join3(lock_grants, find_revoked, writes).await?;
-        let revoked = revoked.is_some();
-        if revoked {
-            return Err(StoreError::GrantRevoked);
+        // A COMMIT of an aborted transaction answers ROLLBACK without an error: the error
+        // is the failed statement's, found below.
+        let commit = conn.batch_execute("COMMIT");
+        let (begun, locked, refused, written, committed) =
+            futures_util::future::join5(begin, lock_grants, refuse_revoked, writes, commit).await;
+        // The first failure says why; those after it are the aborted transaction's echoes.
+        let first_error = begun
+            .err()
+            .or(locked.err())
+            .or(refused.err())
+            .or_else(|| written.into_iter().find_map(Result::err));
+        if let Some(e) = first_error {
+            if e.code().is_some_and(|c| c.code() == GRANT_REVOKED_STATE) {
+                return Err(StoreError::GrantRevoked);
+            }
+            return Err(e.into());
         }
-        tx.commit().await?;
-        Ok(())
+        Ok(committed?)
     }
 
     fn parking_secret(&self) -> &ParkingSecret {
