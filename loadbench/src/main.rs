@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -110,6 +110,15 @@ struct Args {
     /// Fail (exit 1) if any request failed.
     #[arg(long)]
     strict: bool,
+    /// A PostgreSQL server (`postgres://user@host:port/db`): the benchmark creates a fresh
+    /// database on it for the servers, reports database round trips and CPU per operation,
+    /// and drops the database at the end. Default: a SQLite file in a temporary directory.
+    #[arg(long)]
+    database: Option<String>,
+    /// How many `oidc-flow serve` processes share the database (all pinned to core 0 with
+    /// --pin); the load goes to each in turn.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    nodes: u16,
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -196,14 +205,165 @@ struct Rp {
 }
 
 struct Setup {
-    base: String,
+    /// Every node's base URL; requests go to each in turn.
+    bases: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
     client: HttpClient,
     cookie: String,
+}
+
+impl Setup {
+    /// The node the next request goes to.
+    fn base(&self) -> &str {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.bases
+            .get(i % self.bases.len().max(1))
+            .map_or("", String::as_str)
+    }
+}
+
+/// Environment the benchmark gives the servers and command lines it runs (the data key a
+/// PostgreSQL database needs).
+static CHILD_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+fn child_env() -> &'static [(String, String)] {
+    CHILD_ENV.get().map_or(&[], Vec::as_slice)
+}
+
+/// Waits (up to 20 s) until the server at `base` serves discovery.
+async fn ready(client: &HttpClient, base: &str) -> bool {
+    for _ in 0..200 {
+        if let Ok(r) = send(
+            client,
+            Method::GET,
+            &format!("{base}/.well-known/openid-configuration"),
+            &[],
+            Vec::new(),
+        )
+        .await
+            && r.status == StatusCode::OK
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The benchmark's own database on a PostgreSQL server, and a connection to read its
+/// statistics.
+struct Postgres {
+    /// The fresh database's URL, for the servers.
+    url: String,
+    name: String,
+    server_url: String,
+    stats: tokio_postgres::Client,
+}
+
+/// A database's counters at one moment.
+#[derive(Clone, Copy)]
+struct PgCounters {
+    /// Committed and rolled-back transactions.
+    transactions: u64,
+    /// CPU clock ticks of the backends connected to it (the servers' pools).
+    cpu_ticks: u64,
+}
+
+impl Postgres {
+    async fn create(server_url: &str) -> Result<Self, String> {
+        let connect = async |url: &str| {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| format!("cannot reach {url}: {e}"))?;
+            tokio::spawn(connection);
+            Ok::<_, String>(client)
+        };
+        let admin = connect(server_url).await?;
+        let name = format!("oidc_flow_bench_{}", std::process::id());
+        // Two requests: CREATE DATABASE cannot share a transaction with anything.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&sql).await.map_err(|e| {
+                let cause = std::error::Error::source(&e)
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default();
+                format!("cannot create database {name}: {e}{cause}")
+            })?;
+        }
+        let mut url = url::Url::parse(server_url).map_err(|e| format!("--database: {e}"))?;
+        url.set_path(&name);
+        let url = url.to_string();
+        let stats = connect(&url).await?;
+        Ok(Self {
+            url,
+            name,
+            server_url: server_url.to_owned(),
+            stats,
+        })
+    }
+
+    async fn counters(&self) -> Result<PgCounters, String> {
+        let row = self
+            .stats
+            .query_one(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database \
+                 WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .map_err(|e| format!("database statistics: {e}"))?;
+        let transactions: i64 = row.try_get(0).map_err(|e| e.to_string())?;
+        let pids = self
+            .stats
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .map_err(|e| format!("database statistics: {e}"))?;
+        let cpu_ticks = pids
+            .iter()
+            .filter_map(|r| r.try_get::<_, i32>(0).ok())
+            .filter_map(|pid| u32::try_from(pid).ok().and_then(cpu_ticks))
+            .sum();
+        Ok(PgCounters {
+            transactions: u64::try_from(transactions).unwrap_or(0),
+            cpu_ticks,
+        })
+    }
+
+    async fn size(&self) -> Option<u64> {
+        let row = self
+            .stats
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await
+            .ok()?;
+        u64::try_from(row.try_get::<_, i64>(0).ok()?).ok()
+    }
+
+    async fn drop_database(self) {
+        drop(self.stats);
+        if let Ok((admin, connection)) =
+            tokio_postgres::connect(&self.server_url, tokio_postgres::NoTls).await
+        {
+            tokio::spawn(connection);
+            let _ = admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .await;
+        }
+    }
 }
 
 fn run_cli(server: &PathBuf, args: &[&str]) -> Result<serde_json::Value, String> {
     let out = Command::new(server)
         .args(args)
+        .envs(child_env().iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", server.display()))?;
@@ -311,7 +471,7 @@ async fn token_request(
     let r = send(
         &s.client,
         Method::POST,
-        &format!("{}/token", s.base),
+        &format!("{}/token", s.base()),
         &[form_type(), (header::AUTHORIZATION, rp.basic.clone())],
         body,
     )
@@ -331,7 +491,7 @@ async fn token_form(s: &Setup, rp: &Rp, path: &str, token: &str) -> Result<Resp,
     send(
         &s.client,
         Method::POST,
-        &format!("{}{path}", s.base),
+        &format!("{}{path}", s.base()),
         &[form_type(), (header::AUTHORIZATION, rp.basic.clone())],
         form(&[("token", token)]),
     )
@@ -437,7 +597,7 @@ async fn login_once(client: &HttpClient, base: &str, rps: &[Rp]) -> Result<Strin
 
 /// Step 1 of the flow: the code, from a silent authorization.
 async fn get_code(s: &Setup, rp: &Rp, state: &str, challenge: &str) -> Result<String, String> {
-    let url = authorize_url(&s.base, rp, state, challenge);
+    let url = authorize_url(s.base(), rp, state, challenge);
     let r = send(
         &s.client,
         Method::GET,
@@ -512,7 +672,7 @@ struct LoginPage {
 /// Step 1 of a password login: authorize without a session, which answers with the login page.
 async fn login_page(s: &Setup, rp: &Rp, state: &str) -> Result<LoginPage, String> {
     let (_, challenge) = pkce();
-    let url = authorize_url(&s.base, rp, state, &challenge).replace("&prompt=none", "");
+    let url = authorize_url(s.base(), rp, state, &challenge).replace("&prompt=none", "");
     let r = send(&s.client, Method::GET, &url, &[], Vec::new()).await?;
     if r.status != StatusCode::OK || !String::from_utf8_lossy(&r.body).contains("name=\"password\"")
     {
@@ -548,7 +708,7 @@ async fn password_login(s: &Setup, page: LoginPage) -> Result<(), String> {
     let r = send(
         &s.client,
         Method::POST,
-        &format!("{}/login", s.base),
+        &format!("{}/login", s.base()),
         &[form_type(), (header::COOKIE, page.cookie)],
         body,
     )
@@ -650,7 +810,7 @@ async fn worker(
                     let r = send(
                         &s.client,
                         Method::GET,
-                        &format!("{}/userinfo", s.base),
+                        &format!("{}/userinfo", s.base()),
                         &[(header::AUTHORIZATION, format!("Bearer {access}"))],
                         Vec::new(),
                     )
@@ -674,8 +834,8 @@ async fn worker(
                     // As long as the core accepts (2,048 bytes), padded after a unique prefix.
                     let prefix = format!("w{id}-{n}-");
                     let state = format!("{prefix}{}", "s".repeat(2048 - prefix.len()));
-                    let url =
-                        authorize_url(&s.base, &rp, &state, &challenge).replace("&prompt=none", "");
+                    let url = authorize_url(s.base(), &rp, &state, &challenge)
+                        .replace("&prompt=none", "");
                     let t0 = Instant::now();
                     let r = send(&s.client, Method::GET, &url, &[], Vec::new()).await?;
                     if r.status != StatusCode::OK
@@ -690,7 +850,7 @@ async fn worker(
                     let r = send(
                         &s.client,
                         Method::GET,
-                        &format!("{}/.well-known/openid-configuration", s.base),
+                        &format!("{}/.well-known/openid-configuration", s.base()),
                         &[],
                         Vec::new(),
                     )
@@ -1063,70 +1223,87 @@ async fn bench(args: Args) -> Result<bool, String> {
         ));
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let db = format!("sqlite://{}", dir.path().join("bench.sqlite").display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-
-    // The server first: it creates the schema and keys on the fresh file.
-    let mut cmd = if args.pin {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "0"]).arg(&server);
-        c
-    } else {
-        Command::new(&server)
+    let pg = match &args.database {
+        Some(server_url) => Some(Postgres::create(server_url).await?),
+        None => None,
     };
-    let mut child = cmd
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--issuer",
-            &base,
-            "--database",
-            &db,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
-    let pid = child.id();
+    let db = match &pg {
+        Some(pg) => {
+            let mut key = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut key).map_err(|_| "no randomness".to_owned())?;
+            let _ = CHILD_ENV.set(vec![(
+                "OIDC_FLOW_DATA_KEY".to_owned(),
+                URL_SAFE_NO_PAD.encode(key),
+            )]);
+            pg.url.clone()
+        }
+        None => format!("sqlite://{}", dir.path().join("bench.sqlite").display()),
+    };
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(256)
         .build(connector);
-    let ready = async {
-        for _ in 0..200 {
-            if let Ok(r) = send(
-                &client,
-                Method::GET,
-                &format!("{base}/.well-known/openid-configuration"),
-                &[],
-                Vec::new(),
-            )
-            .await
-                && r.status == StatusCode::OK
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Node 0 first: it creates the schema and keys on the fresh database; every node
+    // answers as node 0's issuer.
+    let mut children = Vec::new();
+    let mut bases: Vec<String> = Vec::new();
+    let mut started = Ok(());
+    for _ in 0..args.nodes {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let issuer = bases.first().cloned().unwrap_or_else(|| base.clone());
+        let mut cmd = if args.pin {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(&server);
+            c
+        } else {
+            Command::new(&server)
+        };
+        let child = cmd
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--issuer",
+                &issuer,
+                "--database",
+                &db,
+            ])
+            .envs(child_env().iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
+        children.push(child);
+        if !ready(&client, &base).await {
+            started = Err(format!("the server at {base} did not come up"));
+            break;
         }
-        false
-    };
+        bases.push(base);
+    }
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let pid = pids.first().copied().unwrap_or_default();
+    let base = bases.first().cloned().unwrap_or_default();
+    let servers_cpu = || -> Option<u64> { pids.iter().map(|&p| cpu_ticks(p)).sum() };
     let result = async {
-        if !ready.await {
-            return Err("the server did not come up".to_owned());
-        }
+        started?;
         run_cli(&server, &["user", "add", "--database", &db, "--username", "bench", "--password", "bench-password", "--email", "bench@example.com"])?;
         let rs = add_client(&server, &db, "RS256")?;
         let es = add_client(&server, &db, "ES256")?;
         let service = add_service(&server, &db, false)?;
         let jwt_service = add_service(&server, &db, true)?;
         let cookie = login_once(&client, &base, &[rs.clone(), es.clone()]).await?;
-        let setup = Arc::new(Setup { base: base.clone(), client: client.clone(), cookie });
+        let setup = Arc::new(Setup {
+            bases: bases.clone(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+            client: client.clone(),
+            cookie,
+        });
         let (verifier, challenge) = pkce();
         let code = get_code(&setup, &rs, "warm", &challenge).await?;
         let access = Arc::new(exchange(&setup, &rs, &code, &verifier).await?);
@@ -1136,7 +1313,15 @@ async fn bench(args: Args) -> Result<bool, String> {
         let setup_peak = peak_rss_kib(pid);
         let hwm_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
         let sign_rate = rsa_sign_rate(args.pin);
-        println!("server: {} (pid {pid}){}", server.display(), if args.pin { ", pinned to core 0; load on core 1" } else { "" });
+        println!(
+            "server: {} ({} node{}, pid {}){}; database: {}",
+            server.display(),
+            pids.len(),
+            if pids.len() == 1 { "" } else { "s" },
+            pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+            if args.pin { ", pinned to core 0; load on core 1" } else { "" },
+            if pg.is_some() { "PostgreSQL (a fresh database; its server not pinned)" } else { "SQLite file" }
+        );
         match sign_rate {
             Some(r) => println!("RS256 signing limit of the server's core (openssl speed rsa2048): {r:.0} sign/s"),
             None => println!("RS256 signing limit: openssl speed unavailable"),
@@ -1148,10 +1333,10 @@ async fn bench(args: Args) -> Result<bool, String> {
         } else {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         };
-        println!("| mode | C | req or flows/s | per server core | server CPU per op (µs) | % of RS256 limit | p50 / p99 step 1 (ms) | p50 / p99 step 2 (ms) | ok | errors | peak RSS (MB) | RSS after (MB) | core 0 stolen | database growth (MB) |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("| mode | C | req or flows/s | per server core | server CPU per op (µs) | % of RS256 limit | p50 / p99 step 1 (ms) | p50 / p99 step 2 (ms) | ok | errors | peak RSS (MB) | RSS after (MB) | core 0 stolen | database growth (MB) | db round trips per op | db CPU per op (µs) |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         // The database and its WAL together: what a run made the server write to disk.
-        let db_bytes = || {
+        let sqlite_bytes = || {
             ["", "-wal"]
                 .iter()
                 .filter_map(|suffix| std::fs::metadata(dir.path().join(format!("bench.sqlite{suffix}"))).ok())
@@ -1170,9 +1355,17 @@ async fn bench(args: Args) -> Result<bool, String> {
                 };
                 // Each run's own peak: reset the high-water mark before it.
                 let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-                let (cpu_before, core0_before, db_before) = (cpu_ticks(pid), core0_ticks(), db_bytes());
+                let db_bytes = async || match &pg {
+                    Some(pg) => pg.size().await.unwrap_or(0),
+                    None => sqlite_bytes(),
+                };
+                let (cpu_before, core0_before, db_before) = (servers_cpu(), core0_ticks(), db_bytes().await);
+                let pg_before = match &pg {
+                    Some(pg) => Some(pg.counters().await?),
+                    None => None,
+                };
                 let row = run(setup.clone(), mode, rp, c.max(1), duration, access.clone()).await;
-                let cpu_per_op = match (cpu_before, cpu_ticks(pid)) {
+                let cpu_per_op = match (cpu_before, servers_cpu()) {
                     (Some(a), Some(b)) if row.done > 0 => {
                         format!("{:.0}", (b.saturating_sub(a)) as f64 / CLOCK_TICKS_PER_SEC * 1e6 / row.done as f64)
                     }
@@ -1188,13 +1381,27 @@ async fn bench(args: Args) -> Result<bool, String> {
                 // Once the load stopped (in-flight requests answered): does the memory stay?
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let after = rss_kib(pid).map_or("—".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+                // The database's own counters (its statistics lag a moment: read them after
+                // the wait above): transactions, which are round trips here (a transaction's
+                // statements are pipelined), and its backends' CPU.
+                let (round_trips, db_cpu) = match (&pg, pg_before) {
+                    (Some(pg), Some(before)) if row.done > 0 => {
+                        let after = pg.counters().await?;
+                        let per_op = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / row.done as f64;
+                        (
+                            format!("{:.1}", per_op(before.transactions, after.transactions)),
+                            format!("{:.0}", per_op(before.cpu_ticks, after.cpu_ticks) / CLOCK_TICKS_PER_SEC * 1e6),
+                        )
+                    }
+                    _ => ("—".to_owned(), "—".to_owned()),
+                };
                 let pct = match (mode, sign_rate) {
                     (Mode::Code | Mode::Token | Mode::ClientCredentialsJwt, Some(limit)) => format!("{:.0} %", 100.0 * row.rate / limit),
                     _ => "—".to_owned(),
                 };
                 let step = |i: usize| row.steps.get(i).map_or("—".to_owned(), |(a, b)| format!("{a:.2} / {b:.2}"));
                 println!(
-                    "| {} | {} | {:.0} | {:.1} | {cpu_per_op} | {pct} | {} | {} | {} | {} | {peak} | {after} | {stolen} | {:.1} |",
+                    "| {} | {} | {:.0} | {:.1} | {cpu_per_op} | {pct} | {} | {} | {} | {} | {peak} | {after} | {stolen} | {:.1} | {round_trips} | {db_cpu} |",
                     mode.name(),
                     row.concurrency,
                     row.rate,
@@ -1203,7 +1410,7 @@ async fn bench(args: Args) -> Result<bool, String> {
                     step(1),
                     row.done,
                     row.errors,
-                    (db_bytes().saturating_sub(db_before)) as f64 / 1_048_576.0
+                    (db_bytes().await.saturating_sub(db_before)) as f64 / 1_048_576.0
                 );
                 if let Some(e) = &row.first_error {
                     println!("  first error: {e}");
@@ -1225,11 +1432,17 @@ async fn bench(args: Args) -> Result<bool, String> {
             std::fs::metadata(dir.path().join(format!("bench.sqlite{suffix}")))
                 .map_or(0.0, |m| m.len() as f64 / 1_048_576.0)
         };
-        println!(
-            "database file {:.1} MB, WAL {:.1} MB at the end",
-            size(""),
-            size("-wal")
-        );
+        match &pg {
+            Some(pg) => println!(
+                "database {:.1} MB at the end",
+                pg.size().await.unwrap_or(0) as f64 / 1_048_576.0
+            ),
+            None => println!(
+                "database file {:.1} MB, WAL {:.1} MB at the end",
+                size(""),
+                size("-wal")
+            ),
+        }
         println!("steps: code = 1 authorize (prompt=none, session cookie), 2 token exchange; login = 1 authorize (login page), 2 POST /login (argon2id); other modes: 1 = the request (revocation: tokens minted by client_credentials before the run, each revoked once)");
         if let Some(path) = &args.svg {
             std::fs::write(path, svg(&rows)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -1238,17 +1451,24 @@ async fn bench(args: Args) -> Result<bool, String> {
         Ok(rows.iter().all(|r| r.errors == 0 && r.done > 0) || !args.strict)
     }
     .await;
-    // SIGTERM for a graceful stop, then make sure it is gone.
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    for _ in 0..50 {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // SIGTERM for a graceful stop, then make sure they are gone.
+    for pid in &pids {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    for child in &mut children {
+        for _ in 0..50 {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if let Some(pg) = pg {
+        pg.drop_database().await;
+    }
     result
 }

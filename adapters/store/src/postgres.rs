@@ -44,9 +44,9 @@ pub const POOL_SIZE_ENV: &str = "OIDC_FLOW_DATABASE_POOL";
 /// applied.
 const MIGRATIONS: [&str; 2] = [
     include_str!("../migrations/postgres/0001_init.sql"),
-    include_str!("../migrations/postgres/0002_refuse_revoked.sql"),
+    include_str!("../migrations/postgres/0002_guard_grants.sql"),
 ];
-/// The SQLSTATE `oidc_flow_refuse_revoked` raises.
+/// The SQLSTATE `oidc_flow_guard_grants` raises.
 const GRANT_REVOKED_STATE: &str = "OF001";
 
 /// Advisory lock (one 64-bit key) held while migrations run.
@@ -626,32 +626,20 @@ impl Store for PostgresStore {
         for (sql, params) in &statements {
             prepared.push((conn.prepare_cached(sql).await?, params));
         }
-        let lock = conn
-            .prepare_cached(
-                "SELECT pg_advisory_xact_lock($1, key) FROM (SELECT DISTINCT hashtext(g) AS key \
-                 FROM unnest($2::text[]) AS g ORDER BY key) AS grants",
-            )
-            .await?;
-        let refuse = conn
-            .prepare_cached("SELECT oidc_flow_refuse_revoked($1)")
+        let guard = conn
+            .prepare_cached("SELECT oidc_flow_guard_grants($1, $2, $3)")
             .await?;
         // The whole transaction in one round trip, each request sent when first polled, in
-        // this order: BEGIN; the grant locks (in one order on every node, so two requests
-        // cannot deadlock); the refusal if a grant whose tokens this stores was revoked
-        // (after the locks, so it sees a revocation another node committed); the writes;
-        // COMMIT. A failed statement aborts the transaction and the COMMIT rolls it back.
-        // Every request is queued on the connection by the first poll, so a caller that
-        // goes away midway cannot leave the connection inside a transaction.
+        // this order: BEGIN; the guard (the grants' locks, then the refusal if a grant whose
+        // tokens this stores was revoked: see migrations/postgres/0002); the writes; COMMIT.
+        // A failed statement aborts the transaction and the COMMIT rolls it back. Every
+        // request is queued on the connection by the first poll, so a caller that goes away
+        // midway cannot leave the connection inside a transaction.
         let begin = conn.batch_execute("BEGIN");
-        let lock_grants = async {
+        let guard_grants = async {
             if !touched.is_empty() {
-                conn.execute(&lock, &[&GRANT_LOCK_CLASS, &touched]).await?;
-            }
-            Ok::<_, tokio_postgres::Error>(())
-        };
-        let refuse_revoked = async {
-            if !stored.is_empty() {
-                conn.execute(&refuse, &[&stored]).await?;
+                conn.execute(&guard, &[&GRANT_LOCK_CLASS, &touched, &stored])
+                    .await?;
             }
             Ok::<_, tokio_postgres::Error>(())
         };
@@ -664,13 +652,12 @@ impl Store for PostgresStore {
         // A COMMIT of an aborted transaction answers ROLLBACK without an error: the error
         // is the failed statement's, found below.
         let commit = conn.batch_execute("COMMIT");
-        let (begun, locked, refused, written, committed) =
-            futures_util::future::join5(begin, lock_grants, refuse_revoked, writes, commit).await;
+        let (begun, guarded, written, committed) =
+            futures_util::future::join4(begin, guard_grants, writes, commit).await;
         // The first failure says why; those after it are the aborted transaction's echoes.
         let first_error = begun
             .err()
-            .or(locked.err())
-            .or(refused.err())
+            .or(guarded.err())
             .or_else(|| written.into_iter().find_map(Result::err));
         if let Some(e) = first_error {
             if e.code().is_some_and(|c| c.code() == GRANT_REVOKED_STATE) {
