@@ -7,13 +7,15 @@
     clippy::panic
 )]
 
+mod common;
+
 use std::sync::Arc;
 
 use hyper::{HeaderMap, StatusCode, header};
 use oidc_flow::{AccessTokenRecord, Effect, GrantId, MintedSecret, Scope};
 use oidc_flow_hyper::App;
 use oidc_flow_hyper::setup;
-use oidc_flow_store::{SqliteStore, Store as _};
+use oidc_flow_store::Store as _;
 
 fn headers(authorization: Option<&str>) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -25,9 +27,12 @@ fn headers(authorization: Option<&str>) -> HeaderMap {
 
 #[tokio::test]
 async fn a_hyper_service_guards_its_routes_with_the_apps_bearer_check() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("oidc.sqlite").display());
-    let store = Arc::new(SqliteStore::open(&database).await.unwrap());
+    let (database, _dir) = common::fresh_database().await;
+    let store = Arc::new(
+        oidc_flow_store::testing::open_test_store(&database)
+            .await
+            .unwrap(),
+    );
     let provider = setup::provider(&*store, "http://127.0.0.1:9")
         .await
         .unwrap();

@@ -36,9 +36,22 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// The data key a PostgreSQL test database needs (a SQLite file keeps its own beside it).
+fn database_env() -> Vec<(&'static str, &'static str)> {
+    if oidc_flow_store::testing::http_tests_on_postgres() {
+        vec![(
+            oidc_flow_store::DATA_KEY_ENV,
+            oidc_flow_store::testing::TEST_DATA_KEY,
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
 fn oidc_flow(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_oidc-flow"))
         .args(args)
+        .envs(database_env())
         .output()
         .unwrap();
     assert!(
@@ -52,7 +65,13 @@ fn oidc_flow(args: &[&str]) -> String {
 impl Server {
     async fn start(redirect_uri: &str, flows: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let database = if oidc_flow_store::testing::http_tests_on_postgres() {
+            oidc_flow_store::testing::fresh_postgres_database("browser")
+                .await
+                .expect("OIDC_FLOW_TEST_BACKEND=postgres needs OIDC_FLOW_TEST_POSTGRES")
+        } else {
+            format!("sqlite://{}", dir.path().join("db.sqlite").display())
+        };
         // One client per flow, so that each flow meets the consent page on its first sign-in.
         let mut clients = HashMap::new();
         for flow in flows {
@@ -107,6 +126,7 @@ impl Server {
             let issuer = format!("http://127.0.0.1:{port}");
             let log_path = dir.path().join(format!("serve-{port}.log"));
             let mut child = Command::new(env!("CARGO_BIN_EXE_oidc-flow"))
+                .envs(database_env())
                 .args([
                     "serve",
                     "--listen",

@@ -22,7 +22,7 @@ use hyper::StatusCode;
 use oidc_flow::Provider;
 use oidc_flow_hyper::App;
 use oidc_flow_hyper::setup::{self, NewClient};
-use oidc_flow_store::SqliteStore;
+use oidc_flow_store::DatabaseStore;
 use oidc_flow_store::grants::TokenGrant as _;
 use openidconnect::core::{CoreClient, CoreErrorResponseType, CoreProviderMetadata};
 use openidconnect::{
@@ -39,21 +39,24 @@ struct Running {
     client: Registered,
     /// The same registration, with JWT access tokens (RFC 9068).
     jwt_client: Registered,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     _server: tokio::task::JoinHandle<()>,
 }
 
 /// A server declaring both grants, answering them with the examples' handlers, with alice
 /// and a client registered for them.
 async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("oidc.sqlite").display());
-    let store = Arc::new(SqliteStore::open(&database).await.unwrap());
+    let (database, dir) = common::fresh_database().await;
+    let store = Arc::new(
+        oidc_flow_store::testing::open_test_store(&database)
+            .await
+            .unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let keys = setup::load_or_create_keys(&*store).await.unwrap();
     let provider = Provider::builder(&issuer, keys)
-        .extension_grant(PasswordGrant::<SqliteStore>::GRANT_TYPE)
+        .extension_grant(PasswordGrant::<DatabaseStore>::GRANT_TYPE)
         .extension_grant(TOKEN_EXCHANGE)
         .build()
         .unwrap();
@@ -343,9 +346,12 @@ async fn token_exchange_of_a_jwt_access_token_until_it_is_revoked() {
 
 #[tokio::test]
 async fn a_grant_the_provider_does_not_declare_is_refused_at_startup() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("oidc.sqlite").display());
-    let store = Arc::new(SqliteStore::open(&database).await.unwrap());
+    let (database, _dir) = common::fresh_database().await;
+    let store = Arc::new(
+        oidc_flow_store::testing::open_test_store(&database)
+            .await
+            .unwrap(),
+    );
     let provider = setup::provider(&*store, "http://127.0.0.1:9")
         .await
         .unwrap();

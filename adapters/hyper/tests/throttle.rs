@@ -9,6 +9,8 @@
     clippy::panic
 )]
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,26 +26,29 @@ use hyper_util::rt::TokioExecutor;
 use oidc_flow_hyper::App;
 use oidc_flow_hyper::setup::{self, NewClient};
 use oidc_flow_hyper::throttle::Limits;
-use oidc_flow_store::SqliteStore;
+use oidc_flow_store::DatabaseStore;
 use tokio::sync::oneshot;
 
 const REDIRECT: &str = "https://rp.example/cb";
 
 struct Server {
     issuer: String,
-    store: Arc<SqliteStore>,
+    store: Arc<DatabaseStore>,
     client_id: String,
     _stop: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     async fn start(limits: Limits) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let database = format!("sqlite://{}", dir.path().join("oidc.sqlite").display());
+        let (database, dir) = common::fresh_database().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let store = Arc::new(SqliteStore::open(&database).await.unwrap());
+        let store = Arc::new(
+            oidc_flow_store::testing::open_test_store(&database)
+                .await
+                .unwrap(),
+        );
         let provider = setup::provider(&*store, &issuer).await.unwrap();
         let app = Arc::new(App::new(provider, store.clone()).with_login_limits(limits));
         let (tx, rx) = oneshot::channel::<()>();
