@@ -13,7 +13,7 @@
 //! them once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use oidc_flow::authorize::ParkedMark;
@@ -99,6 +99,46 @@ struct Inner {
     pool: Pool,
     data_key: DataKey,
     clients: ClientCache,
+    consents: ConsentCache,
+}
+
+/// Most consents [`ConsentCache`] keeps; it starts over when full.
+const CONSENT_CACHE_ENTRIES: usize = 10_000;
+
+/// Consents this node read recently, by subject and client: every authorization request of
+/// a signed-in end-user asks, and a round trip to the database costs more than the rest of
+/// the check. Consents only grow, except when their client or user is removed, which
+/// every node sees within [`crate::client_cache::CLIENT_CACHE_CHECK`] as it sees the client
+/// itself: entries live no longer than that, and this node's own changes empty it.
+#[derive(Default)]
+struct ConsentCache {
+    entries: std::sync::RwLock<std::collections::HashMap<(String, String), (Scope, Instant)>>,
+}
+
+impl ConsentCache {
+    fn get(&self, subject: &str, client_id: &str) -> Option<Scope> {
+        let entries = self.entries.read().ok()?;
+        let (scope, read_at) = entries.get(&(subject.to_owned(), client_id.to_owned()))?;
+        (read_at.elapsed() < crate::client_cache::CLIENT_CACHE_CHECK).then(|| scope.clone())
+    }
+
+    fn put(&self, subject: &str, client_id: &str, scope: Scope) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CONSENT_CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(
+                (subject.to_owned(), client_id.to_owned()),
+                (scope, Instant::now()),
+            );
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
 }
 
 /// A store in a PostgreSQL database, shared by every node that serves one provider.
@@ -222,6 +262,7 @@ impl PostgresStore {
                 pool,
                 data_key,
                 clients: ClientCache::new(version),
+                consents: ConsentCache::default(),
             }),
         })
     }
@@ -420,6 +461,59 @@ fn effect_statement(e: &Effect) -> StoreResult<Option<Statement>> {
     }))
 }
 
+/// `statements` as one: each but the last a data-modifying CTE of the last, their
+/// parameters numbered on. `None` unless each is a plain INSERT into a table of its own
+/// (two upserts of one table in one statement could meet the same row, which PostgreSQL
+/// refuses, and a statement that has a WITH of its own cannot be nested).
+fn one_statement(statements: &[Statement]) -> Option<std::borrow::Cow<'static, str>> {
+    if let [(sql, _)] = statements {
+        return Some(std::borrow::Cow::Borrowed(sql));
+    }
+    let mut tables: Vec<&str> = Vec::with_capacity(statements.len());
+    for (sql, _) in statements {
+        let table = sql.strip_prefix("INSERT INTO ")?.split(' ').next()?;
+        if tables.contains(&table) {
+            return None;
+        }
+        tables.push(table);
+    }
+    let mut out = String::from("WITH ");
+    let mut offset = 0;
+    let last = statements.len().checked_sub(1)?;
+    for (i, (sql, params)) in statements.iter().enumerate() {
+        let renumbered = renumber(sql, offset);
+        if i == last {
+            out.push(' ');
+            out.push_str(&renumbered);
+        } else {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("e{i} AS ({renumbered})"));
+        }
+        offset += params.len();
+    }
+    Some(std::borrow::Cow::Owned(out))
+}
+
+/// `sql` with every parameter `$n` made `$(n + offset)`.
+fn renumber(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        let after = rest.get(at + 1..).unwrap_or_default();
+        let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match after.get(..digits).and_then(|d| d.parse::<usize>().ok()) {
+            Some(n) => out.push_str(&format!("${}", n + offset)),
+            None => out.push('$'),
+        }
+        rest = after.get(digits..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The grants whose tokens `effects` store, and those it revokes.
 fn grants_of(effects: &[Effect]) -> (Vec<String>, Vec<String>) {
     let mut stored = Vec::new();
@@ -585,19 +679,24 @@ impl Store for PostgresStore {
     }
 
     async fn consented(&self, subject: &str, client_id: &str, scope: &Scope) -> StoreResult<bool> {
+        if let Some(granted) = self.inner.consents.get(subject, client_id)
+            && scope_covers(&granted, scope)
+        {
+            return Ok(true);
+        }
         let granted = self
             .row(
                 "SELECT scope FROM consents WHERE subject = $1 AND client_id = $2",
                 &[&subject, &client_id],
             )
             .await?;
-        Ok(match granted {
-            Some(row) => {
-                let granted: String = row.try_get(0)?;
-                scope_covers(&Scope::parse(&granted).unwrap_or_default(), scope)
-            }
-            None => false,
-        })
+        let Some(row) = granted else {
+            return Ok(false);
+        };
+        let granted = Scope::parse(&row.try_get::<_, String>(0)?).unwrap_or_default();
+        let covered = scope_covers(&granted, scope);
+        self.inner.consents.put(subject, client_id, granted);
+        Ok(covered)
     }
 
     async fn apply(&self, effects: &[Effect]) -> StoreResult<()> {
@@ -612,14 +711,17 @@ impl Store for PostgresStore {
         }
         let (stored, touched) = grants_of(effects);
         let conn = self.conn().await?;
-        if let ([(sql, params)], true) = (statements.as_slice(), touched.is_empty()) {
-            // One statement is a transaction of its own.
-            let stmt = conn.prepare_cached(sql).await?;
-            conn.execute_raw(
-                &stmt,
-                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)),
-            )
-            .await?;
+        if touched.is_empty()
+            && let Some(sql) = one_statement(&statements)
+        {
+            // One statement is a transaction of its own: no BEGIN and COMMIT to send.
+            let stmt = conn.prepare_cached(&sql).await?;
+            let params: Vec<&(dyn ToSql + Sync)> = statements
+                .iter()
+                .flat_map(|(_, params)| params.iter())
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            conn.execute(&stmt, &params).await?;
             return Ok(());
         }
         let mut prepared = Vec::with_capacity(statements.len());
@@ -934,6 +1036,7 @@ impl Admin for PostgresStore {
             )
             .await?;
         self.inner.clients.clear();
+        self.inner.consents.clear();
         Ok(n == 1)
     }
 
@@ -969,6 +1072,7 @@ impl Admin for PostgresStore {
                 &[&username],
             )
             .await?;
+        self.inner.consents.clear();
         Ok(n == 1)
     }
 
@@ -987,5 +1091,38 @@ impl Admin for PostgresStore {
             .execute("DELETE FROM signing_keys WHERE kid = $1", &[&kid])
             .await?;
         Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn effects_become_one_statement_with_their_parameters_numbered_on() {
+        assert_eq!(renumber("VALUES ($1, $2, $10)", 3), "VALUES ($4, $5, $13)");
+        let code: Statement = (
+            "INSERT INTO codes (hash, grant_id) VALUES ($1, $2)",
+            vec![Box::new(1_i64), Box::new(2_i64)],
+        );
+        let join: Statement = (
+            "INSERT INTO session_clients (sid, client_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            vec![Box::new(3_i64), Box::new(4_i64)],
+        );
+        assert_eq!(
+            one_statement(&[code, join]).unwrap(),
+            "WITH e0 AS (INSERT INTO codes (hash, grant_id) VALUES ($1, $2)) INSERT INTO \
+             session_clients (sid, client_id) VALUES ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        let a: Statement = ("INSERT INTO codes VALUES ($1)", vec![Box::new(1_i64)]);
+        let b: Statement = ("INSERT INTO codes VALUES ($1)", vec![Box::new(2_i64)]);
+        assert!(one_statement(&[a, b]).is_none(), "one table twice");
+        let revoke: Statement = (
+            "WITH x AS (DELETE FROM codes) INSERT INTO t VALUES ($1)",
+            vec![],
+        );
+        let c: Statement = ("INSERT INTO codes VALUES ($1)", vec![Box::new(1_i64)]);
+        assert!(one_statement(&[revoke, c]).is_none(), "a WITH of its own");
     }
 }
