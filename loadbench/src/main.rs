@@ -250,6 +250,10 @@ async fn ready(client: &HttpClient, base: &str) -> bool {
     false
 }
 
+/// How long PostgreSQL's backends may hold back their statistics (its PGSTAT_IDLE_INTERVAL,
+/// 10 s, and a margin).
+const PG_STATS_SETTLE: Duration = Duration::from_millis(11_000);
+
 /// The benchmark's own database on a PostgreSQL server, and a connection to read its
 /// statistics.
 struct Postgres {
@@ -302,6 +306,13 @@ impl Postgres {
             server_url: server_url.to_owned(),
             stats,
         })
+    }
+
+    /// The counters once every backend has reported: PostgreSQL backends send their
+    /// transaction counts at most once a second while busy, and the rest after 10 s idle.
+    async fn settled_counters(&self) -> Result<PgCounters, String> {
+        tokio::time::sleep(PG_STATS_SETTLE).await;
+        self.counters().await
     }
 
     async fn counters(&self) -> Result<PgCounters, String> {
@@ -1361,7 +1372,7 @@ async fn bench(args: Args) -> Result<bool, String> {
                 };
                 let (cpu_before, core0_before, db_before) = (servers_cpu(), core0_ticks(), db_bytes().await);
                 let pg_before = match &pg {
-                    Some(pg) => Some(pg.counters().await?),
+                    Some(pg) => Some(pg.settled_counters().await?),
                     None => None,
                 };
                 let row = run(setup.clone(), mode, rp, c.max(1), duration, access.clone()).await;
@@ -1386,7 +1397,7 @@ async fn bench(args: Args) -> Result<bool, String> {
                 // statements are pipelined), and its backends' CPU.
                 let (round_trips, db_cpu) = match (&pg, pg_before) {
                     (Some(pg), Some(before)) if row.done > 0 => {
-                        let after = pg.counters().await?;
+                        let after = pg.settled_counters().await?;
                         let per_op = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / row.done as f64;
                         (
                             format!("{:.1}", per_op(before.transactions, after.transactions)),
