@@ -22,6 +22,9 @@ pub(crate) struct ClientCache {
     /// When the counter was last read, in milliseconds since `opened`.
     checked_ms: AtomicU64,
     opened: Instant,
+    /// Bumped by every [`ClientCache::clear`]: a client read from the database before a
+    /// clear may be older than the change that caused it, and is not cached.
+    generation: AtomicU64,
 }
 
 impl ClientCache {
@@ -32,6 +35,7 @@ impl ClientCache {
             version: AtomicI64::new(version),
             checked_ms: AtomicU64::new(0),
             opened: Instant::now(),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -63,9 +67,18 @@ impl ClientCache {
             .and_then(|m| m.get(client_id).cloned())
     }
 
-    /// Caches `client`.
-    pub(crate) fn insert(&self, client: &Client) {
-        if let Ok(mut cache) = self.clients.write() {
+    /// The generation to hand to [`ClientCache::insert`]: read it before reading the
+    /// client from the database.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Caches `client`, read from the database after [`ClientCache::generation`] said
+    /// `generation`, unless the cache was cleared since (the read may predate the change).
+    pub(crate) fn insert(&self, client: &Client, generation: u64) {
+        if let Ok(mut cache) = self.clients.write()
+            && self.generation.load(Ordering::Acquire) == generation
+        {
             cache.insert(client.client_id.clone(), client.clone());
         }
     }
@@ -73,6 +86,7 @@ impl ClientCache {
     /// Empties the cache (after this process changed a client).
     pub(crate) fn clear(&self) {
         if let Ok(mut cache) = self.clients.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             cache.clear();
         }
     }

@@ -40,15 +40,34 @@ impl DatabaseStore {
         Ok(Self::Sqlite(SqliteStore::open(url).await?))
     }
 
-    /// `url` as it may be shown in logs and errors: a password in it is masked.
+    /// `url` as it may be shown in logs and errors: a password in it (`user:password@` or
+    /// `?password=`) is masked.
     pub fn display_url(url: &str) -> String {
-        match url::Url::parse(url) {
-            Ok(mut parsed) if parsed.password().is_some() => {
-                let _ = parsed.set_password(Some("***"));
-                parsed.to_string()
-            }
-            _ => url.to_owned(),
+        let Ok(mut parsed) = url::Url::parse(url) else {
+            return url.to_owned();
+        };
+        let in_query = parsed.query_pairs().any(|(k, _)| k == "password");
+        if parsed.password().is_none() && !in_query {
+            return url.to_owned();
         }
+        if parsed.password().is_some() {
+            let _ = parsed.set_password(Some("***"));
+        }
+        if in_query {
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" {
+                        "***".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        parsed.to_string()
     }
 
     /// Flushes what the backend keeps for later (SQLite checkpoints its WAL); call before
@@ -185,5 +204,26 @@ impl Admin for DatabaseStore {
     }
     async fn remove_signing_key(&self, kid: &str) -> StoreResult<bool> {
         on_backend!(self, s => s.remove_signing_key(kid).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseStore;
+
+    #[test]
+    fn passwords_are_masked_in_displayed_urls() {
+        assert_eq!(
+            DatabaseStore::display_url("postgres://oidc:s3cret@db:5432/oidc?sslmode=require"),
+            "postgres://oidc:***@db:5432/oidc?sslmode=require"
+        );
+        assert_eq!(
+            DatabaseStore::display_url("postgres://oidc@db/oidc?password=s3cret&sslmode=require"),
+            "postgres://oidc@db/oidc?password=***&sslmode=require"
+        );
+        assert_eq!(
+            DatabaseStore::display_url("sqlite://oidc-flow.sqlite"),
+            "sqlite://oidc-flow.sqlite"
+        );
     }
 }

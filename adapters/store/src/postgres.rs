@@ -81,6 +81,12 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Whether `text` can be a TEXT value: PostgreSQL refuses the NUL character, which no
+/// stored name or id contains, so a lookup of one finds nothing instead of failing.
+fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
@@ -113,6 +119,8 @@ const CONSENT_CACHE_ENTRIES: usize = 10_000;
 #[derive(Default)]
 struct ConsentCache {
     entries: std::sync::RwLock<std::collections::HashMap<(String, String), (Scope, Instant)>>,
+    /// Bumped by every clear: a consent read before a removal is not cached after it.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl ConsentCache {
@@ -122,8 +130,16 @@ impl ConsentCache {
         (read_at.elapsed() < crate::client_cache::CLIENT_CACHE_CHECK).then(|| scope.clone())
     }
 
-    fn put(&self, subject: &str, client_id: &str, scope: Scope) {
-        if let Ok(mut entries) = self.entries.write() {
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Caches a consent read after [`ConsentCache::generation`] said `generation`, unless
+    /// the cache was cleared since.
+    fn put(&self, subject: &str, client_id: &str, scope: Scope, generation: u64) {
+        if let Ok(mut entries) = self.entries.write()
+            && self.generation() == generation
+        {
             if entries.len() >= CONSENT_CACHE_ENTRIES {
                 entries.clear();
             }
@@ -136,6 +152,8 @@ impl ConsentCache {
 
     fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             entries.clear();
         }
     }
@@ -221,6 +239,15 @@ impl PostgresStore {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("oidc-flow");
+        // Every guarantee here (takes that see a concurrent take, the grant guard's check
+        // after its lock, migrations after theirs) is written for READ COMMITTED: a
+        // database or role whose default is stricter must not change it. A startup option
+        // wins over ALTER DATABASE/ROLE settings.
+        let options = format!(
+            "{} -c default_transaction_isolation=read\\ committed",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim_start());
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -287,6 +314,9 @@ impl PostgresStore {
     }
 
     async fn load_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        if !storable(client_id) {
+            return Ok(None);
+        }
         let Some(row) = self
             .row(
                 "SELECT data FROM clients WHERE client_id = $1",
@@ -545,18 +575,22 @@ impl Store for PostgresStore {
         if let Some(c) = self.inner.clients.get(client_id) {
             return Ok(Some(c));
         }
+        let generation = self.inner.clients.generation();
         let client = self.load_client(client_id).await?;
         if let Some(c) = &client {
-            self.inner.clients.insert(c);
+            self.inner.clients.insert(c, generation);
         }
         Ok(client)
     }
 
     async fn resource_server(&self, resource: &str) -> StoreResult<Option<Client>> {
+        if !storable(resource) {
+            return Ok(None);
+        }
         let found = self
             .row(
                 "SELECT client_id FROM clients WHERE data::jsonb ->> 'resource' = $1 \
-                 ORDER BY client_id LIMIT 1",
+                 ORDER BY client_id COLLATE \"C\" LIMIT 1",
                 &[&resource],
             )
             .await?;
@@ -579,6 +613,9 @@ impl Store for PostgresStore {
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        if !storable(username) {
+            return Ok(None);
+        }
         self.row(
             "SELECT username, subject, password_hash, claims FROM users WHERE username = $1",
             &[&username],
@@ -589,6 +626,9 @@ impl Store for PostgresStore {
     }
 
     async fn user_claims(&self, subject: &str) -> StoreResult<Option<UserInfo>> {
+        if !storable(subject) {
+            return Ok(None);
+        }
         self.row("SELECT claims FROM users WHERE subject = $1", &[&subject])
             .await?
             .map(|r| Ok(serde_json::from_str(&r.try_get::<_, String>(0)?)?))
@@ -669,7 +709,8 @@ impl Store for PostgresStore {
                  WHERE nonces.expires_at <= $4",
                 &[
                     &nonce.client_id,
-                    &nonce.nonce,
+                    // BYTEA: a nonce is the client's text, NUL characters included.
+                    &nonce.nonce.as_bytes(),
                     &unix(nonce.expires_at),
                     &unix(now),
                 ],
@@ -679,11 +720,15 @@ impl Store for PostgresStore {
     }
 
     async fn consented(&self, subject: &str, client_id: &str, scope: &Scope) -> StoreResult<bool> {
+        if !storable(subject) || !storable(client_id) {
+            return Ok(false);
+        }
         if let Some(granted) = self.inner.consents.get(subject, client_id)
             && scope_covers(&granted, scope)
         {
             return Ok(true);
         }
+        let generation = self.inner.consents.generation();
         let granted = self
             .row(
                 "SELECT scope FROM consents WHERE subject = $1 AND client_id = $2",
@@ -695,7 +740,9 @@ impl Store for PostgresStore {
         };
         let granted = Scope::parse(&row.try_get::<_, String>(0)?).unwrap_or_default();
         let covered = scope_covers(&granted, scope);
-        self.inner.consents.put(subject, client_id, granted);
+        self.inner
+            .consents
+            .put(subject, client_id, granted, generation);
         Ok(covered)
     }
 
@@ -737,7 +784,7 @@ impl Store for PostgresStore {
         // A failed statement aborts the transaction and the COMMIT rolls it back. Every
         // request is queued on the connection by the first poll, so a caller that goes away
         // midway cannot leave the connection inside a transaction.
-        let begin = conn.batch_execute("BEGIN");
+        let begin = conn.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED");
         let guard_grants = async {
             if !touched.is_empty() {
                 conn.execute(&guard, &[&GRANT_LOCK_CLASS, &touched, &stored])
@@ -841,10 +888,14 @@ impl Store for PostgresStore {
     }
 
     async fn session_clients(&self, sid: &str) -> StoreResult<Vec<String>> {
+        if !storable(sid) {
+            return Ok(Vec::new());
+        }
         let conn = self.conn().await?;
         let stmt = conn
             .prepare_cached(
-                "SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY client_id",
+                "SELECT client_id FROM session_clients WHERE sid = $1 \
+                 ORDER BY client_id COLLATE \"C\"",
             )
             .await?;
         conn.query(&stmt, &[&sid])
@@ -855,6 +906,9 @@ impl Store for PostgresStore {
     }
 
     async fn end_sessions_of(&self, subject: &str) -> StoreResult<Vec<EndedSession>> {
+        if !storable(subject) {
+            return Ok(Vec::new());
+        }
         let mut conn = self.conn().await?;
         let tx = conn.transaction().await?;
         let mut sids: Vec<String> = tx
@@ -893,7 +947,7 @@ impl Store for PostgresStore {
         let stmt = conn
             .prepare_cached(
                 "SELECT kid, alg, sealed_pem, created_at, rotated_at FROM signing_keys \
-                 ORDER BY created_at, kid",
+                 ORDER BY created_at, kid COLLATE \"C\"",
             )
             .await?;
         let mut out = Vec::new();
@@ -1002,7 +1056,7 @@ impl Admin for PostgresStore {
         let conn = self.conn().await?;
         let rows = conn
             .query(
-                "SELECT client_id, data FROM clients ORDER BY client_id",
+                "SELECT client_id, data FROM clients ORDER BY client_id COLLATE \"C\"",
                 &[],
             )
             .await?;
@@ -1043,7 +1097,8 @@ impl Admin for PostgresStore {
     async fn users(&self) -> StoreResult<Vec<UserRecord>> {
         let conn = self.conn().await?;
         conn.query(
-            "SELECT username, subject, password_hash, claims FROM users ORDER BY username",
+            "SELECT username, subject, password_hash, claims FROM users \
+             ORDER BY username COLLATE \"C\"",
             &[],
         )
         .await?

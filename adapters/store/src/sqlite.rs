@@ -493,9 +493,10 @@ impl Store for SqliteStore {
         if let Some(c) = self.inner.clients.get(client_id) {
             return Ok(Some(c));
         }
+        let generation = self.inner.clients.generation();
         let client = self.load_client(client_id)?;
         if let Some(c) = &client {
-            self.inner.clients.insert(c);
+            self.inner.clients.insert(c, generation);
         }
         Ok(client)
     }

@@ -1119,6 +1119,18 @@ mod postgres {
         ));
         assert_eq!(other.signing_keys().await.unwrap().len(), 2);
         assert!(other.client("rp").await.unwrap().is_some());
+        // A NUL character (which PostgreSQL's TEXT refuses) finds nothing instead of failing,
+        // and a nonce may hold one.
+        assert!(store.client("r\0p").await.unwrap().is_none());
+        assert!(store.user_by_name("al\0ice").await.unwrap().is_none());
+        assert!(store.resource_server("https://\0").await.unwrap().is_none());
+        let nul_nonce = NonceRecord {
+            client_id: "rp".into(),
+            nonce: "n\0nce".into(),
+            expires_at: NOW + Duration::minutes(10),
+        };
+        assert!(store.claim_nonce(&nul_nonce, NOW).await.unwrap());
+        assert!(!other.claim_nonce(&nul_nonce, NOW).await.unwrap());
     }
 
     #[tokio::test]
@@ -1159,12 +1171,24 @@ mod postgres {
     }
 
     /// Two stores on one database (two nodes): 32 takes of one code spread over both give
-    /// exactly one fresh take.
+    /// exactly one fresh take, the others the grant to revoke — also on a database whose
+    /// default isolation is SERIALIZABLE (the store keeps its sessions READ COMMITTED).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn postgres_two_nodes_take_a_code_once() {
         let Some(url) = fresh_postgres_database("postgres_two_nodes").await else {
             return;
         };
+        let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        admin
+            .batch_execute(
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET \
+                 default_transaction_isolation = serializable', current_database()); END $$",
+            )
+            .await
+            .unwrap();
         let a = Arc::new(
             PostgresStore::open_with_key(&url, test_data_key())
                 .await
@@ -1197,5 +1221,20 @@ mod postgres {
             }
             assert_eq!(fresh, 1, "round {round}");
         }
+        // A new session gets the database's default: the takes above ran under it but for
+        // the store's own setting (a SERIALIZABLE take racing another fails with 40001).
+        let (fresh_session, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let isolation: String = fresh_session
+            .query_one("SHOW default_transaction_isolation", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            isolation, "serializable",
+            "the database's own default stays"
+        );
     }
 }

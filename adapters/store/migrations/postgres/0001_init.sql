@@ -43,7 +43,7 @@ CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);
 
 CREATE TABLE nonces (
     client_id TEXT NOT NULL,
-    nonce TEXT NOT NULL,
+    nonce BYTEA NOT NULL,
     expires_at BIGINT NOT NULL,
     PRIMARY KEY (client_id, nonce)
 );
