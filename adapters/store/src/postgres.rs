@@ -42,9 +42,10 @@ pub const POOL_SIZE_ENV: &str = "OIDC_FLOW_DATABASE_POOL";
 
 /// The schema migrations, applied in order; the table `oidc_flow_schema` counts those
 /// applied.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_guard_grants.sql"),
+    include_str!("../migrations/postgres/0003_store_tokens.sql"),
 ];
 /// The SQLSTATE `oidc_flow_guard_grants` raises.
 const GRANT_REVOKED_STATE: &str = "OF001";
@@ -544,6 +545,58 @@ fn renumber(sql: &str, offset: usize) -> String {
     out
 }
 
+/// Rows of one token table as parallel arrays (what `oidc_flow_store_tokens` takes).
+#[derive(Default)]
+struct Rows {
+    hash: Vec<Vec<u8>>,
+    grant: Vec<String>,
+    data: Vec<String>,
+    expires: Vec<i64>,
+}
+
+impl Rows {
+    fn push<R: serde::Serialize>(
+        &mut self,
+        (hash, grant, expires_at): (&SecretHash, &GrantId, OffsetDateTime),
+        record: &R,
+    ) -> StoreResult<()> {
+        self.hash.push(hash.as_bytes().to_vec());
+        self.grant.push(grant.as_str().to_owned());
+        self.data.push(serde_json::to_string(record)?);
+        self.expires.push(unix(expires_at));
+        Ok(())
+    }
+}
+
+/// The access and refresh tokens of a request whose effects are only those.
+struct TokenRows {
+    access: Rows,
+    refresh: Rows,
+}
+
+impl TokenRows {
+    /// `None` unless every effect stores an access or a refresh token.
+    fn of(effects: &[Effect]) -> Option<Self> {
+        let mut rows = Self {
+            access: Rows::default(),
+            refresh: Rows::default(),
+        };
+        for e in effects {
+            let pushed = match e {
+                Effect::StoreAccessToken(r) => {
+                    rows.access.push((&r.hash, &r.grant, r.expires_at), r)
+                }
+                Effect::StoreRefreshToken(r) => {
+                    rows.refresh.push((&r.hash, &r.grant, r.expires_at), r)
+                }
+                _ => return None,
+            };
+            pushed.ok()?;
+        }
+        Some(rows)
+    }
+}
+
 /// The grants whose tokens `effects` store, and those it revokes.
 fn grants_of(effects: &[Effect]) -> (Vec<String>, Vec<String>) {
     let mut stored = Vec::new();
@@ -758,6 +811,39 @@ impl Store for PostgresStore {
         }
         let (stored, touched) = grants_of(effects);
         let conn = self.conn().await?;
+        if let Some(tokens) = TokenRows::of(effects) {
+            // A token request's effects: one call (migrations/postgres/0003).
+            let stmt = conn
+                .prepare_cached(
+                    "SELECT oidc_flow_store_tokens($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .await?;
+            let (a, r) = (&tokens.access, &tokens.refresh);
+            return match conn
+                .execute(
+                    &stmt,
+                    &[
+                        &GRANT_LOCK_CLASS,
+                        &stored,
+                        &a.hash,
+                        &a.grant,
+                        &a.data,
+                        &a.expires,
+                        &r.hash,
+                        &r.grant,
+                        &r.data,
+                        &r.expires,
+                    ],
+                )
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.code().is_some_and(|c| c.code() == GRANT_REVOKED_STATE) => {
+                    Err(StoreError::GrantRevoked)
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
         if touched.is_empty()
             && let Some(sql) = one_statement(&statements)
         {
