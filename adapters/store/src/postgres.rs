@@ -1,9 +1,11 @@
 //! The PostgreSQL backend: one database that any number of `oidc-flow serve` nodes share.
 //!
-//! Every operation is one statement where it can be (a code is taken by one `UPDATE …
-//! RETURNING` that also reports the grant of a code taken before; a grant is revoked by one
-//! statement of data-modifying CTEs), and a request's effects are one transaction whose
-//! statements are pipelined: BEGIN, then all of them in one round trip, then COMMIT.
+//! Every operation is one round trip, and one statement where it can be: a code is taken
+//! by one `UPDATE … RETURNING` that also reports the grant of a code taken before; a token
+//! request's tokens are stored by one call of `oidc_flow_store_tokens`; effects that need
+//! no grant lock (a code, a consent, a session's client) go as one statement of
+//! data-modifying CTEs; any other set of effects is one transaction whose BEGIN,
+//! statements and COMMIT are pipelined.
 //!
 //! What SQLite serialises with its single writer, PostgreSQL serialises per grant: storing
 //! tokens and revoking their grant take the same transaction-scoped advisory lock, so a
