@@ -1170,6 +1170,54 @@ mod postgres {
         ));
     }
 
+    /// One node purges at a time: while another session holds the purge lock, a purge
+    /// removes nothing and says so; once it is released, the same purge removes the rows.
+    #[tokio::test]
+    async fn postgres_purges_one_node_at_a_time() {
+        let Some(url) = fresh_postgres_database("postgres_purge_lock").await else {
+            return;
+        };
+        let store = PostgresStore::open_with_key(&url, test_data_key())
+            .await
+            .unwrap();
+        let g = grant("g-purge-lock");
+        store
+            .apply(&[Effect::StoreAccessToken(access_record("purge-at", &g))])
+            .await
+            .unwrap();
+        let (mut other_node, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let purging = other_node.transaction().await.unwrap();
+        // The purge lock's key (postgres.rs, PURGE_LOCK), held as another node's purge would.
+        purging
+            .execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&0x6f69_6463_666c_0002_i64],
+            )
+            .await
+            .unwrap();
+        let later = NOW + Duration::days(2);
+        assert_eq!(store.purge_expired(later).await.unwrap(), 0);
+        assert!(
+            store
+                .access_token(&SecretHash::of("purge-at"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        purging.rollback().await.unwrap();
+        assert!(store.purge_expired(later).await.unwrap() >= 1);
+        assert!(
+            store
+                .access_token(&SecretHash::of("purge-at"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
     /// Two stores on one database (two nodes): 32 takes of one code spread over both give
     /// exactly one fresh take, the others the grant to revoke — also on a database whose
     /// default isolation is SERIALIZABLE (the store keeps its sessions READ COMMITTED).
